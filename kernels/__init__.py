@@ -1,0 +1,1 @@
+"""Triton kernels of triton_init (installed as ``triton_init.kernels``): stream format v1 helpers and fills."""

@@ -1,0 +1,88 @@
+"""Backend choice and the one entry every random fill goes through.
+
+CUDA tensors go to the Triton kernels, CPU tensors to the reference. ``backend(...)`` and the environment
+variable ``TRITON_INIT_BACKEND`` override the choice; with ``TRITON_INTERPRET=1`` the "triton" backend
+runs the kernels on CPU tensors.
+"""
+
+import os
+import threading
+from contextlib import contextmanager, nullcontext
+
+import torch
+
+from . import reference
+from ._format import TRUNC_NORMAL, central_only
+from ._layout import Layout, make_layout
+
+BACKENDS = ("auto", "reference", "triton")
+_override = threading.local()
+
+
+def _check_backend(name) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    return name
+
+
+@contextmanager
+def backend(name: str):
+    """Force the backend inside the block: "reference", "triton" or "auto"."""
+    _check_backend(name)
+    stack = _override.__dict__.setdefault("stack", [])
+    stack.append(name)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def current_backend() -> str:
+    stack = _override.__dict__.get("stack")
+    if stack:
+        return stack[-1]
+    env = os.environ.get("TRITON_INIT_BACKEND")
+    if env:
+        env = env.strip().lower()
+        if env not in BACKENDS:
+            raise ValueError(f"TRITON_INIT_BACKEND must be one of {BACKENDS}, got {env!r}")
+        return env
+    return "auto"
+
+
+def interpreter_active() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _kernels():
+    try:
+        from .kernels import fill
+    except ImportError as exc:  # no triton on this platform
+        raise RuntimeError(f"the triton backend is unavailable: {exc}") from exc
+    return fill
+
+
+def uses_triton(tensor: torch.Tensor) -> bool:
+    """Whether a fill of ``tensor`` runs the Triton kernels (else the CPU reference)."""
+    choice = current_backend()
+    if choice == "reference":
+        return False
+    if choice == "triton":
+        if not (tensor.is_cuda or (tensor.device.type == "cpu" and interpreter_active())):
+            raise RuntimeError("backend 'triton' needs a CUDA tensor, or TRITON_INTERPRET=1 for CPU tensors")
+        return True
+    return tensor.is_cuda
+
+
+def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int, layout: Layout) -> None:
+    """Write the values of ``layout``'s logical indices; arguments are already validated."""
+    if uses_triton(tensor):
+        central = dist == TRUNC_NORMAL and central_only(params[2], params[3])
+        with torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext():
+            _kernels().fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,
+                             layout.logical_strides, layout.base, central_only=central)
+    else:
+        reference.fill_(tensor, layout, dist, params, seed, stream)
+
+
+__all__ = ["backend", "current_backend", "fill_random_", "make_layout", "uses_triton"]

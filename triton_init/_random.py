@@ -1,0 +1,72 @@
+"""uniform_, normal_ and trunc_normal_: torch.nn.init's signatures, values from stream format v1.
+
+Every other random init (kaiming, xavier, variance scaling, ...) computes its bounds or std and calls one
+of these through ``random_fill_``.
+"""
+
+import torch
+
+from . import _dispatch
+from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, inner_bounds, resolve_seed, stream_id
+from ._layout import make_layout
+from ._validate import check_interval, check_real, check_std, check_tensor
+from .reference import dist_params
+
+
+def resolve_block(tensor, global_shape, global_offset):
+    """(local tensor, global_shape, global_offset) of the block ``tensor`` stands for."""
+    return tensor, global_shape, global_offset
+
+
+def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, global_offset, **dist_args):
+    """Validate everything, then fill ``tensor`` with ``dist`` (UNIFORM/NORMAL/TRUNC_NORMAL).
+
+    ``dist_args`` are already-checked floats: a, b for UNIFORM; mean, std for NORMAL; all four for
+    TRUNC_NORMAL. Returns ``tensor``.
+    """
+    local, global_shape, global_offset = resolve_block(tensor, global_shape, global_offset)
+    check_tensor(local)
+    stream = stream_id(stream)
+    if seed is not None:
+        seed = resolve_seed(seed, None)
+    layout = make_layout(local, global_shape, global_offset)
+    if local.device.type == "meta" or local.numel() == 0:
+        return tensor
+    seed = resolve_seed(seed, generator)
+    if dist == TRUNC_NORMAL and dist_args["std"] == 0.0:  # the point mass at mean, clamped into [a, b]
+        lo, hi = inner_bounds(dist_args["a"], dist_args["b"], local.dtype)
+        dist, dist_args = UNIFORM, {"a": min(max(dist_args["mean"], lo), hi), "b": min(max(dist_args["mean"], lo), hi)}
+    params = dist_params(dist, local.dtype, **dist_args)
+    with torch.no_grad():
+        _dispatch.fill_random_(local, dist, params, seed, stream, layout)
+    return tensor
+
+
+def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=None, stream=None, global_shape=None,
+             global_offset=None):
+    """Fill with U(a, b): ``a + (b - a) * u`` with u in (0, 1) from stream format v1."""
+    a, b = check_interval(a, b)
+    return random_fill_(tensor, UNIFORM, a=a, b=b, seed=seed, stream=stream, generator=generator,
+                        global_shape=global_shape, global_offset=global_offset)
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=None, stream=None, global_shape=None,
+            global_offset=None):
+    """Fill with N(mean, std^2) by Box-Muller on the Philox word pairs of stream format v1."""
+    mean = check_real(mean, "mean")
+    std = check_std(std)
+    return random_fill_(tensor, NORMAL, mean=mean, std=std, seed=seed, stream=stream, generator=generator,
+                        global_shape=global_shape, global_offset=global_offset)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, seed=None, stream=None,
+                  global_shape=None, global_offset=None):
+    """Fill with N(mean, std^2) truncated to [a, b] (absolute bounds, as in torch), by the inverse CDF.
+
+    Exact in far tails and in low precision: every stored value lies in [a, b] after rounding.
+    """
+    mean = check_real(mean, "mean")
+    std = check_std(std)
+    a, b = check_interval(a, b, allow_inf=True)
+    return random_fill_(tensor, TRUNC_NORMAL, mean=mean, std=std, a=a, b=b, seed=seed, stream=stream,
+                        generator=generator, global_shape=global_shape, global_offset=global_offset)

@@ -1,0 +1,49 @@
+"""Argument checks shared by every public function: each runs before anything is written."""
+
+import math
+import numbers
+
+import torch
+
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def check_tensor(tensor, name: str = "tensor") -> torch.Tensor:
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.dtype.is_floating_point:
+        raise TypeError(f"{name} must have a floating-point dtype, got {tensor.dtype}")
+    if tensor.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"{name} has dtype {tensor.dtype}; supported: float32, float16, bfloat16, float64")
+    return tensor
+
+
+def check_real(value, name: str, *, finite: bool = True, allow_inf: bool = False) -> float:
+    """A real number (python or 0-d tensor); NaN is always rejected, inf unless ``allow_inf``."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"{name} must be a real number, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN")
+    if finite and not allow_inf and math.isinf(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_std(std, name: str = "std") -> float:
+    std = check_real(std, name)
+    if std < 0:
+        raise ValueError(f"{name} must be non-negative, got {std}")
+    return std
+
+
+def check_interval(a, b, names=("a", "b"), allow_inf: bool = False) -> tuple[float, float]:
+    a = check_real(a, names[0], allow_inf=allow_inf)
+    b = check_real(b, names[1], allow_inf=allow_inf)
+    if a > b:
+        raise ValueError(f"{names[0]} must not exceed {names[1]}, got {names[0]}={a} > {names[1]}={b}")
+    return a, b
