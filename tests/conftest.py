@@ -1,0 +1,54 @@
+"""Shared test set-up: kernels run through the Triton interpreter when there is no GPU.
+
+TRITON_INTERPRET must be set before triton is imported (``@triton.jit`` reads it when a kernel is
+defined), so it is set here, before anything imports triton_init.
+"""
+
+import os
+
+import pytest
+import torch
+
+HAS_CUDA = torch.cuda.is_available()
+if not HAS_CUDA:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import triton_init  # noqa: E402
+
+# One tolerance table by dtype, for values compared against the reference or the golden file:
+# (absolute tolerance in units of std, relative tolerance).
+#   float64/float32: the format's contract, |dz| <= 2e-5 * max(1, |z|), plus fp32 rounding of mean + std * z.
+#   float16/bfloat16: one rounding to the output dtype dominates: half an ulp each side, so one ulp apart.
+TOLERANCE = {
+    torch.float64: (2e-5, 2e-5),
+    torch.float32: (2e-5, 2e-5),
+    torch.float16: (2e-5, 2.0 ** -10),
+    torch.bfloat16: (2e-5, 2.0 ** -7),
+}
+ALL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAS_CUDA:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def poisoned():
+    """A factory of NaN-filled tensors, so that an element a kernel leaves unwritten fails the test."""
+
+    def make(*shape, dtype=torch.float32, device="cpu"):
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+
+    return make
+
+
+@pytest.fixture
+def triton_backend():
+    """Run the Triton kernels (through the interpreter on CPU tensors)."""
+    with triton_init.backend("triton"):
+        yield
