@@ -54,6 +54,14 @@ def interpreter_active() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _kernels():
     try:
         from .kernels import fill
@@ -71,7 +79,7 @@ def uses_triton(tensor: torch.Tensor) -> bool:
         if not (tensor.is_cuda or (tensor.device.type == "cpu" and interpreter_active())):
             raise RuntimeError("backend 'triton' needs a CUDA tensor, or TRITON_INTERPRET=1 for CPU tensors")
         return True
-    return tensor.is_cuda
+    return tensor.is_cuda and triton_available()
 
 
 def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int, layout: Layout) -> None:
