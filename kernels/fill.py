@@ -29,6 +29,14 @@ def _f64(bits):
 
 
 @triton.jit
+def _bf16_round_nearest_even(x):
+    """fp32 -> bf16 rounded to nearest even with integer ops (finite inputs), as the GPU's cvt.rn does."""
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = bits + (0x7FFF + ((bits >> 16) & 1))
+    return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+
+
+@triton.jit
 def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
                DIST: tl.constexpr, OUT_F64: tl.constexpr, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr):
     """The four lanes' values, before the cast to the output dtype (fp64 if OUT_F64, else fp32)."""
@@ -100,6 +108,7 @@ def _fill_kernel(
     HEAD: tl.constexpr,  # base % 4 when FLAT
     CENTRAL_ONLY: tl.constexpr,
     FAST: tl.constexpr,
+    EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand: the interpreter's cast truncates
 ):
     pid = tl.program_id(0).to(tl.int64)
     base = (base_hi.to(tl.uint64) << 32) | base_lo.to(tl.uint64)
@@ -139,6 +148,10 @@ def _fill_kernel(
         ptrs = out_ptr + row_mem + element
     else:
         ptrs = out_ptr + row_mem + element * inner_stride
+    if out_ptr.dtype.element_ty == tl.bfloat16:
+        values = values.to(tl.float32)  # uniform is fp64: round through fp32, as torch's fp64 -> bf16 does
+        if EXACT_BF16:
+            values = _bf16_round_nearest_even(values)
     tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask, eviction_policy="evict_first")
 
 
@@ -187,5 +200,5 @@ def fill_(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, m
         outer_m[0], outer_m[1], outer_m[2], outer_l[0], outer_l[1], outer_l[2],
         *_words(base), *_words(seed), *_words(stream), *prm,
         DIST=dist, BLOCK_GROUPS=block_groups, FLAT=flat, HEAD=base % 4 if flat else 0,
-        CENTRAL_ONLY=central_only, FAST=fast, num_warps=num_warps,
+        CENTRAL_ONLY=central_only, FAST=fast, EXACT_BF16=not out.is_cuda, num_warps=num_warps,
     )

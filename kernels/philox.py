@@ -101,7 +101,7 @@ def _cos(x, FAST: tl.constexpr):
 def box_muller(w_first, w_second, FAST: tl.constexpr):
     """(r cos t, r sin t) with r = sqrt(-2 ln u(first)) and t = 2 pi u(second)."""
     u = uniform01(w_first)
-    v = uniform01(~w_first)  # 1 - u, exact
+    v = uniform01(w_first ^ 0xFFFFFFFF)  # 1 - u, exact (not ~w: triton 3.6's interpreter rejects ~ on uint32)
     neg_log_u = -LN2 * _log2(u, FAST)
     series = v * (1.0 + v * (0.5 + v * 0.3333333333333333))  # -ln(1 - v), accurate for small v
     neg_log_u = tl.where(v < LOG_SERIES_CUTOFF, series, neg_log_u)
@@ -151,7 +151,7 @@ def trunc_normal_z(w, p_lo, q_hi, mass, CENTRAL_ONLY: tl.constexpr, FAST: tl.con
     complement; whichever is below 1/2 goes through ``ndtri_lower``.
     """
     p = p_lo + mass * uniform01(w)
-    q = q_hi + mass * uniform01(~w)
+    q = q_hi + mass * uniform01(w ^ 0xFFFFFFFF)
     lower = p <= 0.5
     z = ndtri_lower(tl.where(lower, p, q), CENTRAL_ONLY, FAST)
     return tl.where(lower, z, -z)
