@@ -9,12 +9,19 @@ import torch
 from . import _dispatch
 from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, inner_bounds, resolve_seed, stream_id
 from ._layout import make_layout
+from ._sharding import dtensor_block, is_dtensor
 from ._validate import check_interval, check_real, check_std, check_tensor
 from .reference import dist_params
 
 
 def resolve_block(tensor, global_shape, global_offset):
-    """(local tensor, global_shape, global_offset) of the block ``tensor`` stands for."""
+    """(local tensor, global_shape, global_offset) of the block ``tensor`` stands for.
+
+    A DTensor stands for its local shard: the offsets come from its mesh and placements (see
+    ``_sharding``), composed with ``global_shape``/``global_offset`` when those are given too.
+    """
+    if is_dtensor(tensor):
+        return dtensor_block(tensor, global_shape, global_offset)
     return tensor, global_shape, global_offset
 
 

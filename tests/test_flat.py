@@ -1,0 +1,101 @@
+"""init_flat_: a flat buffer of many parameters' pieces equals per-parameter init, kernel and reference."""
+
+import pytest
+import torch
+
+import triton_init
+from triton_init._spec import Init
+from triton_init.flat import Segment, init_flat_, shard_segments
+from triton_init.kernels import flat as flat_kernels
+
+SEED = 20240607
+
+# An FSDP1-style FlatParameter: flattened parameters concatenated, padded, chunked by rank. The shapes are
+# chosen so that shard boundaries fall mid-row, and a segment starts at a logical index not aligned to 4.
+PARAMS = [
+    (Init.normal(0.0, 1.0), "tok_embeddings.weight", (11, 6)),
+    (Init.trunc_normal(0.0, 0.02), "layers.0.attention.wq.weight", (6, 6)),
+    (Init.trunc_normal(0.0, 0.02, -0.03, 0.05), "layers.0.attention.wo.weight", (6, 6)),
+    (Init.zeros(), "layers.0.attention.wo.bias", (6,)),
+    (Init.trunc_normal(0.0, 1.0, -4.0, 7.0), "layers.0.tail", (3, 5)),  # a truncation with tails
+    (Init.uniform(-0.25, 0.25), "layers.0.feed_forward.w1.weight", (13, 6)),
+    (Init.ones(), "norm.weight", (6,)),
+    (Init.normal(0.5, 0.1), "output.weight", (7, 6)),
+]
+
+
+def _whole(dtype):
+    """Per-parameter init of every whole parameter, flattened and concatenated."""
+    pieces = []
+    for init, stream, shape in PARAMS:
+        t = torch.empty(shape, dtype=dtype)
+        init.fill_(t, seed=SEED, stream=stream)
+        pieces.append(t.reshape(-1))
+    return torch.cat(pieces)
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+@pytest.mark.parametrize("world_size", [1, 3, 4])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fsdp1_shards_equal_per_parameter_init(backend, world_size, dtype, poisoned):
+    with triton_init.backend(backend):
+        whole = _whole(dtype)
+        total = whole.numel()
+        per_rank = -(-total // world_size)
+        mid_row = 0
+        for rank in range(world_size):
+            start, stop = rank * per_rank, (rank + 1) * per_rank
+            segments = shard_segments(PARAMS, start, stop)
+            mid_row += sum(s.start % s.global_shape[-1] != 0 for s in segments)
+            shard = poisoned(per_rank, dtype=dtype)
+            init_flat_(shard, segments, seed=SEED)
+            held = min(stop, total) - start
+            torch.testing.assert_close(shard[:held], whole[start:start + held], rtol=0, atol=0)
+            assert shard[held:].isnan().all()  # padding is left alone
+        if world_size > 1:
+            assert mid_row > 0  # the layout really does split rows
+
+
+def test_one_launch_per_family(monkeypatch, triton_backend):
+    launches = []
+    real = flat_kernels.flat_fill_
+    monkeypatch.setattr(flat_kernels, "flat_fill_", lambda out, dist, rows, *a, **k: (
+        launches.append((dist, len(rows))), real(out, dist, rows, *a, **k)))
+    buffer = torch.empty(_whole(torch.float32).numel())
+    init_flat_(buffer, shard_segments(PARAMS, 0, buffer.numel()), seed=SEED)
+    # normal, trunc_normal (central), trunc_normal (with tails), uniform, constant
+    assert sorted(d for d, _ in launches) == [0, 1, 2, 2, 3]
+    assert sum(n for _, n in launches) == len(PARAMS)
+    torch.testing.assert_close(buffer, _whole(torch.float32), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_segment_far_into_a_huge_logical_tensor(backend):
+    """A segment of a 2^41-element parameter, starting past 2^40 at an index not aligned to 4."""
+    shape = (1 << 21, 1 << 20)
+    start = (1 << 40) + 4099
+    init = Init.trunc_normal(0.0, 0.02)
+    with triton_init.backend(backend):
+        buffer = torch.empty(37)
+        init_flat_(buffer, [Segment(init, "big", shape, start, 37, 0)], seed=SEED)
+        row, col = divmod(start, shape[1])
+        block = torch.empty(1, 37)
+        triton_init.trunc_normal_(block, 0.0, 0.02, seed=SEED, stream="big", global_shape=shape,
+                                  global_offset=(row, col))
+    torch.testing.assert_close(buffer, block[0], rtol=0, atol=0)
+
+
+def test_bad_segments_raise_before_writing():
+    buffer = torch.zeros(10)
+    init = Init.normal()
+    with pytest.raises(ValueError, match="overlap"):
+        init_flat_(buffer, [Segment(init, "a", (6,), 0, 6, 0), Segment(init, "b", (6,), 0, 6, 4)], seed=1)
+    with pytest.raises(ValueError, match="holds indices"):
+        init_flat_(buffer, [Segment(init, "a", (2, 3), 4, 3, 0)], seed=1)
+    with pytest.raises(ValueError, match="buffer of"):
+        init_flat_(buffer, [Segment(init, "a", (20,), 0, 8, 5)], seed=1)
+    with pytest.raises(ValueError, match="1-D"):
+        init_flat_(torch.zeros(2, 5), [], seed=1)
+    with pytest.raises(TypeError):
+        init_flat_(buffer, [("a", 1)], seed=1)
+    assert (buffer == 0).all()

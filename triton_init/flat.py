@@ -1,0 +1,112 @@
+"""Flat buffers: ``init_flat_`` fills a 1-D buffer holding pieces of many parameters, one launch per family.
+
+A ``Segment`` says which run of a parameter's flattened logical indices sits where in the buffer, and how
+that parameter is initialized. ``shard_segments`` builds the segments of one rank's shard of the
+concatenation of flattened parameters (the FSDP1 FlatParameter / ZeRO layout). Values equal those of
+per-parameter init with the same seed and stream, wherever the segment boundaries fall.
+"""
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from . import _dispatch, reference
+from ._format import resolve_seed, stream_id
+from ._layout import Layout, _as_int_tuple
+from ._spec import CONSTANT, Init
+from ._validate import check_tensor
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Logical indices [start, start + numel) of a parameter, stored at buffer[offset : offset + numel]."""
+
+    init: Init
+    stream: object  # int or str, as in every triton_init function
+    global_shape: tuple  # the parameter's full (logical) shape
+    start: int  # first flattened (row-major) logical index held
+    numel: int
+    offset: int  # where that index sits in the buffer
+
+
+def _total(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _check_segments(buffer, segments) -> list:
+    checked = []
+    for k, seg in enumerate(segments):
+        if not isinstance(seg, Segment):
+            raise TypeError(f"segments[{k}] must be a Segment, got {type(seg).__name__}")
+        if not isinstance(seg.init, Init):
+            raise TypeError(f"segments[{k}].init must be an Init, got {type(seg.init).__name__}")
+        total = _total(_as_int_tuple(seg.global_shape, f"segments[{k}].global_shape"))
+        if seg.numel < 0 or seg.start < 0 or seg.start + seg.numel > total:
+            raise ValueError(f"segments[{k}] holds indices [{seg.start}, {seg.start + seg.numel}) of a parameter "
+                             f"with {total} elements")
+        if seg.offset < 0 or seg.offset + seg.numel > buffer.numel():
+            raise ValueError(f"segments[{k}] sits at [{seg.offset}, {seg.offset + seg.numel}) of a buffer of "
+                             f"{buffer.numel()} elements")
+        checked.append((seg, stream_id(seg.stream)))
+    spans = sorted((seg.offset, seg.offset + seg.numel, k) for k, (seg, _) in enumerate(checked) if seg.numel)
+    for (_, stop, k), (start, _, k2) in zip(spans, spans[1:]):
+        if start < stop:
+            raise ValueError(f"segments[{k}] and segments[{k2}] overlap in the buffer")
+    return checked
+
+
+def init_flat_(buffer: torch.Tensor, segments, *, seed) -> torch.Tensor:
+    """Fill each segment of the 1-D contiguous ``buffer`` with its parameter's values; return ``buffer``.
+
+    On the Triton backend all segments of one family (uniform, normal, trunc_normal with and without
+    tails, constant) go in one launch of the segment-table kernel; on the reference backend each segment
+    is a block of its logical tensor. Elements outside every segment (padding) are left untouched.
+    """
+    check_tensor(buffer, "buffer")
+    if buffer.dim() != 1 or not buffer.is_contiguous():
+        raise ValueError(f"buffer must be a contiguous 1-D tensor, got shape {tuple(buffer.shape)}")
+    checked = _check_segments(buffer, segments)
+    seed = resolve_seed(seed, None)
+    if buffer.device.type == "meta":
+        return buffer
+    families: dict = {}
+    for seg, stream in checked:
+        family, params, central = seg.init.flat_family(buffer.dtype)
+        families.setdefault((family, central), []).append((seg.offset, seg.start, seg.numel, stream, params))
+    with torch.no_grad():
+        if _dispatch.uses_triton(buffer):
+            from .kernels import flat
+
+            with torch.cuda.device(buffer.device) if buffer.is_cuda else nullcontext():
+                for (family, central), rows in families.items():
+                    flat.flat_fill_(buffer, family, rows, seed, central_only=central)
+        else:
+            for (family, _), rows in families.items():
+                for offset, start, numel, stream, params in rows:
+                    piece = buffer[offset:offset + numel]
+                    if family == CONSTANT:
+                        piece.fill_(params[0])
+                    elif numel:
+                        reference.fill_(piece, Layout((numel,), (1,), (1,), start), family, params, seed, stream)
+    return buffer
+
+
+def shard_segments(params, start: int, stop: int) -> list:
+    """Segments of buffer indices [start, stop) of the concatenation of flattened ``params``.
+
+    ``params`` lists (init, stream, global_shape) in concatenation order; the shard's buffer holds
+    concatenation index ``start`` at offset 0. This is FSDP1's FlatParameter layout (the rank's chunk of
+    the padded concatenation) and ZeRO's; indices past the last parameter are padding and get no segment.
+    """
+    segments, base = [], 0
+    for init, stream, global_shape in params:
+        numel = _total(global_shape)
+        lo, hi = max(start, base), min(stop, base + numel)
+        if lo < hi:
+            segments.append(Segment(init, stream, tuple(global_shape), lo - base, hi - lo, lo - start))
+        base += numel
+    return segments
