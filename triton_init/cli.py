@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--json", help="also write the rows to this JSON file")
     bench.set_defaults(func=_bench)
+    from . import _init_cmd
+
+    _init_cmd.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,153 @@
+"""DTensor shards on 2 and 4 gloo processes: every rank's local values equal its block of the whole tensor
+initialized in one process (exactly, on the same backend).
+
+One spawn per world size runs all the checks, so the suite pays process start-up twice. The expected
+block comes from torch itself: ``distribute_tensor(whole, mesh, placements).to_local()``.
+"""
+
+import math
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo"),
+]
+
+SEED = 4242
+
+
+def _functions():
+    import triton_init as ti
+
+    fns = [
+        ("normal_", lambda t, s: ti.normal_(t, 0.1, 0.5, seed=SEED, stream=s)),
+        ("trunc_normal_", lambda t, s: ti.trunc_normal_(t, 0.0, 1.0, -1.5, 2.0, seed=SEED, stream=s)),
+        ("uniform_", lambda t, s: ti.uniform_(t, -1.0, 2.0, seed=SEED, stream=s)),
+        ("kaiming_uniform_", lambda t, s: ti.kaiming_uniform_(t, a=math.sqrt(5), seed=SEED, stream=s)),
+        ("xavier_normal_", lambda t, s: ti.xavier_normal_(t, seed=SEED, stream=s)),
+        ("variance_scaling_", lambda t, s: ti.variance_scaling_(t, 2.0, "fan_avg", seed=SEED, stream=s)),
+        ("sparse_", lambda t, s: ti.sparse_(t, 0.3, seed=SEED, stream=s)),
+        ("eye_", lambda t, s: ti.eye_(t)),
+        ("constant_", lambda t, s: ti.constant_(t, 0.75)),
+    ]
+    return [(n, f) for n, f in fns if hasattr(ti, n)]
+
+
+def _distribute(whole, mesh, placements):
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(whole, mesh, placements, src_data_rank=None)  # no communication: local chunks
+
+
+def _check_placements(mesh, placements, shapes, functions):
+    from torch.distributed.tensor import DTensor
+
+    for shape in shapes:
+        for name, fn in functions:
+            if name in ("sparse_", "eye_") and len(shape) != 2:
+                continue
+            if len(shape) < 2 and name not in ("normal_", "trunc_normal_", "uniform_", "constant_"):
+                continue
+            stream = f"{name}{shape}"
+            whole = fn(torch.empty(shape), stream)
+            sharded = _distribute(torch.full(shape, float("nan")), mesh, placements)
+            out = fn(sharded, stream)
+            assert isinstance(out, DTensor) and out is sharded, name
+            expected = _distribute(whole, mesh, placements).to_local()
+            got = sharded.to_local()
+            assert got.shape == expected.shape
+            torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=False,
+                                       msg=lambda m: f"{name} {shape} {placements}: {m}")
+
+
+def _check_orthogonal(mesh, placements):
+    import triton_init as ti
+
+    if not hasattr(ti, "orthogonal_"):
+        return
+    for shape in ((9, 6), (5, 12)):
+        whole = ti.orthogonal_(torch.empty(shape), gain=1.5, seed=SEED, stream="orth")
+        sharded = _distribute(torch.full(shape, float("nan")), mesh, placements)
+        ti.orthogonal_(sharded, gain=1.5, seed=SEED, stream="orth")
+        torch.testing.assert_close(sharded.to_local(), _distribute(whole, mesh, placements).to_local(),
+                                   rtol=0, atol=0)
+
+
+def _check_fsdp2(mesh, recipe):
+    """A small transformer built on meta, sharded by fully_shard, materialized: each rank's shards equal
+    the whole model initialized in one process."""
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor
+
+    from triton_init.models import build
+    from triton_init.module import init_module_, materialize_
+
+    model = build("nano")
+    for block in model.layers.values():
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    materialize_(model, "cpu", recipe, seed=SEED)
+    whole = init_module_(build("nano", device="cpu"), recipe, seed=SEED)
+    expected = dict(whole.named_parameters())
+    n = 0
+    for name, param in model.named_parameters():
+        assert isinstance(param, DTensor), name
+        local = param.to_local()
+        block = _distribute(expected[name].detach(), mesh, param.placements).to_local()
+        torch.testing.assert_close(local, block, rtol=0, atol=0, msg=lambda m: f"{recipe} {name}: {m}")
+        n += local.numel()
+    total = torch.tensor([n])
+    dist.all_reduce(total, group=mesh.get_group())
+    assert total.item() == sum(p.numel() for p in whole.parameters())
+
+
+def _worker(rank, world_size, port):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.tensor import Replicate, Shard
+
+        import triton_init
+
+        functions = _functions()
+        mesh = init_device_mesh("cpu", (world_size,))
+        uneven = [(7, 5), (3, 6), (7,), (6, 4, 3, 3)]  # (3, 6) leaves a rank empty on 4 ranks
+        for placements in ((Shard(0),), (Shard(1),), (Shard(-1),), (Replicate(),)):
+            _check_placements(mesh, placements, uneven if placements != (Shard(1),) else uneven[:2] + uneven[3:],
+                              functions)
+        _check_orthogonal(mesh, (Shard(0),))
+        _check_orthogonal(mesh, (Shard(1),))
+        _check_fsdp2(mesh, "llama")
+        if world_size == 2:
+            _check_fsdp2(mesh, "torch")
+            with triton_init.backend("triton"):  # the kernels (through the interpreter without CUDA)
+                _check_placements(mesh, (Shard(1),), [(5, 9)], functions[:3])
+        if world_size == 4:
+            mesh2 = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
+            for placements in ((Shard(0), Shard(1)), (Shard(0), Shard(0)), (Shard(1), Shard(0)),
+                               (Replicate(), Shard(1)), (Shard(1), Replicate())):
+                _check_placements(mesh2, placements, [(7, 5), (9, 11)], functions)
+            _check_orthogonal(mesh2, (Shard(0), Shard(1)))
+            _check_fsdp2(mesh2["dp"], "megatron")
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_dtensor_shards_equal_single_process_init(world_size):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_worker, args=(world_size, _free_port()), nprocs=world_size, join=True)

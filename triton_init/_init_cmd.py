@@ -1,0 +1,178 @@
+"""``triton-init init``: build a model on the meta device, materialize and initialize it (or one rank's
+shard of it), and print the time, GB/s and a checksum of the logical model.
+
+The checksum is a sum mod 2^64 of one 64-bit hash per element, hash(stream, logical index, value bits):
+integer addition is associative and commutative, so per-rank partial sums add up to exactly the
+whole-model value whatever the world size, the sharding or the order, and a changed or moved value
+changes it.
+"""
+
+import sys
+import time
+
+import torch
+
+from ._format import stream_id
+from ._layout import row_major_strides
+from ._sharding import local_block
+from .models import MODELS, build
+from .module import apply_init, materialize_, plan
+
+MASK64 = (1 << 64) - 1
+_CHECKSUM_CHUNK = 1 << 22  # elements hashed at once: bounded extra memory (a few int64 temporaries)
+
+
+def _signed(x: int) -> int:
+    x &= MASK64
+    return x - (1 << 64) if x >> 63 else x
+
+
+_MIX1, _MIX2 = _signed(0xBF58476D1CE4E5B9), _signed(0x94D049BB133111EB)
+
+
+def _mix64(z: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finalizer on int64 tensors (products wrap; >> made logical by masking)."""
+    z = (z ^ ((z >> 30) & ((1 << 34) - 1))) * _MIX1
+    z = (z ^ ((z >> 27) & ((1 << 37) - 1))) * _MIX2
+    return z ^ ((z >> 31) & ((1 << 33) - 1))
+
+
+def _bits(values: torch.Tensor) -> torch.Tensor:
+    """The storage bits of each element as a non-negative int64."""
+    width = values.element_size()
+    if width == 8:
+        return values.view(torch.int64)
+    as_int = values.view({4: torch.int32, 2: torch.int16, 1: torch.int8}[width]).to(torch.int64)
+    return as_int & ((1 << (8 * width)) - 1)
+
+
+def block_checksum(tensor: torch.Tensor, stream, global_shape=None, global_offset=None) -> int:
+    """Sum mod 2^64 of hash(stream, logical index, bits) over the block ``tensor`` of the logical tensor."""
+    shape = tuple(tensor.shape)
+    global_shape = tuple(global_shape) if global_shape is not None else shape
+    offset = tuple(global_offset) if global_offset is not None else (0,) * len(shape)
+    if tensor.numel() == 0:
+        return 0
+    if tensor.dim() == 0:
+        tensor, shape, global_shape, offset = tensor.reshape(1), (1,), (1,), (0,)
+    strides = row_major_strides(global_shape)
+    salt = _signed(stream_id(stream) * 0x9E3779B97F4A7C15)
+    row_numel = tensor.numel() // shape[0]
+    rows_per_chunk = max(1, _CHECKSUM_CHUNK // max(1, row_numel))
+    total = torch.zeros((), dtype=torch.int64, device=tensor.device)
+    for r0 in range(0, shape[0], rows_per_chunk):
+        r1 = min(shape[0], r0 + rows_per_chunk)
+        index = (offset[0] + torch.arange(r0, r1, device=tensor.device)) * strides[0]
+        for d in range(1, len(shape)):
+            cols = (offset[d] + torch.arange(shape[d], device=tensor.device)) * strides[d]
+            index = index.unsqueeze(-1) + cols
+        chunk = tensor[r0:r1].contiguous().reshape(-1)
+        total += _mix64(_mix64(index.reshape(-1) + salt) ^ _bits(chunk)).sum()
+    return int(total.item()) & MASK64
+
+
+def combine(partials) -> int:
+    """The whole-model checksum from per-rank (or per-tensor) partial checksums."""
+    return sum(partials) & MASK64
+
+
+def _progress(done: int, total: int, started: float) -> None:
+    width = 30
+    filled = width * done // max(1, total)
+    elapsed = max(1e-9, time.perf_counter() - started)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done / 2**20:9.1f}/{total / 2**20:.1f} MiB "
+                     f"{done / elapsed / 1e9:7.3f} GB/s {elapsed:6.1f} s")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _local(tensor):
+    return tensor.detach()
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int = 1, rank: int = 0,
+               seed: int = 0, recipe=None, progress: bool = False) -> dict:
+    """Materialize and initialize ``name`` (or rank ``rank``'s FSDP-style Shard(0) block of every
+    parameter); returns seconds, bytes written and the partial checksum of this rank's values."""
+    from torch.distributed.tensor import Shard
+
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
+    model = build(name, dtype=dtype)
+    recipe = recipe or MODELS[name].recipe
+    entries = plan(model, recipe)
+    blocks = []
+    for stream, tensor, init, _ in entries:
+        shape = tuple(tensor.shape)
+        local_shape, offset = local_block(shape, (world_size,), (rank,), (Shard(0),))
+        blocks.append((stream, init, shape, local_shape, offset))
+    total_bytes = sum(torch.Size(b[3]).numel() for b in blocks) * torch.empty((), dtype=dtype).element_size()
+    _sync(device)
+    started = time.perf_counter()
+    done = 0
+
+    def advance(_stream, tensor):
+        nonlocal done
+        done += _local(tensor).numel() * tensor.element_size()
+        if progress:
+            _progress(done, total_bytes, started)
+
+    if world_size == 1:
+        materialize_(model, device, recipe, seed=seed, callback=advance)
+        tensors = [_local(tensor) for _, tensor, _, _ in plan(model, recipe)]
+    else:  # one rank's shards: allocate the local blocks only, fill them with their logical values
+        tensors = []
+        for stream, init, shape, local_shape, offset in blocks:
+            local = torch.empty(local_shape, dtype=dtype, device=device)
+            apply_init(local, init, seed=seed, stream=stream, global_shape=shape, global_offset=offset)
+            tensors.append(local)
+            advance(stream, local)
+    _sync(device)
+    seconds = time.perf_counter() - started
+    partial = combine(block_checksum(t, stream, shape, offset)
+                      for t, (stream, _, shape, _, offset) in zip(tensors, blocks))
+    return {"model": name, "seconds": seconds, "bytes": total_bytes, "checksum": partial,
+            "elements": total_bytes // torch.empty((), dtype=dtype).element_size()}
+
+
+def run(args) -> int:
+    from .cli import DTYPES
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    name = args.model or ("llama-3-8b" if device.startswith("cuda") else "tiny")
+    dtype = DTYPES[args.dtype]
+    ranks = [args.rank] if args.rank is not None else list(range(args.world_size))
+    progress = args.progress if args.progress is not None else (device == "cpu" and sys.stderr.isatty())
+    partials = []
+    for rank in ranks:
+        result = init_model(name, dtype=dtype, device=device, world_size=args.world_size, rank=rank,
+                            seed=args.seed, recipe=args.recipe, progress=progress)
+        partials.append(result["checksum"])
+        gbps = result["bytes"] / max(result["seconds"], 1e-12) / 1e9
+        print(f"{name} {args.dtype} on {device}, rank {rank}/{args.world_size}: {result['elements']:,} elements "
+              f"in {result['seconds']:.3f} s, {gbps:.3g} GB/s, partial checksum {result['checksum']:016x}")
+    if len(ranks) == args.world_size:
+        print(f"checksum {combine(partials):016x} (seed {args.seed}; the same for every world size)")
+    else:
+        print("add the partial checksums of all ranks mod 2^64 for the model's checksum")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("init", help="materialize and initialize a built-in model (or one rank's shard)")
+    p.add_argument("--model", choices=sorted(MODELS), help="default: llama-3-8b on CUDA, tiny on CPU")
+    p.add_argument("--dtype", default="bf16", choices=["fp32", "bf16", "fp16", "fp64"])
+    p.add_argument("--device", help="cuda, cuda:N or cpu (default: cuda if present)")
+    p.add_argument("--world-size", type=int, default=1)
+    p.add_argument("--rank", type=int, help="initialize only this rank's shard (default: every rank in turn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recipe", help="torch, gpt2, llama or megatron (default: the model's own)")
+    p.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=run)

@@ -1,0 +1,135 @@
+"""Module-level init: ``init_module_`` walks named parameters and buffers, ``materialize_`` meta modules.
+
+Each tensor's stream is its fully qualified name (a str stream of format v1), so its values depend on
+neither the order of initialization, the pipeline stage holding it, nor its sharding: a DTensor
+parameter (FSDP2, tensor parallel) gets its local block of the values the whole tensor would get.
+"""
+
+import re
+
+import torch
+import torch.nn as nn
+
+from ._format import resolve_seed
+from ._spec import Init
+from .recipes import ParamInfo, Recipe, get
+
+# Wrapper modules that insert a name component without changing the model: dropped from streams.
+WRAPPER_NAMES = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module")
+_LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
+
+
+def stream_name(fqn: str, prefix: str = "") -> str:
+    """The stream of a tensor: ``prefix`` + its fully qualified name without wrapper components."""
+    parts = [p for p in fqn.split(".") if p not in WRAPPER_NAMES]
+    return prefix + ".".join(parts)
+
+
+def _layer_of(fqn: str):
+    match = _LAYER.search(fqn)
+    return int(match.group(1)) if match else None
+
+
+def _named_tensors(module: nn.Module):
+    """(fqn, owner, local name, tensor, is_buffer) of every parameter and buffer, shared ones once."""
+    seen = set()
+    for owner_name, owner in module.named_modules():
+        for kind, table in (("param", owner._parameters), ("buffer", owner._buffers)):
+            for name, tensor in table.items():
+                if tensor is None or id(tensor) in seen:
+                    continue
+                seen.add(id(tensor))
+                fqn = f"{owner_name}.{name}" if owner_name else name
+                yield fqn, owner, name, tensor, kind == "buffer"
+
+
+def plan(module: nn.Module, recipe="torch", *, prefix: str = "", **options) -> list:
+    """The init of every parameter and buffer: a list of (stream, tensor, init, info).
+
+    ``init`` is an ``Init``, an init call, or None (left as is: unmatched buffers, rules mapping to None).
+    Raises ValueError naming every parameter no rule matches.
+    """
+    recipe = get(recipe, **options)
+    entries = [(stream_name(fqn, prefix), owner, name, tensor, is_buffer)
+               for fqn, owner, name, tensor, is_buffer in _named_tensors(module)]
+    n_layers = recipe.n_layers
+    if n_layers is None:
+        layers = [_layer_of(stream) for stream, *_ in entries]
+        n_layers = max((k for k in layers if k is not None), default=0) + 1
+    out, unmatched = [], []
+    for stream, owner, name, tensor, is_buffer in entries:
+        info = ParamInfo(stream, name, owner, tuple(tensor.shape), _layer_of(stream), n_layers, is_buffer)
+        matched, init = recipe.lookup(info)
+        if not matched and not is_buffer:
+            unmatched.append(f"{stream} ({type(owner).__name__})")
+        out.append((stream, tensor, init, info))
+    if unmatched:
+        raise ValueError(f"recipe {recipe.name!r} has no rule for: {', '.join(unmatched)}; add rules, e.g. "
+                         f"recipe=triton_init.recipes.get({recipe.name!r}).extend({{'name.pattern': init}})")
+    return out
+
+
+def apply_init(tensor, init, *, seed: int, stream: str, global_shape=None, global_offset=None):
+    """Fill ``tensor`` (or its block, or its DTensor shard) with ``init`` on ``stream``."""
+    if init is None:
+        return tensor
+    if isinstance(init, Init):
+        return init.fill_(tensor, seed=seed, stream=stream, global_shape=global_shape, global_offset=global_offset)
+    if global_shape is not None:
+        return init(tensor, seed=seed, stream=stream, global_shape=global_shape, global_offset=global_offset)
+    return init(tensor, seed=seed, stream=stream)
+
+
+def _zero_padding_row(info: ParamInfo, tensor) -> None:
+    padding_idx = getattr(info.module, "padding_idx", None)
+    if padding_idx is None or info.name != "weight" or not isinstance(info.module, (nn.Embedding, nn.EmbeddingBag)):
+        return
+    from ._random import resolve_block
+
+    local, _, offset = resolve_block(tensor, None, None)
+    row = padding_idx % info.shape[0] - (offset[0] if offset else 0)
+    if 0 <= row < local.shape[0] and local.device.type != "meta":
+        with torch.no_grad():
+            local[row].zero_()
+
+
+def init_module_(module: nn.Module, recipe="torch", *, seed, prefix: str = "", callback=None,
+                 **options) -> nn.Module:
+    """Initialize every parameter (and every buffer a rule names) of ``module`` by ``recipe``.
+
+    ``recipe`` is a name ('torch', 'gpt2', 'llama', 'megatron', with ``options`` such as ``n_layers=``),
+    a ``Recipe``, or a user rule table ``{pattern: init}``. The stream of each tensor is ``prefix`` + its
+    fully qualified name; give ``prefix`` (e.g. "layers.5.") when ``module`` is a part of the model, and
+    ``n_layers=`` when depth-scaled recipes cannot count the blocks from the names. Tied parameters are
+    initialized once, under their first name. ``callback(stream, tensor)`` runs after each tensor (a
+    progress bar). Returns ``module``.
+    """
+    seed = resolve_seed(seed, None)
+    entries = plan(module, recipe, prefix=prefix, **options)
+    zero_padding = get(recipe, **options).zero_padding_idx
+    with torch.no_grad():
+        for stream, tensor, init, info in entries:
+            apply_init(tensor, init, seed=seed, stream=stream)
+            if zero_padding and init is not None:
+                _zero_padding_row(info, tensor)
+            if callback is not None:
+                callback(stream, tensor)
+    return module
+
+
+def materialize_(module: nn.Module, device, recipe="torch", *, seed, prefix: str = "", callback=None,
+                 **options) -> nn.Module:
+    """Allocate a meta-device ``module`` on ``device`` (``to_empty``) and initialize it by ``recipe``.
+
+    Only the storage ``to_empty`` allocates is ever written (for a sharded module: each rank's shards),
+    never a full host copy. Meta buffers no rule names would be left uninitialized, so they raise
+    before anything is allocated; give them a rule (an init call may compute them).
+    """
+    entries = plan(module, recipe, prefix=prefix, **options)
+    missing = [stream for stream, tensor, init, info in entries
+               if info.is_buffer and init is None and tensor.device.type == "meta"]
+    if missing:
+        raise ValueError(f"no rule for the meta buffers {', '.join(missing)}: to_empty would leave them "
+                         "uninitialized; add rules for them (e.g. an init call that computes them)")
+    module.to_empty(device=device)
+    return init_module_(module, recipe, seed=seed, prefix=prefix, callback=callback, **options)
