@@ -1,0 +1,139 @@
+"""Test helpers: the golden file, an independent float64 oracle of stream format v1, and the contract checks.
+
+The oracle is written from the format's statement alone (numpy uint64 Philox, scipy's ndtr/ndtri), so it
+checks the reference as much as the kernels, and it reaches logical indices up to 2^64 - 1.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import special
+
+from conftest import TOLERANCE
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GOLDEN_PATH = REPO_ROOT.parent / "shared" / "golden" / "stream_v1.json"
+
+MASK32 = np.uint64(0xFFFFFFFF)
+PHILOX_M0, PHILOX_M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
+MANTISSA_BITS = {torch.float64: 52, torch.float32: 23, torch.float16: 10, torch.bfloat16: 7}
+MIN_NORMAL_EXPONENT = {torch.float64: -1022, torch.float32: -126, torch.float16: -14, torch.bfloat16: -126}
+
+
+def load_golden() -> dict:
+    if not GOLDEN_PATH.is_file():
+        pytest.fail(f"golden file missing: {GOLDEN_PATH} (CI copies shared/ beside the clone)", pytrace=False)
+    return json.loads(GOLDEN_PATH.read_text())
+
+
+def philox(c0, c1, c2, c3, k0: int, k1: int):
+    """Philox4x32-10 on numpy uint64 arrays holding 32-bit words."""
+    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) for c in (c0, c1, c2, c3))
+    for _ in range(10):
+        prod0 = c0 * PHILOX_M0
+        prod1 = c2 * PHILOX_M1
+        c0, c1, c2, c3 = (prod1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0), prod1 & MASK32, \
+            (prod0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1), prod0 & MASK32
+        k0 = (k0 + PHILOX_W0) & 0xFFFFFFFF
+        k1 = (k1 + PHILOX_W1) & 0xFFFFFFFF
+    return c0, c1, c2, c3
+
+
+def words_of_groups(groups, seed: int, stream: int):
+    groups = np.asarray(groups, dtype=np.uint64)
+    zeros = np.zeros_like(groups)
+    return philox(groups & MASK32, groups >> np.uint64(32), zeros + np.uint64(stream & 0xFFFFFFFF),
+                  zeros + np.uint64(stream >> 32), seed & 0xFFFFFFFF, seed >> 32)
+
+
+def u_of(words) -> np.ndarray:
+    return ((words >> np.uint64(9)).astype(np.float64) + 0.5) * 2.0 ** -23
+
+
+def exact(indices, dist: str, seed: int, stream: int, *, a=0.0, b=1.0, mean=0.0, std=1.0) -> np.ndarray:
+    """The exact float64 math of the format at logical ``indices`` (python ints below 2^64).
+
+    Returns the value for "uniform", and z (in units of std, before scale, shift and clamp) otherwise.
+    """
+    idx = np.array([int(i) for i in indices], dtype=np.uint64)
+    w = np.stack(words_of_groups(idx >> np.uint64(2), seed, stream), axis=-1)
+    lane = (idx & np.uint64(3)).astype(np.int64)
+    rows = np.arange(len(idx))
+    if dist == "uniform":
+        return a + (b - a) * u_of(w[rows, lane])
+    if dist == "normal":
+        first, second = w[rows, lane & 2], w[rows, (lane & 2) + 1]
+        radius = np.sqrt(-2.0 * np.log(u_of(first)))
+        angle = 2.0 * math.pi * u_of(second)
+        return np.where(lane % 2 == 0, radius * np.cos(angle), radius * np.sin(angle))
+    assert dist == "trunc_normal"
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    p_lo, q_hi = special.ndtr(alpha), special.ndtr(-beta)
+    if beta <= 0:
+        mass = special.ndtr(beta) - p_lo
+    elif alpha >= 0:
+        mass = special.ndtr(-alpha) - q_hi
+    else:
+        mass = 1.0 - p_lo - q_hi
+    words = w[rows, lane]
+    p = p_lo + mass * u_of(words)
+    q = q_hi + mass * u_of(words ^ MASK32)
+    return np.where(p <= 0.5, special.ndtri(p), -special.ndtri(q))
+
+
+def ulp(x, dtype: torch.dtype) -> np.ndarray:
+    """The spacing of ``dtype`` values at |x|."""
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    exponent = np.maximum(np.floor(np.log2(np.where(x > 0, x, 1.0))), MIN_NORMAL_EXPONENT[dtype])
+    return 2.0 ** (exponent - MANTISSA_BITS[dtype])
+
+
+def _report(actual, expected, err, tol):
+    bad = np.flatnonzero(err > tol)
+    k = bad[np.argmax((err - tol)[bad])]
+    return (f"{len(bad)} of {err.size} values out of tolerance; worst at flat position {k}: "
+            f"got {actual[k]!r}, exact {expected[k]!r}, error {err[k]:.3g} > {tol[k]:.3g}")
+
+
+def assert_contract(actual: torch.Tensor, z_exact, *, mean=0.0, std=1.0) -> None:
+    """|x - (mean + std z_exact)| <= 2e-5 std max(1, |z|), plus the single rounding to the output dtype."""
+    atol, rtol = TOLERANCE[actual.dtype]
+    got = actual.detach().cpu().double().numpy().ravel()
+    z = np.asarray(z_exact, dtype=np.float64).ravel()
+    expected = mean + std * z
+    assert np.isfinite(got).all(), f"{(~np.isfinite(got)).sum()} non-finite values"
+    err = np.abs(got - expected)
+    tol = atol * std * np.maximum(1.0, np.abs(z)) + rtol * (np.abs(expected) + abs(mean))
+    assert (err <= tol).all(), _report(got, expected, err, tol)
+
+
+def assert_uniform(actual: torch.Tensor, exact_values) -> None:
+    """Within 2 fp32 ulps of the exact value, or one rounding of the output dtype if that is coarser."""
+    got = actual.detach().cpu().double().numpy().ravel()
+    expected = np.asarray(exact_values, dtype=np.float64).ravel()
+    err = np.abs(got - expected)
+    tol = np.maximum(2 * ulp(expected, torch.float32), ulp(expected, actual.dtype))
+    assert (err <= tol).all(), _report(got, expected, err, tol)
+
+
+def logical_indices(shape, global_shape, global_offset) -> list:
+    """Row-major logical indices (python ints) of the block ``shape`` at ``global_offset``, in local order."""
+    strides, acc = [], 1
+    for g in reversed(global_shape):
+        strides.append(acc)
+        acc *= g
+    strides.reverse()
+    out = [0]
+    for size, offset, stride in zip(shape, global_offset, strides):
+        out = [base + (offset + k) * stride for base in out for k in range(size)]
+    return out
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    """The bit patterns of a float tensor, for bit-exact comparisons."""
+    return t.contiguous().view({8: torch.int64, 4: torch.int32, 2: torch.int16}[t.element_size()])

@@ -1,0 +1,244 @@
+"""The Triton kernels (through the interpreter on CPU) against the exact oracle and the reference.
+
+Awkward shapes, every dtype, far tails; outputs start NaN so an unwritten element fails. Launch knobs
+(block size, num_warps) must not change a single bit.
+"""
+
+import math
+
+import pytest
+import torch
+from _contract import assert_contract, assert_uniform, bits, exact, logical_indices
+from conftest import ALL_DTYPES
+
+import triton_init
+from triton_init import reference
+from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
+from triton_init._layout import make_layout
+from triton_init.kernels.fill import fill_
+
+SEED = 0x9E3779B97F4A7C15  # above 2^63: both key words matter
+STREAM = "layers.3.mlp.w1.weight"
+SHAPES = [(1,), (3,), (7, 13), (2, 3, 5)]
+# (name, kwargs) for each distribution; trunc_normal bounds are absolute, mean/std chosen so that they
+# sit at the interval's std units: [-2, 2], [5, 7], [-9, -8], [-6, 6].
+MEAN, STD = 0.25, 1.5
+CASES = {
+    "uniform": ("uniform", dict(a=-0.75, b=2.5)),
+    "normal": ("normal", dict(mean=MEAN, std=STD)),
+    "trunc[-2,2]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 2 * STD, b=MEAN + 2 * STD)),
+    "trunc[5,7]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN + 5 * STD, b=MEAN + 7 * STD)),
+    "trunc[-9,-8]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 9 * STD, b=MEAN - 8 * STD)),
+    "trunc[-6,6]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 6 * STD, b=MEAN + 6 * STD)),
+}
+FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
+DIST_IDS = {"uniform": UNIFORM, "normal": NORMAL, "trunc_normal": TRUNC_NORMAL}
+
+
+def check_against_oracle(out: torch.Tensor, dist: str, kwargs, seed, stream, indices) -> None:
+    """``out`` holds the values of logical ``indices`` (local row-major order), within the contract."""
+    z = exact(indices, dist, seed, triton_init.stream_id(stream), **kwargs)
+    if dist == "uniform":
+        assert_uniform(out, z)
+        return
+    assert_contract(out, z, mean=kwargs["mean"], std=kwargs["std"])
+    if dist == "trunc_normal":
+        x = out.double()
+        assert ((x >= kwargs["a"]) & (x <= kwargs["b"])).all()
+
+
+def fill(out, dist, kwargs, backend, **extra):
+    with triton_init.backend(backend):
+        result = FILLS[dist](out, **kwargs, seed=SEED, stream=STREAM, **extra)
+    assert result is out
+    return out
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_kernel_matches_oracle_and_reference(shape, case, dtype, poisoned):
+    dist, kwargs = CASES[case]
+    kernel = fill(poisoned(*shape, dtype=dtype), dist, kwargs, "triton")
+    check_against_oracle(kernel, dist, kwargs, SEED, STREAM, range(math.prod(shape)))
+    ref = fill(poisoned(*shape, dtype=dtype), dist, kwargs, "reference")
+    check_against_oracle(ref, dist, kwargs, SEED, STREAM, range(math.prod(shape)))
+
+
+@pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-6,6]"])
+def test_kernel_above_1e5_elements(case, poisoned):
+    """One size above 1e5 that is not a multiple of 4, in fp32 (bf16 is covered by the 4099 case below)."""
+    dist, kwargs = CASES[case]
+    n = 100_003
+    kernel = fill(poisoned(n), dist, kwargs, "triton")
+    check_against_oracle(kernel, dist, kwargs, SEED, STREAM, range(n))
+    ref = fill(poisoned(n), dist, kwargs, "reference")
+    tol = 4e-5 * STD * (1 + ref.abs()) if dist != "uniform" else 0
+    assert ((kernel - ref).abs() <= tol).all()
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+@pytest.mark.parametrize("case", list(CASES))
+def test_kernel_several_blocks_at_unaligned_offset(case, dtype, poisoned):
+    """4099 elements from logical index 4 * 1000 + 3: several programs, a head and a tail group."""
+    dist, kwargs = CASES[case]
+    n, first = 4099, 4003
+    kernel = fill(poisoned(n, dtype=dtype), dist, kwargs, "triton", global_shape=(10_000,), global_offset=(first,))
+    check_against_oracle(kernel, dist, kwargs, SEED, STREAM, range(first, first + n))
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+def test_trunc_normal_central_and_tail_pieces_agree(dtype, poisoned):
+    """The central-only inverse CDF (chosen for [-2, 2]) and the full one give the same values within the contract."""
+    kwargs = CASES["trunc[-2,2]"][1]
+    out = {}
+    for central in (True, False):
+        t = poisoned(2001, dtype=dtype)
+        layout = make_layout(t)
+        params = reference.dist_params(TRUNC_NORMAL, dtype, **kwargs)
+        assert central_only(params[2], params[3])
+        fill_(t, TRUNC_NORMAL, params, SEED, 11, layout.sizes, layout.mem_strides, layout.logical_strides,
+              layout.base, central_only=central)
+        check_against_oracle(t, "trunc_normal", kwargs, SEED, 11, range(2001))
+        out[central] = t
+
+
+LAUNCH_CONFIGS = [(4, 1), (16, 2), (128, 8), (1024, 4)]  # (block_groups, num_warps)
+
+
+def _launch(t, dist, kwargs, layout, block_groups, num_warps):
+    params = reference.dist_params(DIST_IDS[dist], t.dtype, **kwargs)
+    central = dist == "trunc_normal" and central_only(params[2], params[3])
+    fill_(t, DIST_IDS[dist], params, SEED, 5, layout.sizes, layout.mem_strides, layout.logical_strides,
+          layout.base, central_only=central, block_groups=block_groups, num_warps=num_warps)
+    return t
+
+
+@pytest.mark.parametrize("case,dtype", [("uniform", torch.float32), ("normal", torch.float32),
+                                        ("normal", torch.bfloat16), ("trunc[-2,2]", torch.float32),
+                                        ("trunc[5,7]", torch.float32)], ids=str)
+def test_block_size_and_num_warps_do_not_change_bits(case, dtype, poisoned):
+    dist, kwargs = CASES[case]
+    # A flat run at an unaligned offset past 2^32, and a strided 2-D block of a larger logical tensor.
+    flat = lambda: poisoned(157, dtype=dtype)  # noqa: E731
+    flat_layout = make_layout(flat(), (2**33 + 5000,), (2**32 + 1,))
+    strided = lambda: poisoned(37, 3, dtype=dtype).t()  # noqa: E731
+    strided_layout = make_layout(strided(), (40, 97), (3, 45))
+    for make, layout in ((flat, flat_layout), (strided, strided_layout)):
+        results = [_launch(make(), dist, kwargs, layout, bg, nw) for bg, nw in LAUNCH_CONFIGS]
+        assert not torch.isnan(results[0]).any()
+        for other in results[1:]:
+            assert torch.equal(bits(results[0]), bits(other))
+
+
+@pytest.mark.parametrize("backend", ["triton", "reference"])
+@pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-2,2]"])
+def test_strided_views_get_their_own_logical_values(case, backend, poisoned):
+    dist, kwargs = CASES[case]
+    views = {
+        "transpose": (poisoned(13, 7).t(), (7, 13)),
+        "column slice": (poisoned(11, 29)[:, 3:17], (11, 14)),
+        "3-D permute": (poisoned(4, 5, 6).permute(2, 0, 1), (6, 4, 5)),
+        "5-D permute": (poisoned(2, 2, 2, 2, 3).permute(4, 2, 0, 3, 1), (3, 2, 2, 2, 2)),  # > 3 outer dims
+        "stepped": (poisoned(9, 40)[1::2, ::3], (4, 14)),
+    }
+    for name, (view, shape) in views.items():
+        assert tuple(view.shape) == shape and not view.is_contiguous()
+        fill(view, dist, kwargs, backend)
+        dense = fill(poisoned(*shape), dist, kwargs, backend)
+        assert torch.equal(view, dense), name
+
+
+@pytest.mark.parametrize("backend", ["triton", "reference"])
+@pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-2,2]"])
+def test_canary_view_writes_all_of_itself_and_nothing_else(case, backend, poisoned):
+    dist, kwargs = CASES[case]
+    big = poisoned(8, 9)
+    view = big[2:5, 1:4]
+    fill(view, dist, kwargs, backend)
+    inside = torch.zeros_like(big, dtype=torch.bool)
+    inside[2:5, 1:4] = True
+    assert not torch.isnan(big[inside]).any(), "an element of the view was left unwritten"
+    assert torch.isnan(big[~inside]).all(), "an element outside the view was written"
+    assert torch.equal(view, fill(poisoned(3, 3), dist, kwargs, backend))
+
+
+@pytest.mark.parametrize("backend", ["triton", "reference"])
+def test_canary_storage_around_a_flat_slice(backend, poisoned):
+    """A contiguous slice in the middle of a buffer (the flat fast path) stops at its own ends."""
+    storage = poisoned(1000, dtype=torch.bfloat16)
+    piece = storage[101:898]
+    fill(piece, "normal", CASES["normal"][1], backend)
+    assert not torch.isnan(piece).any()
+    assert torch.isnan(storage[:101]).all() and torch.isnan(storage[898:]).all()
+
+
+def _split(n, cuts):
+    edges = [0, *cuts, n]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+@pytest.mark.parametrize("backend", ["triton", "reference"])
+@pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-2,2]"])
+@pytest.mark.parametrize("global_shape,cuts", [
+    ((23, 41), ([7, 8], [21])),
+    ((4, 5, 6), ([1], [2], [4])),
+], ids=["2d", "3d"])
+def test_sub_blocks_reassemble_to_the_whole(global_shape, cuts, case, backend, poisoned):
+    dist, kwargs = CASES[case]
+    whole = fill(poisoned(*global_shape), dist, kwargs, backend)
+    assembled = poisoned(*global_shape)
+    blocks = [[]]
+    for n, dim_cuts in zip(global_shape, cuts):
+        blocks = [prev + [span] for prev in blocks for span in _split(n, dim_cuts)]
+    for spans in blocks:
+        shape = tuple(b - a for a, b in spans)
+        block = fill(poisoned(*shape), dist, kwargs, backend, global_shape=global_shape,
+                     global_offset=tuple(a for a, _ in spans))
+        assembled[tuple(slice(a, b) for a, b in spans)] = block
+    assert torch.equal(assembled, whole)
+
+
+@pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-2,2]"])
+def test_kernel_and_reference_blocks_agree(case, poisoned):
+    dist, kwargs = CASES[case]
+    gshape, offset, shape = (37, 53), (11, 21), (19, 32)
+    k = fill(poisoned(*shape), dist, kwargs, "triton", global_shape=gshape, global_offset=offset)
+    r = fill(poisoned(*shape), dist, kwargs, "reference", global_shape=gshape, global_offset=offset)
+    check_against_oracle(k, dist, kwargs, SEED, STREAM, logical_indices(shape, gshape, offset))
+    check_against_oracle(r, dist, kwargs, SEED, STREAM, logical_indices(shape, gshape, offset))
+
+
+HUGE_BLOCKS = {
+    # (global_shape, global_offset, local shape): first logical index, and why
+    "1-D past 2^32": ((2**33 + 11,), (2**32 + 1,), (101,)),
+    "1-D past 2^40": ((2**41 + 3,), (2**40 + 3,), (77,)),
+    "2-D 2^41 elements": ((2**20 + 7, 2**21 + 3), (2**20 - 2, 2**21 - 31), (4, 33)),
+    "3-D past 2^40": ((2**13 + 1, 2**14 + 3, 2**14 + 5), (2**12 + 7, 2**14 - 1, 9), (2, 3, 13)),
+    "2-D near 2^64": ((2**32 + 1, 2**32 - 1), (2**32 - 1, 2**32 - 15), (2, 11)),
+    "1-D up to 2^64 - 1": ((2**64,), (2**64 - 7,), (7,)),
+}
+
+
+@pytest.mark.parametrize("backend", ["triton", "reference"])
+@pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-2,2]", "trunc[-9,-8]"])
+@pytest.mark.parametrize("block", list(HUGE_BLOCKS))
+def test_huge_logical_tensors_in_small_blocks(block, case, backend, poisoned):
+    """Logical indices past 2^32, 2^40 and up to 2^64 - 1, unaligned, without allocating the logical tensor."""
+    dist, kwargs = CASES[case]
+    gshape, offset, shape = HUGE_BLOCKS[block]
+    indices = logical_indices(shape, gshape, offset)
+    assert max(indices) >= 2**32 and (indices[0] % 4 != 0 or max(indices) == 2**64 - 1)
+    out = fill(poisoned(*shape, dtype=torch.float32), dist, kwargs, backend, global_shape=gshape,
+               global_offset=offset)
+    check_against_oracle(out, dist, kwargs, SEED, STREAM, indices)
+
+
+def test_values_at_agrees_with_fills_past_2_to_the_40():
+    kwargs = CASES["normal"][1]
+    gshape, offset, shape = HUGE_BLOCKS["2-D 2^41 elements"]
+    indices = torch.tensor(logical_indices(shape, gshape, offset), dtype=torch.int64)
+    params = reference.dist_params(NORMAL, torch.float32, **kwargs)
+    at = reference.values_at(indices, NORMAL, params, SEED, triton_init.stream_id(STREAM), torch.float32)
+    out = fill(torch.empty(shape), "normal", kwargs, "reference", global_shape=gshape, global_offset=offset)
+    assert torch.equal(at.reshape(shape), out)
