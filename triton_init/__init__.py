@@ -6,7 +6,24 @@ of the same stream format (``triton_init.reference``), which is also the oracle 
 
 from . import recipes
 from ._dispatch import backend, current_backend
+from ._fans import calculate_gain
 from ._format import FORMAT_VERSION, stream_id
+from ._nn_init import (
+    constant_,
+    dirac_,
+    eye_,
+    kaiming_normal_,
+    kaiming_uniform_,
+    lecun_normal_,
+    lecun_uniform_,
+    ones_,
+    sparse_,
+    variance_scaling_,
+    xavier_normal_,
+    xavier_uniform_,
+    zeros_,
+)
+from ._orthogonal import orthogonal_
 from ._random import normal_, trunc_normal_, uniform_
 from ._spec import Init
 from .flat import Segment, init_flat_, shard_segments
@@ -19,14 +36,29 @@ __all__ = [
     "Init",
     "Segment",
     "backend",
+    "calculate_gain",
+    "constant_",
     "current_backend",
+    "dirac_",
+    "eye_",
     "init_flat_",
     "init_module_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "lecun_normal_",
+    "lecun_uniform_",
     "materialize_",
     "normal_",
+    "ones_",
+    "orthogonal_",
     "recipes",
     "shard_segments",
+    "sparse_",
     "stream_id",
     "trunc_normal_",
     "uniform_",
+    "variance_scaling_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "zeros_",
 ]
