@@ -10,6 +10,11 @@ from triton_init.kernels import flat as flat_kernels
 
 SEED = 20240607
 
+
+def _device(backend):
+    """The kernels run on CUDA tensors, or on CPU tensors through the interpreter without a GPU."""
+    return "cuda" if backend == "triton" and torch.cuda.is_available() else "cpu"
+
 # An FSDP1-style FlatParameter: flattened parameters concatenated, padded, chunked by rank. The shapes are
 # chosen so that shard boundaries fall mid-row, and a segment starts at a logical index not aligned to 4.
 PARAMS = [
@@ -24,11 +29,11 @@ PARAMS = [
 ]
 
 
-def _whole(dtype):
+def _whole(dtype, device="cpu"):
     """Per-parameter init of every whole parameter, flattened and concatenated."""
     pieces = []
     for init, stream, shape in PARAMS:
-        t = torch.empty(shape, dtype=dtype)
+        t = torch.empty(shape, dtype=dtype, device=device)
         init.fill_(t, seed=SEED, stream=stream)
         pieces.append(t.reshape(-1))
     return torch.cat(pieces)
@@ -38,8 +43,9 @@ def _whole(dtype):
 @pytest.mark.parametrize("world_size", [1, 3, 4])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fsdp1_shards_equal_per_parameter_init(backend, world_size, dtype, poisoned):
+    device = _device(backend)
     with triton_init.backend(backend):
-        whole = _whole(dtype)
+        whole = _whole(dtype, device)
         total = whole.numel()
         per_rank = -(-total // world_size)
         mid_row = 0
@@ -47,7 +53,7 @@ def test_fsdp1_shards_equal_per_parameter_init(backend, world_size, dtype, poiso
             start, stop = rank * per_rank, (rank + 1) * per_rank
             segments = shard_segments(PARAMS, start, stop)
             mid_row += sum(s.start % s.global_shape[-1] != 0 for s in segments)
-            shard = poisoned(per_rank, dtype=dtype)
+            shard = poisoned(per_rank, dtype=dtype, device=device)
             init_flat_(shard, segments, seed=SEED)
             held = min(stop, total) - start
             torch.testing.assert_close(shard[:held], whole[start:start + held], rtol=0, atol=0)
@@ -61,12 +67,14 @@ def test_one_launch_per_family(monkeypatch, triton_backend):
     real = flat_kernels.flat_fill_
     monkeypatch.setattr(flat_kernels, "flat_fill_", lambda out, dist, rows, *a, **k: (
         launches.append((dist, len(rows))), real(out, dist, rows, *a, **k)))
-    buffer = torch.empty(_whole(torch.float32).numel())
+    device = _device("triton")
+    whole = _whole(torch.float32, device)
+    buffer = torch.empty(whole.numel(), device=device)
     init_flat_(buffer, shard_segments(PARAMS, 0, buffer.numel()), seed=SEED)
     # normal, trunc_normal (central), trunc_normal (with tails), uniform, constant
     assert sorted(d for d, _ in launches) == [0, 1, 2, 2, 3]
     assert sum(n for _, n in launches) == len(PARAMS)
-    torch.testing.assert_close(buffer, _whole(torch.float32), rtol=0, atol=0)
+    torch.testing.assert_close(buffer, whole, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("backend", ["reference", "triton"])
@@ -75,11 +83,12 @@ def test_segment_far_into_a_huge_logical_tensor(backend):
     shape = (1 << 21, 1 << 20)
     start = (1 << 40) + 4099
     init = Init.trunc_normal(0.0, 0.02)
+    device = _device(backend)
     with triton_init.backend(backend):
-        buffer = torch.empty(37)
+        buffer = torch.empty(37, device=device)
         init_flat_(buffer, [Segment(init, "big", shape, start, 37, 0)], seed=SEED)
         row, col = divmod(start, shape[1])
-        block = torch.empty(1, 37)
+        block = torch.empty(1, 37, device=device)
         triton_init.trunc_normal_(block, 0.0, 0.02, seed=SEED, stream="big", global_shape=shape,
                                   global_offset=(row, col))
     torch.testing.assert_close(buffer, block[0], rtol=0, atol=0)
