@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from triton_init import _init_cmd
 from triton_init._sharding import local_block
-from triton_init.flat import init_flat_, shard_segments
+from triton_init.flat import init_flat_, module_segments
 from triton_init.models import MODELS, build
 from triton_init.module import plan
 
@@ -46,11 +46,9 @@ def run_triton(name, dtype, device, world_size, rank, seed):
 
 
 def run_flat(name, dtype, device, world_size, rank, seed):
-    entries = plan(build(name, dtype=dtype), MODELS[name].recipe)
-    params = [(init, stream, tuple(tensor.shape)) for stream, tensor, init, _ in entries]
-    total = sum(torch.Size(shape).numel() for *_, shape in params)
-    per_rank = -(-total // world_size)
-    segments = shard_segments(params, rank * per_rank, (rank + 1) * per_rank)
+    model = build(name, dtype=dtype)
+    per_rank = -(-sum(p.numel() for p in model.parameters()) // world_size)
+    segments = module_segments(model, MODELS[name].recipe, rank * per_rank, (rank + 1) * per_rank)
     _sync(device)
     started = time.perf_counter()
     buffer = torch.empty(per_rank, dtype=dtype, device=device)

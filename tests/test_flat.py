@@ -108,3 +108,16 @@ def test_bad_segments_raise_before_writing():
     with pytest.raises(TypeError):
         init_flat_(buffer, [("a", 1)], seed=1)
     assert (buffer == 0).all()
+
+
+def test_module_segments_equal_init_module():
+    from triton_init.flat import module_segments
+    from triton_init.models import build
+    from triton_init.module import init_module_
+
+    model = init_module_(build("nano", device="cpu"), "llama", seed=SEED)
+    whole = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    start, stop = 1000, 9000
+    buffer = torch.empty(stop - start)
+    init_flat_(buffer, module_segments(build("nano"), "llama", start, stop), seed=SEED)
+    torch.testing.assert_close(buffer, whole[start:stop], rtol=0, atol=0)

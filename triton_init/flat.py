@@ -110,3 +110,18 @@ def shard_segments(params, start: int, stop: int) -> list:
             segments.append(Segment(init, stream, tuple(global_shape), lo - base, hi - lo, lo - start))
         base += numel
     return segments
+
+
+def module_segments(module, recipe, start: int, stop: int, *, prefix: str = "", **options) -> list:
+    """``shard_segments`` for the parameters of ``module`` in ``named_parameters`` order, each with its
+    recipe init and its qualified-name stream (as ``init_module_`` gives them)."""
+    from .module import plan
+
+    params = []
+    for stream, tensor, init, info in plan(module, recipe, prefix=prefix, **options):
+        if info.is_buffer:
+            continue
+        if not isinstance(init, Init):
+            raise TypeError(f"{stream}: a flat segment needs an Init, not {init!r}")
+        params.append((init, stream, tuple(tensor.shape)))
+    return shard_segments(params, start, stop)
