@@ -87,10 +87,6 @@ def _progress(done: int, total: int, started: float) -> None:
     sys.stderr.flush()
 
 
-def _local(tensor):
-    return tensor.detach()
-
-
 def _sync(device) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
@@ -112,20 +108,21 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
         shape = tuple(tensor.shape)
         local_shape, offset = local_block(shape, (world_size,), (rank,), (Shard(0),))
         blocks.append((stream, init, shape, local_shape, offset))
-    total_bytes = sum(torch.Size(b[3]).numel() for b in blocks) * torch.empty((), dtype=dtype).element_size()
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    total_bytes = sum(torch.Size(b[3]).numel() for b in blocks) * itemsize
     _sync(device)
     started = time.perf_counter()
     done = 0
 
     def advance(_stream, tensor):
         nonlocal done
-        done += _local(tensor).numel() * tensor.element_size()
+        done += tensor.numel() * itemsize
         if progress:
             _progress(done, total_bytes, started)
 
     if world_size == 1:
         materialize_(model, device, recipe, seed=seed, callback=advance)
-        tensors = [_local(tensor) for _, tensor, _, _ in plan(model, recipe)]
+        tensors = [tensor.detach() for _, tensor, _, _ in plan(model, recipe)]
     else:  # one rank's shards: allocate the local blocks only, fill them with their logical values
         tensors = []
         for stream, init, shape, local_shape, offset in blocks:
@@ -138,7 +135,7 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
     partial = combine(block_checksum(t, stream, shape, offset)
                       for t, (stream, _, shape, _, offset) in zip(tensors, blocks))
     return {"model": name, "seconds": seconds, "bytes": total_bytes, "checksum": partial,
-            "elements": total_bytes // torch.empty((), dtype=dtype).element_size()}
+            "elements": total_bytes // itemsize}
 
 
 def run(args) -> int:
