@@ -62,7 +62,7 @@ def _check_placements(mesh, placements, shapes, functions):
             got = sharded.to_local()
             assert got.shape == expected.shape
             torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=False,
-                                       msg=lambda m: f"{name} {shape} {placements}: {m}")
+                                       msg=lambda m, name=name, shape=shape: f"{name} {shape} {placements}: {m}")
 
 
 def _check_across_backends(mesh, placements):
@@ -115,7 +115,7 @@ def _check_fsdp2(mesh, recipe):
         assert isinstance(param, DTensor), name
         local = param.to_local()
         block = _distribute(expected[name].detach(), mesh, param.placements).to_local()
-        torch.testing.assert_close(local, block, rtol=0, atol=0, msg=lambda m: f"{recipe} {name}: {m}")
+        torch.testing.assert_close(local, block, rtol=0, atol=0, msg=lambda m, name=name: f"{recipe} {name}: {m}")
         n += local.numel()
     total = torch.tensor([n])
     dist.all_reduce(total, group=mesh.get_group())

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from triton_init.kernels import flat as flat_kernels
 
 import triton_init
 from triton_init._spec import Init
 from triton_init.flat import Segment, init_flat_, shard_segments
-from triton_init.kernels import flat as flat_kernels
 
 SEED = 20240607
 

@@ -62,7 +62,7 @@ def test_materialize_meta_equals_eager_and_order_does_not_matter():
     meta = build("nano")
     assert all(p.is_meta for p in meta.parameters())
     materialize_(meta, "cpu", "llama", seed=SEED)
-    for (name, a), (_, b) in zip(eager.named_parameters(), meta.named_parameters()):
+    for (name, a), (_, b) in zip(eager.named_parameters(), meta.named_parameters(), strict=True):
         assert b.device.type == "cpu"
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     # one block alone (a pipeline stage), given its prefix and the model's depth, gets the same values
@@ -83,7 +83,7 @@ def test_wrapper_names_do_not_change_streams():
 
     wrapped = init_module_(Compiled(build("nano", device="cpu")), "llama", seed=SEED)
     plain = init_module_(build("nano", device="cpu"), "llama", seed=SEED)
-    for (_, a), (_, b) in zip(wrapped.named_parameters(), plain.named_parameters()):
+    for (_, a), (_, b) in zip(wrapped.named_parameters(), plain.named_parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 

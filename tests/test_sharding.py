@@ -14,7 +14,7 @@ from triton_init._sharding import is_dtensor, local_block  # noqa: E402
 def _chunked(whole, mesh_shape, coordinate, placements):
     """What DTensor holds: each mesh dim chunks (torch.chunk, empty tail chunks) what the previous left."""
     local = whole
-    for size, index, placement in zip(mesh_shape, coordinate, placements):
+    for size, index, placement in zip(mesh_shape, coordinate, placements, strict=True):
         if placement.is_shard():
             chunks = list(torch.chunk(local, size, dim=placement.dim))
             chunks += [local.narrow(placement.dim, 0, 0)] * (size - len(chunks))
@@ -43,7 +43,7 @@ def test_local_block_matches_chunking(shape, mesh_shape, placements_list):
             expected = _chunked(whole, mesh_shape, coordinate, placements)
             local_shape, offset = local_block(shape, mesh_shape, coordinate, placements)
             assert local_shape == tuple(expected.shape), (placements, coordinate)
-            block = whole[tuple(slice(o, o + s) for o, s in zip(offset, local_shape))]
+            block = whole[tuple(slice(o, o + s) for o, s in zip(offset, local_shape, strict=True))]
             assert torch.equal(block, expected), (placements, coordinate)
 
 

@@ -133,7 +133,7 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
     _sync(device)
     seconds = time.perf_counter() - started
     partial = combine(block_checksum(t, stream, shape, offset)
-                      for t, (stream, _, shape, _, offset) in zip(tensors, blocks))
+                      for t, (stream, _, shape, _, offset) in zip(tensors, blocks, strict=True))
     return {"model": name, "seconds": seconds, "bytes": total_bytes, "checksum": partial,
             "elements": total_bytes // itemsize}
 

@@ -82,4 +82,4 @@ def dtensor_block(tensor, global_shape=None, global_offset=None):
         global_offset = (0,) * len(full_shape)
     if len(global_offset) != len(offset):
         raise ValueError(f"global_offset has {len(global_offset)} dims but the tensor has {len(offset)}")
-    return local, tuple(global_shape), tuple(int(g) + o for g, o in zip(global_offset, offset))
+    return local, tuple(global_shape), tuple(int(g) + o for g, o in zip(global_offset, offset, strict=True))

@@ -53,7 +53,7 @@ def _check_segments(buffer, segments) -> list:
                              f"{buffer.numel()} elements")
         checked.append((seg, stream_id(seg.stream)))
     spans = sorted((seg.offset, seg.offset + seg.numel, k) for k, (seg, _) in enumerate(checked) if seg.numel)
-    for (_, stop, k), (start, _, k2) in zip(spans, spans[1:]):
+    for (_, stop, k), (start, _, k2) in zip(spans, spans[1:], strict=False):
         if start < stop:
             raise ValueError(f"segments[{k}] and segments[{k2}] overlap in the buffer")
     return checked

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from ._format import resolve_seed
 from ._spec import Init
-from .recipes import ParamInfo, Recipe, get
+from .recipes import ParamInfo, get
 
 # Wrapper modules that insert a name component without changing the model: dropped from streams.
 WRAPPER_NAMES = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module")

@@ -1,11 +1,13 @@
 """Init recipes: small tables of rules mapping each parameter (by module type or name pattern) to its init.
 
-| recipe | what each parameter gets |
-|---|---|
-| ``torch`` | the effect of ``reset_parameters``: Linear/Conv weight and bias U(+-1/sqrt(fan_in)); Embedding N(0, 1), padding row 0; norms 1 and 0; BatchNorm running stats 0 and 1 |
-| ``gpt2`` | N(0, 0.02); residual projections (``c_proj``) N(0, 0.02/sqrt(2 n_layers)); biases 0; norms 1 and 0 |
-| ``llama`` | torchtitan: embeddings N(0, 1); weights trunc_normal(0, 0.02) on [-2, 2]; output projections (wo, w2, w3) std 0.02/sqrt(2 (layer + 1)) (depth_init) or 0.02/sqrt(2 n_layers); the final ``output`` std dim^-0.5 cut at 3 std; norms 1 |
-| ``megatron`` | ``init_method_normal(sigma)`` for every weight, ``scaled_init_method_normal``: sigma/sqrt(2 n_layers) for attention and MLP output projections; biases 0; norms 1 and 0 |
+- ``torch``: the effect of ``reset_parameters``: Linear/Conv weights and biases U(+-1/sqrt(fan_in));
+  Embedding N(0, 1) with the padding row 0; norms 1 and 0; BatchNorm running stats 0 and 1.
+- ``gpt2``: N(0, 0.02); residual projections (``c_proj``) N(0, 0.02/sqrt(2 n_layers)); biases 0; norms 1, 0.
+- ``llama`` (torchtitan): embeddings N(0, 1); weights trunc_normal(0, 0.02) on [-2, 2]; output projections
+  (wo, w2, w3) std 0.02/sqrt(2 (layer + 1)) with ``depth_init``, else 0.02/sqrt(2 n_layers); the final
+  ``output`` std dim^-0.5 cut at 3 std; norms 1.
+- ``megatron``: ``init_method_normal(sigma)`` for every weight; ``scaled_init_method_normal``,
+  sigma/sqrt(2 n_layers), for the attention and MLP output projections; biases 0; norms 1 and 0.
 
 The first matching rule wins. A rule matches by module type (``module=``, the type of the module that owns
 the parameter) and/or by an ``fnmatch`` pattern on the fully qualified name. Its init is an ``Init``, a
