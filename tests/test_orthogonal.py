@@ -167,3 +167,19 @@ def test_conv_weight_rows_are_orthonormal_like_torch():
     # 16 orthonormal rows of length 36: the mean square entry is 16 / 576 in both.
     for t in (theirs, ours):
         assert t.pow(2).mean().item() == pytest.approx(1 / 36, rel=1e-5)
+
+
+def test_bench_rows_run_and_say_torch_fails_in_bf16():
+    from triton_init import _bench
+
+    ops = [op for op in _bench.BENCH_OPS if op.name in ("orthogonal", "kaiming_normal", "xavier_uniform")]
+    assert len(ops) == 3
+    rows = _bench.run("cpu", 1 << 12, [torch.float32, torch.bfloat16], ops, repeats=1, out=lambda line: None)
+    by_key = {(r["op"], r["dtype"]): r for r in rows}
+    assert "torch fails" in by_key["orthogonal", "bfloat16"]["note"]
+    assert by_key["orthogonal", "bfloat16"]["ratio_vs_torch"] is None
+    assert by_key["orthogonal", "float32"]["max_error_std"] < 1e-5
+    assert by_key["orthogonal", "bfloat16"]["max_error_std"] < 3e-2
+    for name in ("kaiming_normal", "xavier_uniform"):
+        assert by_key[name, "float32"]["max_error_std"] < 1e-4
+        assert by_key[name, "float32"]["numel"] == 1 << 12

@@ -4,6 +4,7 @@ Each row of ``BENCH_OPS`` names an op, how triton_init and torch.nn.init run it 
 sample of the output is checked against the CPU reference. Other features append rows here.
 """
 
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -60,6 +61,64 @@ BENCH_OPS = [
         lambda t: ti.trunc_normal_(t, 0.0, 0.02, -0.04, 0.04, seed=SEED),
         lambda t: torch.nn.init.trunc_normal_(t, 0.0, 0.02, -0.04, 0.04),
         lambda t: sampled_error(t, TRUNC_NORMAL, 0.02, mean=0.0, std=0.02, a=-0.04, b=0.04),
+    ),
+]
+
+# The rest of torch.nn.init. kaiming/xavier are one plain normal/uniform fill with a std from the fans, so
+# they should cost exactly what those rows cost; orthogonal is prep fill + QR + one epilogue pass.
+FAN_COLUMNS = 1024
+
+
+def _fan_shape(numel: int) -> tuple:
+    """A (rows, 1024) weight of about ``numel`` elements: fan-based inits need two dims."""
+    return (max(1, numel // FAN_COLUMNS), FAN_COLUMNS)
+
+
+def _kaiming_normal_std(t: torch.Tensor) -> float:
+    return math.sqrt(2.0) / math.sqrt(t.shape[1])  # leaky_relu with a=0, fan_in
+
+
+def _xavier_uniform_bound(t: torch.Tensor) -> float:
+    return math.sqrt(3.0) * math.sqrt(2.0 / float(t.shape[0] + t.shape[1]))
+
+
+def _orthogonal_shape(numel: int) -> tuple:
+    """Square, with a side of a quarter of sqrt(numel): 512 on the CPU default, 4096 on CUDA's."""
+    side = max(2, math.isqrt(numel) // 4)
+    return (side, side)
+
+
+def orthogonality_error(out: torch.Tensor) -> float:
+    """max |Q Qᵀ - I| (QᵀQ for a tall Q) in float64 on the output's device: the output's own error,
+    so bf16 shows its rounding (about 1e-2), fp32 about 1e-6."""
+    q = out.reshape(out.shape[0], -1).double()
+    gram = q @ q.t() if q.shape[0] <= q.shape[1] else q.t() @ q
+    gram.diagonal().sub_(1.0)
+    return float(gram.abs().max())
+
+
+BENCH_OPS += [
+    BenchOp(
+        "kaiming_normal",
+        lambda t: ti.kaiming_normal_(t, seed=SEED),
+        lambda t: torch.nn.init.kaiming_normal_(t),
+        lambda t: sampled_error(t, NORMAL, _kaiming_normal_std(t), mean=0.0, std=_kaiming_normal_std(t)),
+        _fan_shape,
+    ),
+    BenchOp(
+        "xavier_uniform",
+        lambda t: ti.xavier_uniform_(t, seed=SEED),
+        lambda t: torch.nn.init.xavier_uniform_(t),
+        lambda t: sampled_error(t, UNIFORM, _xavier_uniform_bound(t), a=-_xavier_uniform_bound(t),
+                                b=_xavier_uniform_bound(t)),
+        _fan_shape,
+    ),
+    BenchOp(
+        "orthogonal",  # error column: max |Q Qᵀ - I|; torch fails in bf16 and fp16 (no geqrf)
+        lambda t: ti.orthogonal_(t, seed=SEED),
+        lambda t: torch.nn.init.orthogonal_(t),
+        orthogonality_error,
+        _orthogonal_shape,
     ),
 ]
 
