@@ -56,11 +56,14 @@ def u_of(words) -> np.ndarray:
 
 
 def exact(indices, dist: str, seed: int, stream: int, *, a=0.0, b=1.0, mean=0.0, std=1.0) -> np.ndarray:
-    """The exact float64 math of the format at logical ``indices`` (python ints below 2^64).
+    """The exact float64 math of the format at logical ``indices`` (python ints below 2^64, or a numpy array).
 
     Returns the value for "uniform", and z (in units of std, before scale, shift and clamp) otherwise.
     """
-    idx = np.array([int(i) for i in indices], dtype=np.uint64)
+    if isinstance(indices, np.ndarray):
+        idx = indices.astype(np.uint64)
+    else:
+        idx = np.array([int(i) for i in indices], dtype=np.uint64)
     w = np.stack(words_of_groups(idx >> np.uint64(2), seed, stream), axis=-1)
     lane = (idx & np.uint64(3)).astype(np.int64)
     rows = np.arange(len(idx))
