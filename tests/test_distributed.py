@@ -146,6 +146,7 @@ def _worker(rank, world_size, port):
             if not torch.cuda.is_available():  # the kernels through the interpreter, on gloo's CPU tensors
                 with triton_init.backend("triton"):
                     _check_placements(mesh, (Shard(1),), [(5, 9)], functions[:3])
+                    _check_fsdp2(mesh, "gpt2")  # FSDP2 shards through the batched segment-table kernel
                 _check_across_backends(mesh, (Shard(0),))
         if world_size == 4:
             mesh2 = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))

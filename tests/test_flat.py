@@ -121,3 +121,32 @@ def test_module_segments_equal_init_module():
     buffer = torch.empty(stop - start)
     init_flat_(buffer, module_segments(build("nano"), "llama", start, stop), seed=SEED)
     torch.testing.assert_close(buffer, whole[start:stop], rtol=0, atol=0)
+
+
+def test_fill_blocks_batches_contiguous_runs_and_returns_the_rest(monkeypatch, triton_backend):
+    """Whole tensors and row shards go through a few segment-table launches; strided blocks come back."""
+    from triton_init.flat import fill_blocks_
+    from triton_init.models import build
+    from triton_init.module import init_module_, plan
+
+    launches = []
+    real = flat_kernels.flat_fill_
+    monkeypatch.setattr(flat_kernels, "flat_fill_", lambda out, dist, rows, *a, **k: (
+        launches.append(len(rows)), real(out, dist, rows, *a, **k)))
+    device = _device("triton")
+    model = init_module_(build("nano", device=device), "llama", seed=SEED)
+    assert len(launches) <= 5 and sum(launches) == len(list(model.parameters()))
+    for stream, tensor, init, _ in plan(model, "llama"):
+        expected = init.fill_(torch.empty_like(tensor), seed=SEED, stream=stream)  # one launch per tensor
+        torch.testing.assert_close(tensor.detach(), expected, rtol=0, atol=0, msg=stream)
+
+    init = Init.normal(0.0, 2.0)
+    whole = init.fill_(torch.empty(9, 8, device=device), seed=SEED, stream="w")
+    rows = torch.full((4, 8), float("nan"), device=device)  # rows 3..6: one run of logical indices
+    cols = torch.full((9, 3), float("nan"), device=device)  # columns 2..4: not one run
+    transposed = torch.full((8, 9), float("nan"), device=device).t()  # strided
+    rest = fill_blocks_([(rows, init, "w", (9, 8), (3, 0)), (cols, init, "w", (9, 8), (0, 2)),
+                         (transposed, init, "w", None, None)], seed=SEED)
+    assert [block[0] is t for block, t in zip(rest, (cols, transposed), strict=True)] == [True, True]
+    torch.testing.assert_close(rows, whole[3:7], rtol=0, atol=0)
+    assert cols.isnan().all() and transposed.isnan().all()

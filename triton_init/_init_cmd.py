@@ -15,6 +15,7 @@ import torch
 from ._format import stream_id
 from ._layout import row_major_strides
 from ._sharding import local_block
+from .flat import fill_blocks_
 from .models import MODELS, build
 from .module import apply_init, materialize_, plan
 
@@ -124,14 +125,17 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
         materialize_(model, device, recipe, seed=seed, callback=advance)
         tensors = [tensor.detach() for _, tensor, _, _ in plan(model, recipe)]
     else:  # one rank's shards: allocate the local blocks only, fill them with their logical values
-        tensors = []
-        for stream, init, shape, local_shape, offset in blocks:
-            local = torch.empty(local_shape, dtype=dtype, device=device)
+        tensors = [torch.empty(local_shape, dtype=dtype, device=device) for _, _, _, local_shape, _ in blocks]
+        rest = fill_blocks_([(local, init, stream, shape, offset)
+                             for local, (stream, init, shape, _, offset) in zip(tensors, blocks, strict=True)],
+                            seed=seed)
+        for local, init, stream, shape, offset in rest:
             apply_init(local, init, seed=seed, stream=stream, global_shape=shape, global_offset=offset)
-            tensors.append(local)
             advance(stream, local)
     _sync(device)
     seconds = time.perf_counter() - started
+    if progress and done < total_bytes:  # blocks filled by the batched kernel: complete the bar
+        _progress(total_bytes, total_bytes, started)
     partial = combine(block_checksum(t, stream, shape, offset)
                       for t, (stream, _, shape, _, offset) in zip(tensors, blocks, strict=True))
     return {"model": name, "seconds": seconds, "bytes": total_bytes, "checksum": partial,

@@ -15,7 +15,7 @@ from . import _dispatch, reference
 from ._format import resolve_seed, stream_id
 from ._layout import Layout, _as_int_tuple
 from ._spec import CONSTANT, Init
-from ._validate import check_tensor
+from ._validate import SUPPORTED_DTYPES, check_tensor
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,7 @@ def init_flat_(buffer: torch.Tensor, segments, *, seed) -> torch.Tensor:
         families.setdefault((family, central), []).append((seg.offset, seg.start, seg.numel, stream, params))
     with torch.no_grad():
         if _dispatch.uses_triton(buffer):
-            from .kernels import flat
-
-            with torch.cuda.device(buffer.device) if buffer.is_cuda else nullcontext():
-                for (family, central), rows in families.items():
-                    flat.flat_fill_(buffer, family, rows, seed, central_only=central)
+            _launch(buffer, families, seed)
         else:
             for (family, _), rows in families.items():
                 for offset, start, numel, stream, params in rows:
@@ -93,6 +89,58 @@ def init_flat_(buffer: torch.Tensor, segments, *, seed) -> torch.Tensor:
                     elif numel:
                         reference.fill_(piece, Layout((numel,), (1,), (1,), start), family, params, seed, stream)
     return buffer
+
+
+def _launch(anchor: torch.Tensor, families: dict, seed: int) -> None:
+    """One segment-table launch per (family, central_only); row offsets count elements from ``anchor``."""
+    from .kernels import flat
+
+    with torch.cuda.device(anchor.device) if anchor.is_cuda else nullcontext():
+        for (family, central), rows in families.items():
+            flat.flat_fill_(anchor, family, rows, seed, central_only=central)
+
+
+def fill_blocks_(blocks, *, seed: int) -> list:
+    """Fill many tensors, each with its ``Init``, in as few launches as possible; return the rest.
+
+    ``blocks`` holds (tensor, init, stream, global_shape, global_offset) as ``Init.fill_`` takes them
+    (a DTensor stands for its local shard). Every tensor whose values are one run of consecutive logical
+    indices stored contiguously (a whole parameter, an FSDP2 Shard(0) shard) and that runs on the Triton
+    backend is filled by the segment-table kernel: one launch per family for each (device, dtype), with
+    each row's offset the distance in elements from the group's first tensor. The others (the reference
+    backend, strided blocks, inits that are not an ``Init``) are returned untouched, for the caller to
+    fill one by one. Values are those of per-tensor init either way.
+    """
+    from ._layout import make_layout
+    from ._random import resolve_block
+
+    groups: dict = {}
+    rest = []
+    for block in blocks:
+        tensor, init, stream, global_shape, global_offset = block
+        if not isinstance(init, Init):
+            rest.append(block)
+            continue
+        local, global_shape, global_offset = resolve_block(tensor, global_shape, global_offset)
+        layout = make_layout(local, global_shape, global_offset)  # validates the block
+        if local.device.type == "meta" or local.numel() == 0:
+            continue
+        if (local.dtype not in SUPPORTED_DTYPES or not layout.is_flat or not _dispatch.uses_triton(local)
+                or local.data_ptr() % local.element_size()):
+            rest.append(block)
+            continue
+        groups.setdefault((local.device, local.dtype), []).append((local, init, stream_id(stream), layout.base))
+    with torch.no_grad():
+        for (_, dtype), items in groups.items():
+            anchor = items[0][0]
+            itemsize = anchor.element_size()
+            families: dict = {}
+            for local, init, stream, base in items:
+                family, params, central = init.flat_family(dtype)
+                offset = (local.data_ptr() - anchor.data_ptr()) // itemsize
+                families.setdefault((family, central), []).append((offset, base, local.numel(), stream, params))
+            _launch(anchor, families, seed)
+    return rest
 
 
 def shard_segments(params, start: int, stop: int) -> list:

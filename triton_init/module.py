@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from ._format import resolve_seed
 from ._spec import Init
+from .flat import fill_blocks_
 from .recipes import ParamInfo, get
 
 # Wrapper modules that insert a name component without changing the model: dropped from streams.
@@ -108,8 +109,13 @@ def init_module_(module: nn.Module, recipe="torch", *, seed, prefix: str = "", c
     entries = plan(module, recipe, prefix=prefix, **options)
     zero_padding = get(recipe, **options).zero_padding_idx
     with torch.no_grad():
+        # Inits the segment-table kernel can take go in a few launches; the rest one tensor at a time.
+        rest = fill_blocks_([(tensor, init, stream, None, None) for stream, tensor, init, _ in entries
+                             if init is not None], seed=seed)
+        one_by_one = {id(block[0]) for block in rest}
         for stream, tensor, init, info in entries:
-            apply_init(tensor, init, seed=seed, stream=stream)
+            if id(tensor) in one_by_one:
+                apply_init(tensor, init, seed=seed, stream=stream)
             if zero_padding and init is not None:
                 _zero_padding_row(info, tensor)
             if callback is not None:
