@@ -1,7 +1,9 @@
 """Per-rank time to initialize one rank's shard (FSDP-style Shard(0), 1/world_size of every parameter)
-of a built-in model, by four paths:
+of a built-in model, by five paths:
 
-- ``triton_init``: each local block filled with its logical values (``global_shape``/``global_offset``);
+- ``triton_init``: ``triton-init init``'s path: the local blocks allocated, then filled with their logical
+  values by the segment-table kernel, one launch per distribution family;
+- ``triton_init 1/tensor``: the same values with one ``global_shape``/``global_offset`` call per tensor;
 - ``triton_init flat``: the rank's chunk of the flat concatenation (FSDP1 / ZeRO layout), ``init_flat_``;
 - ``torch meta+reset``: a meta model whose parameters have the local shapes, ``to_empty`` then every
   module's ``reset_parameters`` (what each rank runs after ``fully_shard`` on meta, without DTensor's
@@ -24,7 +26,7 @@ from triton_init import _init_cmd
 from triton_init._sharding import local_block
 from triton_init.flat import init_flat_, module_segments
 from triton_init.models import MODELS, build
-from triton_init.module import plan
+from triton_init.module import apply_init, plan
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -43,6 +45,21 @@ def _shard0(shape, world_size, rank):
 def run_triton(name, dtype, device, world_size, rank, seed):
     result = _init_cmd.init_model(name, dtype=dtype, device=device, world_size=world_size, rank=rank, seed=seed)
     return result["seconds"], result["bytes"]
+
+
+def run_triton_per_tensor(name, dtype, device, world_size, rank, seed):
+    entries = plan(build(name, dtype=dtype), MODELS[name].recipe)
+    _sync(device)
+    started = time.perf_counter()
+    written = 0
+    for stream, tensor, init, _ in entries:
+        shape, offset = _shard0(tensor.shape, world_size, rank)
+        local = torch.empty(shape, dtype=dtype, device=device)
+        apply_init(local, init, seed=seed, stream=stream, global_shape=tuple(tensor.shape), global_offset=offset)
+        written += local.numel() * local.element_size()
+        del local
+    _sync(device)
+    return time.perf_counter() - started, written
 
 
 def run_flat(name, dtype, device, world_size, rank, seed):
@@ -106,8 +123,13 @@ def run_torch_init(name, dtype, device, world_size, rank, seed):
     return time.perf_counter() - started, written
 
 
-PATHS = [("triton_init", run_triton), ("triton_init flat", run_flat), ("torch meta+reset", run_torch_reset),
-         ("torch.nn.init", run_torch_init)]
+PATHS = [
+    ("triton_init", run_triton),
+    ("triton_init 1/tensor", run_triton_per_tensor),
+    ("triton_init flat", run_flat),
+    ("torch meta+reset", run_torch_reset),
+    ("torch.nn.init", run_torch_init),
+]
 
 
 def main(argv=None) -> int:
@@ -133,7 +155,7 @@ def main(argv=None) -> int:
         if label.startswith("triton"):
             fn("nano", dtype, device, 2, 0, args.seed)
     print(f"{name} {args.dtype} on {device}: rank {args.rank} of {args.world_size} (Shard(0) of every parameter)")
-    print(f"{'path':<18} {'seconds':>10} {'GB/s':>10} {'time / triton_init':>18}")
+    print(f"{'path':<21} {'seconds':>10} {'GB/s':>10} {'time / triton_init':>18}")
     rows, base = [], None
     for label, fn in selected:
         try:
@@ -144,12 +166,12 @@ def main(argv=None) -> int:
                 if device.startswith("cuda"):
                     torch.cuda.empty_cache()
         except Exception as exc:  # torch's bf16 paths can fail (e.g. missing bf16 kernels): report, go on
-            print(f"{label:<18} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
+            print(f"{label:<21} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
             rows.append({"path": label, "error": f"{type(exc).__name__}: {exc}"})
             continue
         base = base if base is not None else best
         gbps = written / best / 1e9
-        print(f"{label:<18} {best:>10.4f} {gbps:>10.3g} {best / base:>17.2f}x")
+        print(f"{label:<21} {best:>10.4f} {gbps:>10.3g} {best / base:>17.2f}x")
         rows.append({"path": label, "seconds": best, "bytes": written, "gbps": gbps, "model": name,
                      "dtype": args.dtype, "device": device, "world_size": args.world_size, "rank": args.rank})
     if args.json:
