@@ -12,6 +12,7 @@ To add a kernel, append a ``Variant`` to ``VARIANTS`` (see ``fill_variant``).
 
 import argparse
 import concurrent.futures
+import inspect
 import json
 import os
 import re
@@ -89,7 +90,44 @@ def fill_variant(kernel: str, dtype: str, dist: int, *, central_only=False, flat
                    num_warps=num_warps)
 
 
+def flat_variant(kernel: str, dtype: str, dist: int, *, central_only=False) -> Variant:
+    """The segment-table kernel of ``kernels/flat.py`` (one launch over many parameters' pieces)."""
+    pkg = _import_kernels()
+    flat = __import__(f"{pkg}.flat", fromlist=["flat"])
+    block_groups, num_warps = flat.DEFAULT_BLOCK_GROUPS, flat.DEFAULT_NUM_WARPS
+    sig = {"out_ptr": f"*{dtype}", "table_ptr": "*i64", "n_segments": "i32", "seed_lo": "u32", "seed_hi": "u32"}
+    const = {"DIST": dist, "SEARCH_STEPS": 8, "BLOCK_GROUPS": block_groups, "CENTRAL_ONLY": central_only,
+             "FAST": True, "EXACT_BF16": False}
+    return Variant(kernel, dtype, f"{pkg}.flat", "_flat_fill_kernel", sig, const, ("out_ptr", "table_ptr"),
+                   4 * block_groups, num_warps=num_warps)
+
+
+def orthogonal_variant(kernel: str, dtype: str, transposed: bool) -> Variant:
+    """The orthogonal epilogue of ``kernels/orthogonal.py``: reads Q (fp32) and diag R, writes gain * Q * sign."""
+    pkg = _import_kernels()
+    ortho = __import__(f"{pkg}.orthogonal", fromlist=["orthogonal"])
+    rows, cols = ortho.DEFAULT_BLOCK_ROWS, ortho.DEFAULT_BLOCK_COLS
+    sig = {"out_ptr": f"*{dtype}", "q_ptr": "*fp32", "r_ptr": "*fp32", "col_index_ptr": "*i64",
+           "col_mem_ptr": "*i64", "n_rows": "i32", "n_cols": "i32", "col_blocks": "i32", "row_offset": "i64",
+           "out_row_stride": "i64", "q_stride0": "i64", "q_stride1": "i64", "r_diag_stride": "i64",
+           "gain_bits": "i64"}
+    const = {"TRANSPOSED": transposed, "BLOCK_ROWS": rows, "BLOCK_COLS": cols}
+    divisible = ("out_ptr", "q_ptr", "r_ptr", "col_index_ptr", "col_mem_ptr", "n_cols", "out_row_stride",
+                 "q_stride0" if transposed else "q_stride1")
+    return Variant(kernel, dtype, f"{pkg}.orthogonal", "_orthogonal_epilogue_kernel", sig, const, divisible,
+                   rows * cols, num_warps=ortho.DEFAULT_NUM_WARPS)
+
+
+def _has_module(name: str) -> bool:
+    try:
+        __import__(f"{_import_kernels()}.{name}", fromlist=[name])
+        return True
+    except ImportError:
+        return False
+
+
 def default_variants() -> list:
+    """The table: every kernel the library launches, as the runtime would compile it for a large tensor."""
     variants = []
     for dtype in DTYPES:
         variants.append(fill_variant("uniform", dtype, 0))
@@ -97,6 +135,12 @@ def default_variants() -> list:
         variants.append(fill_variant("trunc_normal_central", dtype, 2, central_only=True))
         variants.append(fill_variant("trunc_normal", dtype, 2))
     variants.append(fill_variant("normal_strided", "bf16", 1, flat=False))
+    if _has_module("flat"):
+        variants.append(flat_variant("flat_normal", "bf16", 1))
+        variants.append(flat_variant("flat_trunc_normal_central", "bf16", 2, central_only=True))
+    if _has_module("orthogonal"):
+        variants.append(orthogonal_variant("orthogonal_epilogue", "bf16", False))
+        variants.append(orthogonal_variant("orthogonal_epilogue_t", "bf16", True))
     variants.extend(_optional_variants())
     return variants
 
@@ -152,15 +196,20 @@ def compile_cubin(v: Variant) -> bytes:
     module = __import__(v.module, fromlist=[v.function])
     fn = getattr(module, v.function)
     fn = getattr(fn, "fn", fn) if not hasattr(fn, "arg_names") else fn
-    signature = {}
+    defaults = {name: p.default for name, p in inspect.signature(fn.fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    signature, constexprs = {}, dict(v.constexprs)
     for name in fn.arg_names:
         if name in v.constexprs:
             signature[name] = "constexpr"
         elif name in v.signature:
             signature[name] = v.signature[name]
+        elif name in defaults:  # a constexpr with a default the launcher leaves alone
+            signature[name] = "constexpr"
+            constexprs[name] = defaults[name]
         else:
             raise KeyError(f"{v.kernel}: no type for argument {name!r}")
-    src = ASTSource(fn, signature, constexprs=dict(v.constexprs), attrs=_attrs(fn, v.divisible))
+    src = ASTSource(fn, signature, constexprs=constexprs, attrs=_attrs(fn, v.divisible))
     options = {"num_warps": v.num_warps, "num_stages": v.num_stages, **v.options}
     compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
     return compiled.asm["cubin"]
@@ -263,14 +312,14 @@ def _analyse_safely(v: Variant) -> dict:
 
 
 def format_table(records: list) -> str:
-    head = f"{'kernel':<22} {'dtype':<5} {'instr/el':>8} {'mufu/el':>8} {'store B':>7} {'regs':>5} {'spills':>6} " \
+    head = f"{'kernel':<26} {'dtype':<5} {'instr/el':>8} {'mufu/el':>8} {'store B':>7} {'regs':>5} {'spills':>6} " \
            f"{'smem/el':>7} {'f64/el':>6}"
     lines = [head, "-" * len(head)]
     for r in records:
         if "error" in r:
-            lines.append(f"{r['kernel']:<22} {r['dtype']:<5} ERROR {r['error']}")
+            lines.append(f"{r['kernel']:<26} {r['dtype']:<5} ERROR {r['error']}")
             continue
-        lines.append(f"{r['kernel']:<22} {r['dtype']:<5} {r['instructions_per_element']:>8.2f} "
+        lines.append(f"{r['kernel']:<26} {r['dtype']:<5} {r['instructions_per_element']:>8.2f} "
                      f"{r['mufu_per_element']:>8.3f} {r['store_bytes']:>7} {r['registers']!s:>5} {r['spills']:>6} "
                      f"{r['shared_per_element']:>7.3f} {r['fp64_per_element']:>6.2f}")
     return "\n".join(lines)

@@ -5,20 +5,33 @@ land in 4 consecutive elements of a row. A row is a run of consecutive logical i
 dim of the tensor after coalescing); up to three outer dims are decomposed from the program id.
 """
 
+import math
 import struct
 
 import torch
 import triton
 import triton.language as tl
 
-from .philox import box_muller, philox4x32_10, trunc_normal_z, uniform01, uniform01_f64
+from .philox import (
+    SQRT_2LN2,
+    _cos,
+    _sin,
+    box_muller,
+    box_muller_angle,
+    box_muller_root,
+    philox4x32_10,
+    trunc_normal_z,
+    trunc_normal_z_central,
+    uniform01,
+    uniform01_f64,
+)
 
 UNIFORM = 0
 NORMAL = 1
 TRUNC_NORMAL = 2
 
 MAX_OUTER_DIMS = 3
-DEFAULT_BLOCK_GROUPS = 512
+DEFAULT_BLOCK_GROUPS = 1024
 DEFAULT_NUM_WARPS = 4
 
 
@@ -38,41 +51,74 @@ def _bf16_round_nearest_even(x):
 
 @triton.jit
 def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-               DIST: tl.constexpr, OUT_F64: tl.constexpr, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr):
-    """The four lanes' values, before the cast to the output dtype (fp64 if OUT_F64, else fp32)."""
-    if DIST == 0:  # uniform: a + (b - a) * u, in fp64, rounded once by the caller's cast
-        a = _f64(prm0)
-        width = _f64(prm1)
-        v0 = a + width * uniform01_f64(w0)
-        v1 = a + width * uniform01_f64(w1)
-        v2 = a + width * uniform01_f64(w2)
-        v3 = a + width * uniform01_f64(w3)
+               DIST: tl.constexpr, OUT_F64: tl.constexpr, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr,
+               UNIFORM_F32: tl.constexpr = False):
+    """The four lanes' values, before the cast to the output dtype (fp64 if OUT_F64, else fp32).
+
+    UNIFORM_F32 (the launcher's call: a and b - a exact in fp32, output not fp64) computes uniform as one
+    fp32 fma of exact operands: the exact a + (b - a) u rounded once, within half an fp32 ulp.
+    """
+    if DIST == 0:
+        if UNIFORM_F32:
+            a32 = _f64(prm0).to(tl.float32)
+            width32 = _f64(prm1).to(tl.float32)
+            v0 = tl.fma(uniform01(w0), width32, a32)
+            v1 = tl.fma(uniform01(w1), width32, a32)
+            v2 = tl.fma(uniform01(w2), width32, a32)
+            v3 = tl.fma(uniform01(w3), width32, a32)
+        else:  # a + (b - a) * u in fp64, rounded once by the caller's cast
+            a = _f64(prm0)
+            width = _f64(prm1)
+            v0 = a + width * uniform01_f64(w0)
+            v1 = a + width * uniform01_f64(w1)
+            v2 = a + width * uniform01_f64(w2)
+            v3 = a + width * uniform01_f64(w3)
     else:
-        if DIST == 1:
-            z0, z1 = box_muller(w0, w1, FAST)
-            z2, z3 = box_muller(w2, w3, FAST)
-        else:
-            p_lo = _f64(prm2).to(tl.float32)
-            q_hi = _f64(prm3).to(tl.float32)
-            mass = _f64(prm4).to(tl.float32)
-            z0 = trunc_normal_z(w0, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-            z1 = trunc_normal_z(w1, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-            z2 = trunc_normal_z(w2, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-            z3 = trunc_normal_z(w3, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
         mean = _f64(prm0)
         std = _f64(prm1)
-        if OUT_F64:
-            v0 = mean + std * z0.to(tl.float64)
-            v1 = mean + std * z1.to(tl.float64)
-            v2 = mean + std * z2.to(tl.float64)
-            v3 = mean + std * z3.to(tl.float64)
-        else:
+        if DIST == 1 and not OUT_F64:
+            # mean + std * (-r cos(t - pi)): one multiply per pair, one fma per element.
             mean = mean.to(tl.float32)
-            std = std.to(tl.float32)
-            v0 = mean + std * z0
-            v1 = mean + std * z1
-            v2 = mean + std * z2
-            v3 = mean + std * z3
+            scale = (std * -SQRT_2LN2).to(tl.float32)  # r = sqrt(2 ln 2) * box_muller_root
+            s01 = box_muller_root(w0, FAST) * scale
+            s23 = box_muller_root(w2, FAST) * scale
+            t01 = box_muller_angle(w1)
+            t23 = box_muller_angle(w3)
+            v0 = s01 * _cos(t01, FAST) + mean
+            v1 = s01 * _sin(t01, FAST) + mean
+            v2 = s23 * _cos(t23, FAST) + mean
+            v3 = s23 * _sin(t23, FAST) + mean
+        else:
+            if DIST == 1:
+                z0, z1 = box_muller(w0, w1, FAST)
+                z2, z3 = box_muller(w2, w3, FAST)
+            elif CENTRAL_ONLY:
+                x_lo = (2.0 * _f64(prm2) - 1.0).to(tl.float32)  # 2 Phi(alpha) - 1, rounded once
+                two_mass = (2.0 * _f64(prm4)).to(tl.float32)
+                z0 = trunc_normal_z_central(w0, x_lo, two_mass, FAST)
+                z1 = trunc_normal_z_central(w1, x_lo, two_mass, FAST)
+                z2 = trunc_normal_z_central(w2, x_lo, two_mass, FAST)
+                z3 = trunc_normal_z_central(w3, x_lo, two_mass, FAST)
+            else:
+                p_lo = _f64(prm2).to(tl.float32)
+                q_hi = _f64(prm3).to(tl.float32)
+                mass = _f64(prm4).to(tl.float32)
+                z0 = trunc_normal_z(w0, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
+                z1 = trunc_normal_z(w1, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
+                z2 = trunc_normal_z(w2, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
+                z3 = trunc_normal_z(w3, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
+            if OUT_F64:
+                v0 = mean + std * z0.to(tl.float64)
+                v1 = mean + std * z1.to(tl.float64)
+                v2 = mean + std * z2.to(tl.float64)
+                v3 = mean + std * z3.to(tl.float64)
+            else:
+                mean = mean.to(tl.float32)
+                std = std.to(tl.float32)
+                v0 = mean + std * z0
+                v1 = mean + std * z1
+                v2 = mean + std * z2
+                v3 = mean + std * z3
         if DIST == 2:  # clamp to the outermost output-dtype values inside [a, b]
             lo = _f64(prm5)
             hi = _f64(prm6)
@@ -84,6 +130,28 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
             v2 = tl.minimum(tl.maximum(v2, lo), hi)
             v3 = tl.minimum(tl.maximum(v3, lo), hi)
     return v0, v1, v2, v3
+
+
+@triton.jit
+def _group_values(first_lo, first_hi, offsets, seed_lo, seed_hi, stream_lo, stream_hi,
+                  prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                  DIST: tl.constexpr, OUT_F64: tl.constexpr, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr,
+                  UNIFORM_F32: tl.constexpr, ALIGNED: tl.constexpr):
+    """The four lanes' values of groups first + offsets (first as two uint32 words, offsets uint32).
+
+    Counters (j lo, j hi, stream lo, stream hi) with j lo = first_lo + offset in 32 bits and its carry
+    into j hi.
+    """
+    c0 = first_lo + offsets
+    if ALIGNED:  # first_lo is a multiple of the block: no carry
+        c1 = tl.zeros_like(c0) + first_hi
+    else:
+        c1 = first_hi + (c0 < offsets).to(tl.uint32)
+    c2 = tl.zeros_like(c0) + stream_lo
+    c3 = tl.zeros_like(c0) + stream_hi
+    w0, w1, w2, w3 = philox4x32_10(c0, c1, c2, c3, seed_lo, seed_hi)
+    return _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                      DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32)
 
 
 @triton.jit(do_not_specialize=["seed_lo", "seed_hi", "stream_lo", "stream_hi", "base_lo", "base_hi",
@@ -109,6 +177,8 @@ def _fill_kernel(
     CENTRAL_ONLY: tl.constexpr,
     FAST: tl.constexpr,
     EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand: the interpreter's cast truncates
+    UNIFORM_F32: tl.constexpr = False,  # uniform as one fp32 fma (see _transform)
+    ALIGNED: tl.constexpr = False,  # FLAT and base // 4 a multiple of BLOCK_GROUPS: no carry into j hi
 ):
     pid = tl.program_id(0).to(tl.int64)
     base = (base_hi.to(tl.uint64) << 32) | base_lo.to(tl.uint64)
@@ -128,22 +198,42 @@ def _fill_kernel(
         row_start = base + (k1 * lstride1 + k2 * lstride2 + k3 * lstride3).to(tl.uint64)
         head = (row_start & 3).to(tl.int64)
 
-    # Philox counters: group j = logical // 4 in words 0-1, the stream in words 2-3; key = the seed.
-    group = (row_start >> 2) + (block * BLOCK_GROUPS + tl.arange(0, BLOCK_GROUPS)).to(tl.uint64)
-    c0 = group.to(tl.uint32)
-    c1 = (group >> 32).to(tl.uint32)
-    c2 = tl.zeros_like(c0) + stream_lo.to(tl.uint32)
-    c3 = tl.zeros_like(c0) + stream_hi.to(tl.uint32)
-    w0, w1, w2, w3 = philox4x32_10(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32))
-
+    # With 2-byte outputs each thread takes two consecutive groups, computed as two tensors of the same
+    # layout and interleaved by tl.join in registers: its 8 values are 16 contiguous bytes and reach the
+    # store without a shared-memory shuffle.
+    first_group = (row_start >> 2) + (block * BLOCK_GROUPS).to(tl.uint64)
+    first_lo = first_group.to(tl.uint32)
+    first_hi = (first_group >> 32).to(tl.uint32)
+    seed_lo = seed_lo.to(tl.uint32)
+    seed_hi = seed_hi.to(tl.uint32)
+    stream_lo = stream_lo.to(tl.uint32)
+    stream_hi = stream_hi.to(tl.uint32)
     OUT_F64: tl.constexpr = out_ptr.dtype.element_ty == tl.float64
-    v0, v1, v2, v3 = _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                DIST, OUT_F64, CENTRAL_ONLY, FAST)
-    # Lane order 0, 1, 2, 3 within each group: join(join(v0, v2), join(v1, v3)) then flatten.
-    values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [4 * BLOCK_GROUPS])
+    PAIRED: tl.constexpr = out_ptr.dtype.element_ty.primitive_bitwidth == 16 and BLOCK_GROUPS >= 2
+    if PAIRED:
+        even = tl.arange(0, BLOCK_GROUPS // 2).to(tl.uint32) * 2
+        e0, e1, e2, e3 = _group_values(first_lo, first_hi, even, seed_lo, seed_hi, stream_lo, stream_hi,
+                                       prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+        o0, o1, o2, o3 = _group_values(first_lo, first_hi, even + 1, seed_lo, seed_hi, stream_lo, stream_hi,
+                                       prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+        # [BLOCK_GROUPS // 2, pair, 2, 2] -> element 8 k + 4 pair + lane
+        values = tl.join(tl.join(tl.join(e0, o0), tl.join(e2, o2)), tl.join(tl.join(e1, o1), tl.join(e3, o3)))
+    else:
+        v0, v1, v2, v3 = _group_values(first_lo, first_hi, tl.arange(0, BLOCK_GROUPS).to(tl.uint32),
+                                       seed_lo, seed_hi, stream_lo, stream_hi,
+                                       prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+        # Lane order 0, 1, 2, 3 within each group: join(join(v0, v2), join(v1, v3)) then flatten.
+        values = tl.join(tl.join(v0, v2), tl.join(v1, v3))
+    values = tl.reshape(values, [4 * BLOCK_GROUPS])
 
     element = block * (4 * BLOCK_GROUPS) - head + tl.arange(0, 4 * BLOCK_GROUPS)  # index within the row
-    mask = (element >= 0) & (element < n_inner)
+    if FLAT and HEAD == 0:
+        mask = element < n_inner
+    else:
+        mask = (element >= 0) & (element < n_inner)
     if FLAT:
         ptrs = out_ptr + row_mem + element
     else:
@@ -161,6 +251,23 @@ def _bits(x: float) -> int:
 
 def _words(x: int) -> tuple[int, int]:
     return x & 0xFFFFFFFF, x >> 32
+
+
+def _exact_f32(x: float) -> bool:
+    try:
+        return math.isfinite(x) and struct.unpack("<f", struct.pack("<f", x))[0] == x
+    except OverflowError:
+        return False
+
+
+def uniform_in_f32(dtype_is_f64: bool, a: float, width: float) -> bool:
+    """Whether uniform can take the fp32 fma path: a and b - a exact in fp32, output not fp64."""
+    return not dtype_is_f64 and _exact_f32(a) and _exact_f32(width)
+
+
+def sass_constexprs(dtype: str, dist: int) -> dict:
+    """Constexprs the launcher derives from a typical call, for bench/sass_report.py (a, b = -1, 1)."""
+    return {"UNIFORM_F32": dist == UNIFORM and dtype != "fp64", "ALIGNED": True}
 
 
 def fill_(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, mem_strides,
@@ -194,11 +301,14 @@ def fill_(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, m
     if fast is None:
         fast = out.is_cuda
     prm = [_bits(p) for p in params] + [0] * (7 - len(params))
+    uniform_f32 = dist == UNIFORM and uniform_in_f32(out.dtype == torch.float64, params[0], params[1])
+    aligned = flat and (base >> 2) % block_groups == 0
     grid = (rows * blocks_per_row,)
     _fill_kernel[grid](
         out, mem_offset, n_inner, mem_strides[-1], blocks_per_row, outer[1], outer[2],
         outer_m[0], outer_m[1], outer_m[2], outer_l[0], outer_l[1], outer_l[2],
         *_words(base), *_words(seed), *_words(stream), *prm,
         DIST=dist, BLOCK_GROUPS=block_groups, FLAT=flat, HEAD=base % 4 if flat else 0,
-        CENTRAL_ONLY=central_only, FAST=fast, EXACT_BF16=not out.is_cuda, num_warps=num_warps,
+        CENTRAL_ONLY=central_only, FAST=fast, EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32,
+        ALIGNED=aligned, num_warps=num_warps,
     )

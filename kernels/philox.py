@@ -18,10 +18,14 @@ PHILOX_W1 = tl.constexpr(0xBB67AE85)
 
 ONE_MINUS_HALF_ULP = tl.constexpr(0.99999994039535522)  # 1 - 2^-24, exact in fp32
 LN2 = tl.constexpr(0.6931471805599453)
+NEG_LN2 = tl.constexpr(-0.6931471805599453)
+INV_LN2 = tl.constexpr(1.4426950408889634)
+SQRT_2LN2 = tl.constexpr(1.1774100225154747)  # sqrt(2 ln 2): -2 ln u = 2 ln 2 * (-log2 u)
 TWO_PI = tl.constexpr(6.283185307179586)
+TWO_PI_ULP = tl.constexpr(6.283185307179586 / 2 ** 24)  # 2 pi * 2^-24
 SQRT2 = tl.constexpr(1.4142135623730951)
-# Below this 1 - u, -ln(u) comes from its series in v = 1 - u (lg2.approx is only absolutely accurate).
-LOG_SERIES_CUTOFF = tl.constexpr(0.0078125)
+# Above this u (1 - u below 2^-11), -ln(u) is taken as 1 - u (lg2.approx is only absolutely accurate).
+SERIES_ABOVE = tl.constexpr(1.0 - 2.0 ** -11)
 
 CENTRAL_MID = tl.constexpr(C.CENTRAL_MID)
 TAIL_NEAR_MID = tl.constexpr(C.TAIL_NEAR_MID)
@@ -30,6 +34,8 @@ TAIL_SPLIT = tl.constexpr(C.TAIL_SPLIT)
 C0, C1, C2, C3, C4, C5, C6, C7, C8 = (tl.constexpr(c) for c in C.CENTRAL)
 N0, N1, N2, N3, N4, N5, N6, N7, N8 = (tl.constexpr(c) for c in C.TAIL_NEAR)
 F0, F1, F2, F3, F4, F5, F6, F7, F8 = (tl.constexpr(c) for c in C.TAIL_FAR)
+# The central polynomial times sqrt(2): Phi^-1(p) = x * (sqrt(2) f(w)) with one multiply fewer.
+S0, S1, S2, S3, S4, S5, S6, S7, S8 = (tl.constexpr(c * 1.4142135623730951) for c in C.CENTRAL)
 
 
 @triton.jit
@@ -48,10 +54,15 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
 
 
 @triton.jit
+def _mantissa(w):
+    """1 + (w >> 9) * 2^-23 in [1, 2): the word's top 23 bits as an fp32 mantissa (one LEA.HI)."""
+    return ((w >> 9) | 0x3F800000).to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def uniform01(w):
     """u(w) = ((w >> 9) + 0.5) * 2^-23 in fp32, by the mantissa trick: exact, no int-to-float."""
-    bits = (w >> 9) | 0x3F800000
-    return bits.to(tl.float32, bitcast=True) - ONE_MINUS_HALF_ULP
+    return _mantissa(w) - ONE_MINUS_HALF_ULP
 
 
 @triton.jit
@@ -98,16 +109,39 @@ def _cos(x, FAST: tl.constexpr):
 
 
 @triton.jit
+def box_muller_root(w_first, FAST: tl.constexpr):
+    """sqrt(-log2 u(first)) = r / sqrt(2 ln 2): the radius before one constant factor (callers fold it).
+
+    Near u = 1, lg2.approx is only absolutely accurate (about 2^-22), which the small radius there would
+    amplify: below 1 - u = 2^-11, -log2 u is taken as (1 - u) / ln 2 instead, whose relative error
+    (1 - u) / 2 moves z by under 4e-6.
+    """
+    u = uniform01(w_first)
+    series = (1.0 - u) * INV_LN2  # 1 - u is exact: one rounding, fused or not
+    neg_log2 = tl.where(u > SERIES_ABOVE, series, -_log2(u, FAST))
+    return _sqrt(neg_log2, FAST)
+
+
+@triton.jit
+def box_muller_angle(w_second):
+    """t - pi = 2 pi (u(second) - 1/2) in (-pi, pi), where the approximate sin/cos are accurate.
+
+    With m = u + 1 - 2^-24 in [1, 2) (the mantissa), 2 pi (u - 1/2) = 2 pi (m - 3/2) + 2 pi 2^-24, and
+    m - 3/2 is exact: one add and one fma.
+    """
+    return (_mantissa(w_second) - 1.5) * TWO_PI + TWO_PI_ULP
+
+
+@triton.jit
+def box_muller_polar(w_first, w_second, FAST: tl.constexpr):
+    """(r, t - pi) with r = sqrt(-2 ln u(first)) and t = 2 pi u(second): z = (-r cos(t - pi), -r sin(t - pi))."""
+    return box_muller_root(w_first, FAST) * SQRT_2LN2, box_muller_angle(w_second)
+
+
+@triton.jit
 def box_muller(w_first, w_second, FAST: tl.constexpr):
     """(r cos t, r sin t) with r = sqrt(-2 ln u(first)) and t = 2 pi u(second)."""
-    u = uniform01(w_first)
-    v = uniform01(w_first ^ 0xFFFFFFFF)  # 1 - u, exact (not ~w: triton 3.6's interpreter rejects ~ on uint32)
-    neg_log_u = -LN2 * _log2(u, FAST)
-    series = v * (1.0 + v * (0.5 + v * 0.3333333333333333))  # -ln(1 - v), accurate for small v
-    neg_log_u = tl.where(v < LOG_SERIES_CUTOFF, series, neg_log_u)
-    radius = _sqrt(2.0 * neg_log_u, FAST)
-    # t - pi lies in (-pi, pi), where the approximate sin/cos are accurate; cos(t) = -cos(t - pi).
-    angle = TWO_PI * (uniform01(w_second) - 0.5)
+    radius, angle = box_muller_polar(w_first, w_second, FAST)
     return -radius * _cos(angle, FAST), -radius * _sin(angle, FAST)
 
 
@@ -144,14 +178,32 @@ def ndtri_lower(p, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr):
 
 
 @triton.jit
+def trunc_normal_z_central(w, x_lo, two_mass, FAST: tl.constexpr):
+    """Phi^-1(p) for p = Phi(alpha) + mass * u when every p and 1 - p stays above about 0.0034.
+
+    With x = 2p - 1 = x_lo + two_mass * u (x_lo = 2 Phi(alpha) - 1, two_mass = 2 mass) and
+    w = -ln(1 - x^2), Phi^-1(p) = x * sqrt(2) f(w) on both sides of 1/2: no complement, no select.
+    Rounding x costs under 1e-7 in p, which moves z by under 1e-5 there (1 / phi(2.7) ~ 100).
+    """
+    x = uniform01(w) * two_mass + x_lo
+    arg = _log2(1.0 - x * x, FAST) * NEG_LN2 - CENTRAL_MID
+    return x * _horner8(arg, S0, S1, S2, S3, S4, S5, S6, S7, S8)
+
+
+@triton.jit
 def trunc_normal_z(w, p_lo, q_hi, mass, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr):
     """Phi^-1(Phi(alpha) + mass * u) without cancellation in either tail.
 
     p = Phi(alpha) + mass * u and q = Phi(-beta) + mass * (1 - u) are the probability and its
-    complement; whichever is below 1/2 goes through ``ndtri_lower``.
+    complement; whichever is below 1/2 goes through ``ndtri_lower``. CENTRAL_ONLY (every p and q above
+    about 0.0034) takes ``trunc_normal_z_central``.
     """
-    p = p_lo + mass * uniform01(w)
-    q = q_hi + mass * uniform01(w ^ 0xFFFFFFFF)
-    lower = p <= 0.5
-    z = ndtri_lower(tl.where(lower, p, q), CENTRAL_ONLY, FAST)
-    return tl.where(lower, z, -z)
+    if CENTRAL_ONLY:
+        return trunc_normal_z_central(w, p_lo + p_lo - 1.0, mass + mass, FAST)
+    else:
+        u = uniform01(w)
+        p = p_lo + mass * u
+        q = q_hi + mass * (1.0 - u)  # 1 - u is exact
+        lower = p <= 0.5
+        z = ndtri_lower(tl.where(lower, p, q), CENTRAL_ONLY, FAST)
+        return tl.where(lower, z, -z)
