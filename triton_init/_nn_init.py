@@ -24,7 +24,7 @@ from ._validate import check_real, check_std, check_tensor
 from .reference import dist_params
 
 SQRT3 = math.sqrt(3.0)
-# Columns' sort keys per chunk in sparse_: about 12 bytes each (fp32 key + int64 order).
+# Sort keys per chunk in sparse_: about 16 bytes each (fp32 key, sorted fp32 key, int64 order).
 SPARSE_CHUNK_KEYS = 1 << 22
 
 
