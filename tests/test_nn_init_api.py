@@ -264,7 +264,7 @@ def test_dirac_on_a_block_is_that_block_of_the_whole(groups):
     for offset, size in [((2, 0, 0, 0), (4, 6, 3, 4)), ((0, 3, 0, 0), (8, 3, 3, 4)), ((1, 1, 1, 2), (5, 4, 1, 2)),
                          ((0, 0, 0, 0), (8, 6, 2, 2))]:
         block = triton_init.dirac_(torch.full(size, 9.0), groups, global_shape=shape, global_offset=offset)
-        index = tuple(slice(o, o + s) for o, s in zip(offset, size))
+        index = tuple(slice(o, o + s) for o, s in zip(offset, size, strict=True))
         assert torch.equal(block, full[index])
 
 

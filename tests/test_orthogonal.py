@@ -3,11 +3,11 @@ kernel epilogue against the reference epilogue, and blocks of a logical tensor a
 
 import pytest
 import torch
+from triton_init.kernels import orthogonal as kernel
 
 import triton_init
 from triton_init import _orthogonal
 from triton_init._format import NORMAL
-from triton_init.kernels import orthogonal as kernel
 from triton_init.reference import dist_params, values_at
 
 SHAPES = [(6, 4), (4, 6), (5, 5), (8, 2, 3, 3), (3, 4, 2), (1, 7), (7, 1)]
@@ -121,7 +121,7 @@ def test_block_of_a_logical_tensor_is_that_slice_of_the_whole(global_shape, offs
         whole = triton_init.orthogonal_(torch.empty(global_shape), seed=6, stream=2)
         block = triton_init.orthogonal_(poisoned(*size), seed=6, stream=2, global_shape=global_shape,
                                         global_offset=offset)
-    index = tuple(slice(o, o + s) for o, s in zip(offset, size))
+    index = tuple(slice(o, o + s) for o, s in zip(offset, size, strict=True))
     assert torch.equal(block, whole[index])
 
 

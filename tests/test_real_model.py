@@ -119,5 +119,5 @@ def test_seeded_runs_are_reproducible():
     torch.manual_seed(7)
     b = Net()
     init_weights(b, triton_init)
-    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         assert torch.equal(pa, pb), name

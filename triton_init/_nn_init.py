@@ -103,9 +103,9 @@ def dirac_(tensor, groups=1, *, global_shape=None, global_offset=None):
     out_channels = (torch.arange(groups, dtype=torch.int64)[:, None] * out_per_group + channels[None, :]).reshape(-1)
     in_channels = channels.repeat(groups)
     coords = [out_channels, in_channels] + [torch.full_like(in_channels, s // 2) for s in shape[2:]]
-    local_coords = [c - o for c, o in zip(coords, offset)]
+    local_coords = [c - o for c, o in zip(coords, offset, strict=True)]
     inside = torch.ones_like(in_channels, dtype=torch.bool)
-    for c, s in zip(local_coords, local.shape):
+    for c, s in zip(local_coords, local.shape, strict=True):
         inside &= (c >= 0) & (c < s)
     index = tuple(c[inside].to(local.device) for c in local_coords)
     with torch.no_grad():

@@ -63,7 +63,7 @@ def epilogue_reference_(out: torch.Tensor, q: torch.Tensor, r: torch.Tensor, col
         return
     sign = torch.sign(torch.diagonal(r))
     gain_t = torch.tensor(gain, dtype=torch.float64).to(q.dtype).to(q.device)
-    span = sum((s - 1) * st for s, st in zip(out.shape, out.stride())) + 1
+    span = sum((s - 1) * st for s, st in zip(out.shape, out.stride(), strict=True)) + 1
     storage = out.as_strided((span,), (1,))
     rows_per_chunk = max(1, CHUNK_ELEMENTS // n_cols)
     for i0 in range(0, n_rows, rows_per_chunk):
