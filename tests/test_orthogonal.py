@@ -57,9 +57,11 @@ def test_torch_definition_sign_convention_and_gain(shape):
     assert (torch.diagonal(r) > 0).all()
 
 
-def test_prep_matrix_is_written_in_the_layout_qr_needs():
+@pytest.mark.parametrize("use_kernels", [False, True])
+def test_prep_matrix_is_written_in_the_layout_qr_needs(use_kernels):
     for rows, cols in [(7, 3), (3, 7)]:
-        a, transposed = _orthogonal.gaussian_prep(rows, cols, torch.float32, "cpu", 5, 6)
+        with triton_init.backend("triton" if use_kernels else "reference"):
+            a, transposed = _orthogonal.gaussian_prep(rows, cols, torch.float32, "cpu", 5, 6)
         m, n = max(rows, cols), min(rows, cols)
         assert transposed == (rows < cols) and a.shape == (m, n) and a.stride() == (1, m)  # column-major
         logical = a.t() if transposed else a
