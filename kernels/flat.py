@@ -12,8 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .fill import _bf16_round_nearest_even, _f64, _transform
-from .philox import philox4x32_10
+from .fill import _bf16_round_nearest_even, _f64, _group_values, uniform_in_f32
 
 UNIFORM = 0
 NORMAL = 1
@@ -55,6 +54,7 @@ def _flat_fill_kernel(
     CENTRAL_ONLY: tl.constexpr,
     FAST: tl.constexpr,
     EXACT_BF16: tl.constexpr,  # round fp32 -> bf16 by hand (the interpreter's cast truncates), as fill does
+    UNIFORM_F32: tl.constexpr,  # uniform as one fp32 fma, decided per segment exactly as fill's launcher does
 ):
     pid = tl.program_id(0).to(tl.int64)
     # Bisection: the last segment whose first program is <= pid. Invariant: first_block[lo] <= pid.
@@ -80,17 +80,38 @@ def _flat_fill_kernel(
         values = tl.zeros([4 * BLOCK_GROUPS], dtype=tl.float64) + _f64(prm0)
     else:
         stream = tl.load(row + 3)
-        group = (start >> 2) + (block * BLOCK_GROUPS + tl.arange(0, BLOCK_GROUPS)).to(tl.uint64)
-        c0 = group.to(tl.uint32)
-        c1 = (group >> 32).to(tl.uint32)
-        c2 = tl.zeros_like(c0) + _word_lo(stream)
-        c3 = tl.zeros_like(c0) + _word_hi(stream)
-        w0, w1, w2, w3 = philox4x32_10(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32))
+        first_group = (start >> 2) + (block * BLOCK_GROUPS).to(tl.uint64)
+        first_lo = first_group.to(tl.uint32)
+        first_hi = (first_group >> 32).to(tl.uint32)
+        stream_lo = _word_lo(stream)
+        stream_hi = _word_hi(stream)
+        seed_lo = seed_lo.to(tl.uint32)
+        seed_hi = seed_hi.to(tl.uint32)
+        prm1 = tl.load(row + 6)
+        prm2 = tl.load(row + 7)
+        prm3 = tl.load(row + 8)
+        prm4 = tl.load(row + 9)
+        prm5 = tl.load(row + 10)
+        prm6 = tl.load(row + 11)
         OUT_F64: tl.constexpr = out_ptr.dtype.element_ty == tl.float64
-        v0, v1, v2, v3 = _transform(w0, w1, w2, w3, prm0, tl.load(row + 6), tl.load(row + 7), tl.load(row + 8),
-                                    tl.load(row + 9), tl.load(row + 10), tl.load(row + 11),
-                                    DIST, OUT_F64, CENTRAL_ONLY, FAST)
-        values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [4 * BLOCK_GROUPS])
+        # As in fill: with 2-byte outputs each thread takes two consecutive groups, interleaved in registers.
+        PAIRED: tl.constexpr = out_ptr.dtype.element_ty.primitive_bitwidth == 16 and BLOCK_GROUPS >= 2
+        if PAIRED:
+            even = tl.arange(0, BLOCK_GROUPS // 2).to(tl.uint32) * 2
+            e0, e1, e2, e3 = _group_values(first_lo, first_hi, even, seed_lo, seed_hi, stream_lo, stream_hi,
+                                           prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, False)
+            o0, o1, o2, o3 = _group_values(first_lo, first_hi, even + 1, seed_lo, seed_hi, stream_lo, stream_hi,
+                                           prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, False)
+            values = tl.join(tl.join(tl.join(e0, o0), tl.join(e2, o2)), tl.join(tl.join(e1, o1), tl.join(e3, o3)))
+        else:
+            v0, v1, v2, v3 = _group_values(first_lo, first_hi, tl.arange(0, BLOCK_GROUPS).to(tl.uint32),
+                                           seed_lo, seed_hi, stream_lo, stream_hi,
+                                           prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, False)
+            values = tl.join(tl.join(v0, v2), tl.join(v1, v3))  # lane order 0, 1, 2, 3 within each group
+        values = tl.reshape(values, [4 * BLOCK_GROUPS])
     if out_ptr.dtype.element_ty == tl.bfloat16:
         values = values.to(tl.float32)  # fp64 -> bf16 goes through fp32, as in torch and the fill kernel
         if EXACT_BF16:
@@ -108,12 +129,24 @@ def _signed(x: int) -> int:
 
 def flat_fill_(out: torch.Tensor, dist: int, segments, seed: int, *, central_only: bool = False,
                fast: bool | None = None, block_groups: int | None = None, num_warps: int | None = None) -> None:
-    """One launch over ``segments`` of one family: (buffer_offset, logical_start, numel, stream, params).
+    """One launch over ``segments`` of one family: (offset, logical_start, numel, stream, params).
 
-    ``out`` is a contiguous 1-D buffer; ``params`` are the floats of ``fill._transform`` (for CONSTANT,
-    the value alone). Segments with no elements are skipped.
+    Each segment's elements are ``out[offset : offset + numel]`` (offsets may point past ``out``, into
+    other tensors of its dtype on its device); ``params`` are the floats of ``fill._transform`` (for
+    CONSTANT, the value alone). Uniform segments are launched in two groups, by whether fill's launcher
+    would take the fp32 path for them, so that values stay bit-equal to ``fill_``'s.
     """
     segments = [s for s in segments if s[2] > 0]
+    if dist != UNIFORM:
+        _launch(out, dist, segments, seed, central_only, False, fast, block_groups, num_warps)
+        return
+    f64 = out.dtype == torch.float64
+    for flag in (True, False):
+        part = [s for s in segments if uniform_in_f32(f64, s[4][0], s[4][1]) == flag]
+        _launch(out, dist, part, seed, False, flag, fast, block_groups, num_warps)
+
+
+def _launch(out, dist, segments, seed, central_only, uniform_f32, fast, block_groups, num_warps) -> None:
     if not segments:
         return
     if block_groups is None:
@@ -133,5 +166,5 @@ def flat_fill_(out: torch.Tensor, dist: int, segments, seed: int, *, central_onl
     _flat_fill_kernel[(first_block,)](
         out, table, len(segments), seed & 0xFFFFFFFF, seed >> 32,
         DIST=dist, SEARCH_STEPS=search_steps, BLOCK_GROUPS=block_groups, CENTRAL_ONLY=central_only,
-        FAST=fast, EXACT_BF16=not out.is_cuda, num_warps=num_warps,
+        FAST=fast, EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32, num_warps=num_warps,
     )

@@ -23,7 +23,8 @@ PARAMS = [
     (Init.trunc_normal(0.0, 0.02, -0.03, 0.05), "layers.0.attention.wo.weight", (6, 6)),
     (Init.zeros(), "layers.0.attention.wo.bias", (6,)),
     (Init.trunc_normal(0.0, 1.0, -4.0, 7.0), "layers.0.tail", (3, 5)),  # a truncation with tails
-    (Init.uniform(-0.25, 0.25), "layers.0.feed_forward.w1.weight", (13, 6)),
+    (Init.uniform(-0.25, 0.25), "layers.0.feed_forward.w1.weight", (13, 6)),  # bounds exact in fp32
+    (Init.uniform(-6 ** -0.5, 6 ** -0.5), "layers.0.feed_forward.w2.weight", (6, 13)),  # and not
     (Init.ones(), "norm.weight", (6,)),
     (Init.normal(0.5, 0.1), "output.weight", (7, 6)),
 ]
