@@ -2,7 +2,7 @@
 
 A segment is a run of consecutive flattened logical indices of one parameter, stored contiguously in the
 buffer (an FSDP1 FlatParameter shard, a ZeRO partition, a distributed-optimizer bucket). All segments of
-one distribution family go in one launch; each program finds its segment by binary search in the table
+one distribution family go in one launch; each program reads its segment from a program -> segment map
 and writes stream format v1 values exactly as the per-parameter fill does.
 """
 
@@ -24,11 +24,11 @@ COL_BUFFER_OFFSET = 0  # element offset of the segment in the buffer
 COL_LOGICAL_START = 1  # first logical index (uint64 bit pattern)
 COL_NUMEL = 2
 COL_STREAM = 3  # uint64 bit pattern
-COL_FIRST_BLOCK = 4  # index of the segment's first program; sorted, so programs find it by bisection
+COL_FIRST_BLOCK = 4  # index of the segment's first program
 COL_PARAMS = 5  # 7 float64 parameters as bit patterns (see fill._transform)
 TABLE_COLS = 12
 
-DEFAULT_BLOCK_GROUPS = 512
+DEFAULT_BLOCK_GROUPS = 1024
 DEFAULT_NUM_WARPS = 4
 
 
@@ -42,40 +42,38 @@ def _word_hi(x):
     return ((x >> 32) & 0xFFFFFFFF).to(tl.uint32)
 
 
-@triton.jit(do_not_specialize=["n_segments", "seed_lo", "seed_hi"])
+@triton.jit(do_not_specialize=["seed_lo", "seed_hi"])
 def _flat_fill_kernel(
     out_ptr,
     table_ptr,  # int64 [n_segments, TABLE_COLS]
-    n_segments,
+    segment_ptr,  # int32 [n_programs]: the segment each program writes
     seed_lo: tl.uint32, seed_hi: tl.uint32,
     DIST: tl.constexpr,
-    SEARCH_STEPS: tl.constexpr,  # ceil(log2(n_segments)), enough bisection steps to find any segment
     BLOCK_GROUPS: tl.constexpr,  # groups of 4 logical indices per program
     CENTRAL_ONLY: tl.constexpr,
     FAST: tl.constexpr,
-    EXACT_BF16: tl.constexpr,  # round fp32 -> bf16 by hand (the interpreter's cast truncates), as fill does
-    UNIFORM_F32: tl.constexpr,  # uniform as one fp32 fma, decided per segment exactly as fill's launcher does
+    EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand (the interpreter's cast truncates), as fill does
+    UNIFORM_F32: tl.constexpr = False,  # uniform as one fp32 fma, decided per segment as fill's launcher does
+    VEC: tl.constexpr = 1,  # every offset and numel a multiple of VEC elements (16 bytes), every start of 4
+    ALIGNED: tl.constexpr = False,  # every start a multiple of 4 * BLOCK_GROUPS: no carry into j hi
 ):
     pid = tl.program_id(0).to(tl.int64)
-    # Bisection: the last segment whose first program is <= pid. Invariant: first_block[lo] <= pid.
-    lo = pid * 0
-    hi = lo + n_segments
-    for _ in tl.static_range(SEARCH_STEPS):
-        mid = (lo + hi) // 2
-        take = tl.load(table_ptr + mid * 12 + 4) <= pid
-        lo = tl.where(take, mid, lo)
-        hi = tl.where(take, hi, mid)
-    row = table_ptr + lo * 12
+    row = table_ptr + tl.load(segment_ptr + pid).to(tl.int64) * 12
     buffer_offset = tl.load(row + 0)
     start = tl.load(row + 1).to(tl.uint64, bitcast=True)
     numel = tl.load(row + 2)
     block = pid - tl.load(row + 4)
     prm0 = tl.load(row + 5)
 
-    head = (start & 3).to(tl.int64)
-    element = block * (4 * BLOCK_GROUPS) - head + tl.arange(0, 4 * BLOCK_GROUPS)  # index within the segment
-    mask = (element >= 0) & (element < numel)
-    ptrs = out_ptr + buffer_offset + element
+    if VEC > 1:  # whole groups at 16-byte aligned addresses: the compiler can emit 16-byte stores
+        element = block * (4 * BLOCK_GROUPS) + tl.arange(0, 4 * BLOCK_GROUPS)
+        mask = element < tl.multiple_of(numel, VEC)
+        ptrs = out_ptr + tl.multiple_of(buffer_offset, VEC) + element
+    else:
+        head = (start & 3).to(tl.int64)
+        element = block * (4 * BLOCK_GROUPS) - head + tl.arange(0, 4 * BLOCK_GROUPS)  # index within the segment
+        mask = (element >= 0) & (element < numel)
+        ptrs = out_ptr + buffer_offset + element
     if DIST == 3:
         values = tl.zeros([4 * BLOCK_GROUPS], dtype=tl.float64) + _f64(prm0)
     else:
@@ -100,16 +98,16 @@ def _flat_fill_kernel(
             even = tl.arange(0, BLOCK_GROUPS // 2).to(tl.uint32) * 2
             e0, e1, e2, e3 = _group_values(first_lo, first_hi, even, seed_lo, seed_hi, stream_lo, stream_hi,
                                            prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, False)
+                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
             o0, o1, o2, o3 = _group_values(first_lo, first_hi, even + 1, seed_lo, seed_hi, stream_lo, stream_hi,
                                            prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, False)
+                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
             values = tl.join(tl.join(tl.join(e0, o0), tl.join(e2, o2)), tl.join(tl.join(e1, o1), tl.join(e3, o3)))
         else:
             v0, v1, v2, v3 = _group_values(first_lo, first_hi, tl.arange(0, BLOCK_GROUPS).to(tl.uint32),
                                            seed_lo, seed_hi, stream_lo, stream_hi,
                                            prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, False)
+                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
             values = tl.join(tl.join(v0, v2), tl.join(v1, v3))  # lane order 0, 1, 2, 3 within each group
         values = tl.reshape(values, [4 * BLOCK_GROUPS])
     if out_ptr.dtype.element_ty == tl.bfloat16:
@@ -149,22 +147,57 @@ def flat_fill_(out: torch.Tensor, dist: int, segments, seed: int, *, central_onl
 def _launch(out, dist, segments, seed, central_only, uniform_f32, fast, block_groups, num_warps) -> None:
     if not segments:
         return
+    # VEC: every segment at a 16-byte aligned address, in whole groups and whole 16-byte vectors, so that
+    # stores are 16 bytes wide. Without it the stores are narrow and large blocks cost registers: 512 groups.
+    vec = 16 // out.element_size()
+    if out.data_ptr() % 16 or any(s[0] % vec or s[1] % 4 or s[2] % vec for s in segments):
+        vec = 1
     if block_groups is None:
         longest = max(s[2] for s in segments)
-        block_groups = min(DEFAULT_BLOCK_GROUPS, triton.next_power_of_2((longest + 6) // 4))
+        cap = DEFAULT_BLOCK_GROUPS if vec > 1 else DEFAULT_BLOCK_GROUPS // 2
+        block_groups = min(cap, triton.next_power_of_2((longest + 6) // 4))
     if num_warps is None:
         num_warps = max(1, min(DEFAULT_NUM_WARPS, block_groups // 32))
-    rows, first_block = [], 0
+    aligned = all(s[1] % (4 * block_groups) == 0 for s in segments)
+    rows, counts, first_block = [], [], 0
     for offset, start, numel, stream, params in segments:
         prm = [_bits(p) for p in params] + [0] * (7 - len(params))
         rows.append([offset, _signed(start), numel, _signed(stream), first_block, *prm])
-        first_block += triton.cdiv((start % 4) + numel, 4 * block_groups)
+        counts.append(triton.cdiv((start % 4) + numel, 4 * block_groups))
+        first_block += counts[-1]
     table = torch.tensor(rows, dtype=torch.int64, device=out.device)
+    segment_of = torch.repeat_interleave(  # program -> segment, expanded on the device
+        torch.arange(len(rows), dtype=torch.int32, device=out.device),
+        torch.tensor(counts, dtype=torch.int64, device=out.device), output_size=first_block)
     if fast is None:
         fast = out.is_cuda
-    search_steps = max(1, (len(segments) - 1).bit_length())
     _flat_fill_kernel[(first_block,)](
-        out, table, len(segments), seed & 0xFFFFFFFF, seed >> 32,
-        DIST=dist, SEARCH_STEPS=search_steps, BLOCK_GROUPS=block_groups, CENTRAL_ONLY=central_only,
-        FAST=fast, EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32, num_warps=num_warps,
+        out, table, segment_of, seed & 0xFFFFFFFF, seed >> 32,
+        DIST=dist, BLOCK_GROUPS=block_groups, CENTRAL_ONLY=central_only, FAST=fast,
+        EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32, VEC=vec, ALIGNED=aligned, num_warps=num_warps,
     )
+
+
+def sass_variants(variant):
+    """The launches bench/sass_report.py compiles offline: ``variant`` is its ``Variant`` class.
+
+    "vec" is the batched path of whole tensors and FSDP2 row shards (16-byte stores, no carry); "seg"
+    the FSDP1 layout, with segments starting mid-group.
+    """
+    out = []
+    for dtype, itemsize in (("bf16", 2), ("fp32", 4)):
+        for name, dist, central in (("normal", NORMAL, False), ("trunc_c", TRUNC_NORMAL, True),
+                                    ("uniform", UNIFORM, False)):
+            for layout, vec, groups in (("vec", 16 // itemsize, DEFAULT_BLOCK_GROUPS),
+                                        ("seg", 1, DEFAULT_BLOCK_GROUPS // 2)):
+                if layout == "seg" and (dtype != "bf16" or dist == UNIFORM):
+                    continue
+                signature = {"out_ptr": f"*{dtype}", "table_ptr": "*i64", "segment_ptr": "*i32",
+                             "seed_lo": "u32", "seed_hi": "u32"}
+                constexprs = {"DIST": dist, "BLOCK_GROUPS": groups, "CENTRAL_ONLY": central, "FAST": True,
+                              "EXACT_BF16": False, "UNIFORM_F32": dist == UNIFORM, "VEC": vec,
+                              "ALIGNED": vec > 1}
+                out.append(variant(f"flat_{name}_{layout}", dtype, __name__, "_flat_fill_kernel", signature,
+                                   constexprs, ("out_ptr", "table_ptr", "segment_ptr"), 4 * groups,
+                                   num_warps=DEFAULT_NUM_WARPS))
+    return out
