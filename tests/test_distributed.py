@@ -81,6 +81,18 @@ def _check_across_backends(mesh, placements):
     assert ((sharded.to_local() - expected).abs() <= bound).all()
 
 
+def _check_block_of_larger_tensor(mesh, placements):
+    """A DTensor that is itself a block (global_shape/global_offset) of a larger logical tensor, e.g. the
+    query part of a fused QKV weight: the offsets compose."""
+    import triton_init as ti
+
+    whole = ti.normal_(torch.empty(9, 6), seed=SEED, stream="qkv")
+    sharded = _distribute(torch.full((4, 6), float("nan")), mesh, placements)
+    ti.normal_(sharded, seed=SEED, stream="qkv", global_shape=(9, 6), global_offset=(2, 0))
+    torch.testing.assert_close(sharded.to_local(), _distribute(whole[2:6], mesh, placements).to_local(),
+                               rtol=0, atol=0)
+
+
 def _check_orthogonal(mesh, placements):
     import triton_init as ti
 
@@ -138,6 +150,8 @@ def _worker(rank, world_size, port):
         for placements in ((Shard(0),), (Shard(1),), (Shard(-1),), (Replicate(),)):
             _check_placements(mesh, placements, uneven if placements != (Shard(1),) else uneven[:2] + uneven[3:],
                               functions)
+        _check_block_of_larger_tensor(mesh, (Shard(0),))
+        _check_block_of_larger_tensor(mesh, (Shard(1),))
         _check_orthogonal(mesh, (Shard(0),))
         _check_orthogonal(mesh, (Shard(1),))
         _check_fsdp2(mesh, "llama")
