@@ -91,14 +91,35 @@ def fill_variant(kernel: str, dtype: str, dist: int, *, central_only=False, flat
 
 
 def flat_variant(kernel: str, dtype: str, dist: int, *, central_only=False) -> Variant:
-    """The segment-table kernel of ``kernels/flat.py`` (one launch over many parameters' pieces)."""
+    """The segment-table kernel of ``kernels/flat.py`` (one launch over many parameters' pieces).
+
+    Its arguments are read off the kernel: pointers are int64 tables (int32 for ``segment_ptr``), other
+    runtime ints i32; VEC and ALIGNED, where the kernel has them, as for 16-byte aligned segments.
+    """
     pkg = _import_kernels()
     flat = __import__(f"{pkg}.flat", fromlist=["flat"])
+    fn = flat._flat_fill_kernel
     block_groups, num_warps = flat.DEFAULT_BLOCK_GROUPS, flat.DEFAULT_NUM_WARPS
-    sig = {"out_ptr": f"*{dtype}", "table_ptr": "*i64", "n_segments": "i32", "seed_lo": "u32", "seed_hi": "u32"}
     const = {"DIST": dist, "SEARCH_STEPS": 8, "BLOCK_GROUPS": block_groups, "CENTRAL_ONLY": central_only,
-             "FAST": True, "EXACT_BF16": False}
-    return Variant(kernel, dtype, f"{pkg}.flat", "_flat_fill_kernel", sig, const, ("out_ptr", "table_ptr"),
+             "FAST": True, "EXACT_BF16": False, "VEC": 16 // {"fp64": 8, "fp32": 4}.get(dtype, 2),
+             "ALIGNED": True, "UNIFORM_F32": dist == 0 and dtype != "fp64"}
+    const = {k: v for k, v in const.items() if k in fn.arg_names}
+    sig = {}
+    for name in fn.arg_names:
+        if name in const:
+            continue
+        if name == "out_ptr":
+            sig[name] = f"*{dtype}"
+        elif name == "segment_ptr":
+            sig[name] = "*i32"
+        elif name.endswith("_ptr"):
+            sig[name] = "*i64"
+        elif name.startswith("seed_"):
+            sig[name] = "u32"
+        else:
+            sig[name] = "i32"
+    divisible = tuple(n for n in fn.arg_names if n.endswith("_ptr"))
+    return Variant(kernel, dtype, f"{pkg}.flat", "_flat_fill_kernel", sig, const, divisible,
                    4 * block_groups, num_warps=num_warps)
 
 
@@ -328,13 +349,13 @@ def format_table(records: list) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON file to write (default: %(default)s)")
-    parser.add_argument("--only", default=None, help="only variants whose 'kernel/dtype' contains this")
+    parser.add_argument("--only", default=None, help="only variants whose 'kernel/dtype' matches this regex")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     variants = VARIANTS()
     if args.only:
-        variants = [v for v in variants if args.only in f"{v.kernel}/{v.dtype}"]
+        variants = [v for v in variants if re.search(args.only, f"{v.kernel}/{v.dtype}")]
     if args.jobs > 1 and len(variants) > 1:
         with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
             records = list(pool.map(_analyse_safely, variants))

@@ -1,0 +1,139 @@
+"""The GPU-only fast paths against the format: approximate MUFU math (FAST), the fp32 uniform fma.
+
+Under TRITON_INTERPRET=1 CI runs the plain-math variant of the same formulas; these tests check what
+only a GPU runs: lg2/sqrt/sin/cos.approx, exhaustively over every u(w) a word can give (2^23 values),
+and the tuned kernels end to end, bit-identical across launch configurations.
+"""
+
+import math
+
+import pytest
+import torch
+
+from triton_init import reference
+from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
+
+pytestmark = pytest.mark.gpu
+
+if torch.cuda.is_available():
+    import triton
+    import triton.language as tl
+    from triton_init.kernels import fill
+    from triton_init.kernels.philox import box_muller, trunc_normal_z
+
+    @triton.jit
+    def _box_muller_probe(first_ptr, second_ptr, z0_ptr, z1_ptr, n, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        w_first = tl.load(first_ptr + offs, mask=mask, other=0).to(tl.uint32, bitcast=True)
+        w_second = tl.load(second_ptr + offs, mask=mask, other=0).to(tl.uint32, bitcast=True)
+        z0, z1 = box_muller(w_first, w_second, True)
+        tl.store(z0_ptr + offs, z0, mask=mask)
+        tl.store(z1_ptr + offs, z1, mask=mask)
+
+    @triton.jit
+    def _trunc_probe(words_ptr, z_ptr, n, p_lo, q_hi, mass, CENTRAL_ONLY: tl.constexpr, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        w = tl.load(words_ptr + offs, mask=mask, other=0).to(tl.uint32, bitcast=True)
+        z = trunc_normal_z(w, p_lo, q_hi, mass, CENTRAL_ONLY, True)
+        tl.store(z_ptr + offs, z, mask=mask)
+
+
+def _every_u_word(device="cuda") -> torch.Tensor:
+    """One word for each of the 2^23 values of u(w) (random low 9 bits), as int64 holding uint32."""
+    top = torch.arange(1 << 23, dtype=torch.int64, device=device) << 9
+    low = torch.randint(0, 1 << 9, (1 << 23,), dtype=torch.int64, device=device)
+    return top | low
+
+
+def _as_int32(words: torch.Tensor) -> torch.Tensor:
+    return (words - ((words >> 31) << 32)).to(torch.int32)  # same bits
+
+
+def _contract_excess(z, exact) -> float:
+    """max |z - exact| / (2e-5 max(1, |exact|)): at most 1 within the format's accuracy contract."""
+    return ((z.double() - exact).abs() / (2e-5 * exact.abs().clamp(min=1.0))).max().item()
+
+
+def test_fast_box_muller_every_u():
+    first = _every_u_word()
+    second = first[torch.randperm(first.numel(), device="cuda")]
+    z0 = torch.empty(first.numel(), dtype=torch.float32, device="cuda")
+    z1 = torch.empty_like(z0)
+    n = first.numel()
+    _box_muller_probe[(triton.cdiv(n, 1024),)](_as_int32(first), _as_int32(second), z0, z1, n, BLOCK=1024)
+    e0, e1 = reference._box_muller(first, second, torch.float64)
+    assert _contract_excess(z0, e0) <= 1.0
+    assert _contract_excess(z1, e1) <= 1.0
+
+
+@pytest.mark.parametrize("a, b", [(-2.0, 2.0), (-2.7, 2.7), (0.5, 2.6), (5.0, 7.0), (-9.0, -8.0), (-6.0, 6.0),
+                                  (-0.3, 0.1)])
+@pytest.mark.parametrize("central", [True, False])
+def test_fast_trunc_normal_every_u(a, b, central):
+    params = reference.dist_params(TRUNC_NORMAL, torch.float32, a=a, b=b)
+    p_lo, q_hi, mass = params[2:5]
+    if central and not central_only(p_lo, q_hi):
+        pytest.skip("interval outside the central polynomial's range")
+    words = _every_u_word()
+    z = torch.empty(words.numel(), dtype=torch.float32, device="cuda")
+    n = words.numel()
+    _trunc_probe[(triton.cdiv(n, 1024),)](_as_int32(words), z, n, p_lo, q_hi, mass, CENTRAL_ONLY=central,
+                                          BLOCK=1024)
+    exact = reference._trunc_z(words, p_lo, q_hi, mass)
+    assert _contract_excess(z, exact) <= 1.0
+
+
+# (absolute tolerance in units of std, relative tolerance) after the rounding to the output dtype
+TOLERANCE = {torch.float32: (2e-5, 2e-5), torch.float16: (2e-5, 2.0 ** -10), torch.bfloat16: (2e-5, 2.0 ** -7),
+             torch.float64: (2e-5, 2e-5)}
+CASES = [
+    (UNIFORM, dict(a=-1.0, b=1.0)),  # fp32 fma path
+    (UNIFORM, dict(a=0.1, b=0.7)),  # b - a not exact in fp32: fp64 path
+    (NORMAL, dict(mean=0.5, std=2.0)),
+    (TRUNC_NORMAL, dict(mean=0.0, std=0.02, a=-0.04, b=0.04)),  # central
+    (TRUNC_NORMAL, dict(mean=0.0, std=1.0, a=5.0, b=7.0)),  # far tail
+]
+
+
+def _fill(dist, params, dtype, n, base, **launch):
+    central = dist == TRUNC_NORMAL and central_only(params[2], params[3])
+    out = torch.full((n,), float("nan"), dtype=dtype, device="cuda")
+    fill.fill_(out, dist, params, 99, 7, (n,), (1,), (1,), base, central_only=central, fast=True, **launch)
+    return out
+
+
+def _fp32_ulp(x: torch.Tensor) -> torch.Tensor:
+    x32 = x.float().abs()
+    return (torch.nextafter(x32, torch.full_like(x32, math.inf)) - x32).double()
+
+
+@pytest.mark.parametrize("dist, kw", CASES)
+@pytest.mark.parametrize("dtype, base", [(torch.float32, 0), (torch.bfloat16, 0), (torch.float16, 0),
+                                         (torch.float64, 0), (torch.float32, (1 << 34) - 4 * 700 + 1),
+                                         (torch.bfloat16, 4 * 1024 * 5 + 2)])
+def test_fast_kernels_match_reference(dist, kw, dtype, base):
+    """Every element of the tuned kernels within the format's tolerance, also across 2^32 groups."""
+    n = (1 << 20) + 37
+    params = reference.dist_params(dist, dtype, **kw)
+    got = _fill(dist, params, dtype, n, base).double().cpu()
+    exact = reference.values_at(torch.arange(n, dtype=torch.int64) + base, dist, params, 99, 7, torch.float64)
+    atol, rtol = TOLERANCE[dtype]
+    assert not torch.isnan(got).any()
+    assert ((got - exact).abs() <= atol * kw.get("std", 1.0) + rtol * exact.abs()).all()
+    if dist == UNIFORM and dtype == torch.float32:  # the format's 2-ulp contract for uniform
+        assert ((got - exact).abs() <= 2 * _fp32_ulp(exact)).all()
+    if dist == TRUNC_NORMAL:
+        assert (got >= kw["a"]).all() and (got <= kw["b"]).all()
+
+
+@pytest.mark.parametrize("dist, kw", CASES[:4])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_fast_kernels_launch_invariant(dist, kw, dtype):
+    n = (1 << 18) + 5
+    params = reference.dist_params(dist, dtype, **kw)
+    outs = [_fill(dist, params, dtype, n, 12, block_groups=bg, num_warps=nw)
+            for bg, nw in ((None, None), (256, 2), (32, 1))]
+    for other in outs[1:]:
+        assert torch.equal(other.view(torch.uint8), outs[0].view(torch.uint8)), "values depend on the launch"
