@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One command for a GPU machine: the GPU tests, then the throughput run, everything written under $OUT.
+#
+#   bash bench/device_check.sh            # from the repository root; OUT defaults to bench/results/device-check
+#
+# Needs python3 with torch and triton (no installs: the package is imported from this checkout). Writes
+#   $OUT/device_check.log    everything printed
+#   $OUT/pytest_gpu.log      pytest -m gpu (FAST paths over every u, > 2^31-element buffer, ...)
+#   $OUT/throughput.json     bench/throughput.py records; $OUT/throughput.png its plot (if matplotlib)
+#   $OUT/sass.json           bench/sass_report.py under this machine's triton
+#   $OUT/<device>-<date>.json  the summary to commit as bench/results/<device>-<date>.json
+# Budget: about 5 minutes (pytest <= 150 s, throughput <= 170 s, SASS report <= 60 s).
+set -u -o pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${OUT:-$REPO/bench/results/device-check}"
+PYTHON="${PYTHON:-python3}"
+mkdir -p "$OUT"
+exec > >(tee "$OUT/device_check.log") 2>&1
+cd "$REPO"
+export PYTHONUNBUFFERED=1 TRITON_DEFAULT_FP_FUSION=1
+unset TRITON_INTERPRET
+
+# kernels/ becomes triton_init.kernels only when the package is installed; otherwise build a shim
+# package whose files are links into this checkout, and run python with -P so that the checkout's own
+# triton_init (without kernels) does not shadow it.
+if ! "$PYTHON" -P -c "import triton_init.kernels.fill" 2>/dev/null; then
+    SHIM="$(mktemp -d)"
+    mkdir -p "$SHIM/triton_init"
+    for f in "$REPO"/triton_init/*; do ln -s "$f" "$SHIM/triton_init/"; done
+    ln -s "$REPO/kernels" "$SHIM/triton_init/kernels"
+    export PYTHONPATH="$SHIM${PYTHONPATH:+:$PYTHONPATH}"
+    echo "shim: $SHIM/triton_init -> $REPO/{triton_init,kernels}"
+fi
+
+echo "== machine"
+date -u +%Y-%m-%dT%H:%M:%SZ
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv,noheader 2>/dev/null \
+    || echo "no nvidia-smi"
+"$PYTHON" -P -c "import sys, torch, triton, triton_init.kernels.fill as f; print('python', sys.version.split()[0], \
+'torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.cuda.is_available(), \
+torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
+
+echo "== pytest -m gpu"
+start=$SECONDS
+timeout 150 "$PYTHON" -P -m pytest "$REPO/tests" -m gpu -q -p no:cacheprovider -x --rootdir "$REPO" \
+    2>&1 | tee "$OUT/pytest_gpu.log"
+pytest_rc=$?
+echo "pytest rc=$pytest_rc in $((SECONDS - start)) s"
+
+echo "== throughput"
+start=$SECONDS
+timeout 170 "$PYTHON" -P "$REPO/bench/throughput.py" --quick --out "$OUT"
+throughput_rc=$?
+echo "throughput rc=$throughput_rc in $((SECONDS - start)) s"
+
+echo "== SASS report (this machine's triton)"
+start=$SECONDS
+timeout 60 "$PYTHON" -P "$REPO/bench/sass_report.py" --out "$OUT/sass.json" | tail -40
+sass_rc=$?
+echo "sass rc=$sass_rc in $((SECONDS - start)) s"
+
+"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$sass_rc" <<'EOF'
+import datetime, json, re, sys
+from pathlib import Path
+out, pytest_rc, throughput_rc, sass_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
+import torch, triton
+device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no-cuda"
+log = (out / "pytest_gpu.log").read_text() if (out / "pytest_gpu.log").exists() else ""
+summary = [line for line in log.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", line)]
+def load(name):
+    path = out / name
+    return json.loads(path.read_text()) if path.exists() else None
+record = {
+    "device": device, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "torch_version": torch.__version__, "triton_version": triton.__version__,
+    "pytest_gpu": {"rc": pytest_rc, "summary": summary[-1:] }, "throughput_rc": throughput_rc, "sass_rc": sass_rc,
+    "throughput": load("throughput.json"), "sass": load("sass.json"),
+}
+name = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower() + "-" + datetime.date.today().isoformat() + ".json"
+(out / name).write_text(json.dumps(record, indent=1) + "\n")
+print(f"summary -> {out / name}")
+EOF
+echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, sass rc=$sass_rc"
+exit $(( pytest_rc != 0 || throughput_rc != 0 ))
