@@ -66,7 +66,7 @@ def fill_variant(kernel: str, dtype: str, dist: int, *, central_only=False, flat
     """The fill kernel as the launcher runs it on a large contiguous tensor (FLAT, HEAD=0) or a strided view."""
     pkg = _import_kernels()
     fill = __import__(f"{pkg}.fill", fromlist=["fill"])
-    block_groups = block_groups or fill.DEFAULT_BLOCK_GROUPS
+    block_groups = block_groups or fill.default_block_groups(dtype == "fp64", dist, central_only)
     num_warps = num_warps or fill.DEFAULT_NUM_WARPS
     sig = {"out_ptr": f"*{dtype}", "mem_offset": "i64", "n_inner": "i32", "inner_stride": "i32",
            "blocks_per_row": "i32", "size2": "i32", "size3": "i32"}
