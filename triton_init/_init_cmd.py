@@ -99,6 +99,8 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
     parameter); returns seconds, bytes written and the partial checksum of this rank's values."""
     from torch.distributed.tensor import Shard
 
+    if world_size < 1:
+        raise ValueError(f"world_size must be at least 1, got {world_size}")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
     model = build(name, dtype=dtype)
