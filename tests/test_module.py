@@ -127,6 +127,10 @@ def test_user_rule_tables_and_overrides():
     recipe = recipes.get("torch").extend([("fc.*", Init.ones())])
     model = init_module_(Net(), recipe, seed=SEED)
     assert (model.fc.weight == 1).all() and (model.fc.bias == 1).all() and (model.ln.weight == 1).all()
+    deep = {s: i for s, _, i, _ in plan(build("nano"), recipes.get("megatron"), n_layers=8)}
+    assert deep["layers.0.attention.wo.weight"] == Init.normal(0.0, 0.02 / math.sqrt(16))
+    with pytest.raises(TypeError, match="options"):
+        plan(build("nano"), recipes.get("llama"), depth_init=False)
 
 
 def test_unmatched_parameters_and_meta_buffers_raise():

@@ -17,7 +17,7 @@ the parameter) and/or by an ``fnmatch`` pattern on the fully qualified name. Its
 
 import fnmatch
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch.nn as nn
 
@@ -224,7 +224,10 @@ def get(recipe, **options) -> Recipe:
     """A recipe by name (with its options, e.g. ``get("llama", depth_init=False)``), a ``Recipe``, or a
     user rule table (``{pattern: init}`` or ``[(pattern, init), ...]``)."""
     if isinstance(recipe, Recipe):
-        return recipe
+        unknown = set(options) - {"n_layers"}
+        if unknown:
+            raise TypeError(f"options {sorted(unknown)} apply to recipes given by name, not to a Recipe")
+        return replace(recipe, n_layers=options["n_layers"]) if "n_layers" in options else recipe
     if isinstance(recipe, str):
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
