@@ -166,3 +166,20 @@ def test_tied_weights_are_initialized_once_under_the_first_name():
     model = init_module_(Tied(), "llama", seed=SEED)
     expected = Init.normal().fill_(torch.empty(10, 4), seed=SEED, stream="tok_embeddings.weight")
     torch.testing.assert_close(model.output.weight.detach(), expected, rtol=0, atol=0)
+
+
+def test_torch_recipe_covers_attention_rnn_and_bilinear():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=64)
+    lstm, bilinear = nn.LSTM(8, 16), nn.Bilinear(5, 7, 3)
+    for module in (layer, lstm, bilinear):
+        init_module_(module, "torch", seed=SEED)
+    attn = layer.self_attn
+    assert attn.in_proj_weight.abs().max() <= math.sqrt(6 / (32 + 96))
+    assert attn.in_proj_weight.abs().max() > 0.9 * math.sqrt(6 / (32 + 96))
+    assert (attn.in_proj_bias == 0).all() and (attn.out_proj.bias == 0).all()
+    assert attn.out_proj.weight.abs().max() <= _bound(32) and layer.linear1.bias.abs().max() <= _bound(32)
+    for p in lstm.parameters():
+        assert p.abs().max() <= 0.25 and p.abs().max() > 0.2
+    for p in bilinear.parameters():
+        assert p.abs().max() <= _bound(5)

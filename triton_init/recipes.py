@@ -1,7 +1,9 @@
 """Init recipes: small tables of rules mapping each parameter (by module type or name pattern) to its init.
 
 - ``torch``: the effect of ``reset_parameters``: Linear/Conv weights and biases U(+-1/sqrt(fan_in));
-  Embedding N(0, 1) with the padding row 0; norms 1 and 0; BatchNorm running stats 0 and 1.
+  Bilinear and RNN/LSTM/GRU U(+-1/sqrt(in1_features or hidden_size)); MultiheadAttention xavier_uniform
+  in-projection and zero biases; Embedding N(0, 1) with the padding row 0; norms 1 and 0; BatchNorm
+  running stats 0 and 1.
 - ``gpt2``: N(0, 0.02); residual projections (``c_proj``) N(0, 0.02/sqrt(2 n_layers)); biases 0; norms 1, 0.
 - ``llama`` (torchtitan): embeddings N(0, 1); weights trunc_normal(0, 0.02) on [-2, 2]; output projections
   (wo, w2, w3) std 0.02/sqrt(2 (layer + 1)) with ``depth_init``, else 0.02/sqrt(2 n_layers); the final
@@ -111,10 +113,14 @@ NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._NormBase)
 CONVS = (nn.modules.conv._ConvNd,)
 
 
-def _fan_in(shape) -> int:
+def _fans(shape) -> tuple:
     from ._fans import fan_in_and_fan_out
 
-    return fan_in_and_fan_out(shape)[0]
+    return fan_in_and_fan_out(shape)
+
+
+def _fan_in(shape) -> int:
+    return _fans(shape)[0]
 
 
 def _torch_weight_bound(info: ParamInfo) -> Init:
@@ -145,12 +151,43 @@ def torch_recipe() -> Recipe:
     bound_w = Computed(_torch_weight_bound, "U(-1/sqrt(fan_in), 1/sqrt(fan_in))")
     bound_b = Computed(_torch_bias_bound, "U(-1/sqrt(fan_in of the weight), ...)")
     rules = [
+        # MultiheadAttention._reset_parameters: xavier_uniform_ in-projection, zero biases (out_proj's too)
+        Rule("*in_proj_weight", Computed(_xavier_uniform, "xavier_uniform"), module=nn.MultiheadAttention),
+        Rule("*.[qkv]_proj_weight", Computed(_xavier_uniform, "xavier_uniform"), module=nn.MultiheadAttention),
+        Rule("*in_proj_bias", Init.zeros(), module=nn.MultiheadAttention),
+        Rule("*.bias_[kv]", Computed(_xavier_normal, "xavier_normal"), module=nn.MultiheadAttention),
+        Rule("*out_proj.bias", Init.zeros(), module=nn.modules.linear.NonDynamicallyQuantizableLinear),
         Rule("*.weight", bound_w, module=(nn.Linear,) + CONVS),
         Rule("*.bias", bound_b, module=(nn.Linear,) + CONVS),
+        Rule("*", Computed(_bilinear_bound, "U(-1/sqrt(in1_features), ...)"), module=nn.Bilinear),
+        Rule("*", Computed(_rnn_bound, "U(-1/sqrt(hidden_size), ...)"), module=nn.RNNBase),
         Rule("*.weight", Init.normal(0.0, 1.0), module=(nn.Embedding, nn.EmbeddingBag)),
         *_norm_rules(),
     ]
     return Recipe("torch", tuple(rules), zero_padding_idx=True)
+
+
+def _symmetric_uniform(bound: float) -> Init:
+    return Init.uniform(-bound, bound)
+
+
+def _xavier_uniform(info: ParamInfo) -> Init:
+    fan_in, fan_out = _fans(info.shape)
+    return _symmetric_uniform(math.sqrt(6.0 / (fan_in + fan_out)))
+
+
+def _xavier_normal(info: ParamInfo) -> Init:
+    fan_in, fan_out = _fans(info.shape)
+    return Init.normal(0.0, math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def _bilinear_bound(info: ParamInfo) -> Init:
+    return _symmetric_uniform(1.0 / math.sqrt(info.module.weight.shape[1]))
+
+
+def _rnn_bound(info: ParamInfo) -> Init:
+    hidden = info.module.hidden_size
+    return _symmetric_uniform(1.0 / math.sqrt(hidden) if hidden > 0 else 0.0)
 
 
 def _depth_scaled(std: float) -> Computed:
