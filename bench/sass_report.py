@@ -90,6 +90,23 @@ def fill_variant(kernel: str, dtype: str, dist: int, *, central_only=False, flat
                    num_warps=num_warps)
 
 
+def transposed_variant(kernel: str, dtype: str, dist: int) -> Variant:
+    """The column-major tile path of the fill (orthogonal_'s Gaussian prep into QR's fp32 matrix)."""
+    pkg = _import_kernels()
+    fill = __import__(f"{pkg}.fill", fromlist=["fill"])
+    sig = {"out_ptr": f"*{dtype}", "mem_offset": "i64", "n_rows": "i32", "n_cols": "i32", "col_stride": "i64",
+           "row_groups": "i64", "col_tiles": "i32"}
+    for name in ("base_group_lo", "base_group_hi", "seed_lo", "seed_hi", "stream_lo", "stream_hi"):
+        sig[name] = "u32"
+    for k in range(7):
+        sig[f"prm{k}"] = "i64"
+    const = {"DIST": dist, "TILE_ROWS": fill.TILE_ROWS, "TILE_GROUPS": fill.TILE_GROUPS, "CENTRAL_ONLY": False,
+             "FAST": True}
+    return Variant(kernel, dtype, f"{pkg}.fill", "_fill_transposed_kernel", sig, const,
+                   ("out_ptr", "mem_offset", "n_rows", "n_cols", "col_stride", "row_groups"),
+                   4 * fill.TILE_ROWS * fill.TILE_GROUPS, num_warps=fill.DEFAULT_NUM_WARPS)
+
+
 def flat_variant(kernel: str, dtype: str, dist: int, *, central_only=False) -> Variant:
     """The segment-table kernel of ``kernels/flat.py`` (one launch over many parameters' pieces).
 
@@ -156,6 +173,7 @@ def default_variants() -> list:
         variants.append(fill_variant("trunc_normal_central", dtype, 2, central_only=True))
         variants.append(fill_variant("trunc_normal", dtype, 2))
     variants.append(fill_variant("normal_strided", "bf16", 1, flat=False))
+    variants.append(transposed_variant("orthogonal_prep", "fp32", 1))
     if _has_module("flat"):
         variants.append(flat_variant("flat_normal", "bf16", 1))
         variants.append(flat_variant("flat_trunc_normal_central", "bf16", 2, central_only=True))

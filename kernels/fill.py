@@ -248,6 +248,60 @@ def _fill_kernel(
     tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask, eviction_policy="evict_first")
 
 
+@triton.jit(do_not_specialize=["seed_lo", "seed_hi", "stream_lo", "stream_hi", "base_group_lo", "base_group_hi",
+                                "prm0", "prm1", "prm2", "prm3", "prm4", "prm5", "prm6"])
+def _fill_transposed_kernel(
+    out_ptr,
+    mem_offset: tl.int64,  # element offset of local element (0, 0) from out_ptr
+    n_rows, n_cols,  # local (rows, cols); a row is a run of consecutive logical indices
+    col_stride: tl.int64,  # memory stride of a column step; a row step has memory stride 1
+    row_groups: tl.int64,  # logical stride of a row step, in groups (a multiple of 4 indices)
+    col_tiles,  # programs along the columns
+    base_group_lo: tl.uint32, base_group_hi: tl.uint32,  # group of local element (0, 0), which starts it
+    seed_lo: tl.uint32, seed_hi: tl.uint32,
+    stream_lo: tl.uint32, stream_hi: tl.uint32,
+    prm0: tl.int64, prm1: tl.int64, prm2: tl.int64, prm3: tl.int64,
+    prm4: tl.int64, prm5: tl.int64, prm6: tl.int64,
+    DIST: tl.constexpr,
+    TILE_ROWS: tl.constexpr,
+    TILE_GROUPS: tl.constexpr,  # groups of 4 columns per tile
+    CENTRAL_ONLY: tl.constexpr,
+    FAST: tl.constexpr,
+    EXACT_BF16: tl.constexpr = False,
+    UNIFORM_F32: tl.constexpr = False,
+):
+    """A (rows, cols) block stored column-major (rows contiguous), e.g. the matrix orthogonal_'s QR takes.
+
+    Rows of logical indices start on group boundaries, so a [TILE_ROWS, 4 TILE_GROUPS] tile is whole
+    groups; values come out row-major and the store's layout change (through shared memory) makes the
+    writes contiguous along the rows, instead of one 4-byte store per element at a column's stride.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    tile_r = pid // col_tiles
+    tile_c = pid - tile_r * col_tiles
+    rows = tile_r * TILE_ROWS + tl.arange(0, TILE_ROWS).to(tl.int64)  # [TR]
+    col_groups = tile_c * TILE_GROUPS + tl.arange(0, TILE_GROUPS).to(tl.int64)  # [TG]
+    base_group = (base_group_hi.to(tl.uint64) << 32) | base_group_lo.to(tl.uint64)
+    group = base_group + (rows[:, None] * row_groups + col_groups[None, :]).to(tl.uint64)  # [TR, TG]
+    c0 = group.to(tl.uint32)
+    c1 = (group >> 32).to(tl.uint32)
+    c2 = tl.zeros_like(c0) + stream_lo.to(tl.uint32)
+    c3 = tl.zeros_like(c0) + stream_hi.to(tl.uint32)
+    w0, w1, w2, w3 = philox4x32_10(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32))
+    OUT_F64: tl.constexpr = out_ptr.dtype.element_ty == tl.float64
+    v0, v1, v2, v3 = _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32)
+    values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [TILE_ROWS, 4 * TILE_GROUPS])
+    cols = tile_c * (4 * TILE_GROUPS) + tl.arange(0, 4 * TILE_GROUPS).to(tl.int64)  # [TC]
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    ptrs = out_ptr + mem_offset + rows[:, None] + cols[None, :] * col_stride
+    if out_ptr.dtype.element_ty == tl.bfloat16:
+        values = values.to(tl.float32)
+        if EXACT_BF16:
+            values = _bf16_round_nearest_even(values)
+    tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask, eviction_policy="evict_first")
+
+
 def _bits(x: float) -> int:
     return struct.unpack("<q", struct.pack("<d", float(x)))[0]
 
@@ -295,6 +349,12 @@ def fill_(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, m
                   block_groups=block_groups, num_warps=num_warps,
                   mem_offset=mem_offset + k * mem_strides[0])
         return
+    if fast is None:
+        fast = out.is_cuda
+    if _transposed_tiles(sizes, mem_strides, logical_strides, base) and block_groups is None:
+        _fill_transposed(out, dist, params, seed, stream, sizes, mem_strides, logical_strides, base,
+                         central_only=central_only, fast=fast, mem_offset=mem_offset)
+        return
     n_inner = sizes[-1]
     outer = [1] * (MAX_OUTER_DIMS - len(sizes) + 1) + list(sizes[:-1])
     outer_m = [0] * (MAX_OUTER_DIMS - len(sizes) + 1) + list(mem_strides[:-1])
@@ -308,8 +368,6 @@ def fill_(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, m
     if num_warps is None:
         num_warps = max(1, min(DEFAULT_NUM_WARPS, block_groups // 32))
     blocks_per_row = triton.cdiv(groups_per_row, block_groups)
-    if fast is None:
-        fast = out.is_cuda
     prm = [_bits(p) for p in params] + [0] * (7 - len(params))
     uniform_f32 = dist == UNIFORM and uniform_in_f32(out.dtype == torch.float64, params[0], params[1])
     aligned = flat and (base >> 2) % block_groups == 0
@@ -321,4 +379,29 @@ def fill_(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, m
         DIST=dist, BLOCK_GROUPS=block_groups, FLAT=flat, HEAD=base % 4 if flat else 0,
         CENTRAL_ONLY=central_only, FAST=fast, EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32,
         ALIGNED=aligned, num_warps=num_warps,
+    )
+
+
+TILE_ROWS = 64
+TILE_GROUPS = 16
+
+
+def _transposed_tiles(sizes, mem_strides, logical_strides, base) -> bool:
+    """A 2-D block whose rows are contiguous in memory down the columns (column-major), group-aligned."""
+    return (len(sizes) == 2 and mem_strides[0] == 1 and mem_strides[1] != 1 and sizes[0] > 1
+            and base % 4 == 0 and logical_strides[0] % 4 == 0)
+
+
+def _fill_transposed(out, dist, params, seed, stream, sizes, mem_strides, logical_strides, base, *,
+                     central_only, fast, mem_offset) -> None:
+    n_rows, n_cols = sizes
+    col_tiles = triton.cdiv(n_cols, 4 * TILE_GROUPS)
+    prm = [_bits(p) for p in params] + [0] * (7 - len(params))
+    uniform_f32 = dist == UNIFORM and uniform_in_f32(out.dtype == torch.float64, params[0], params[1])
+    grid = (triton.cdiv(n_rows, TILE_ROWS) * col_tiles,)
+    _fill_transposed_kernel[grid](
+        out, mem_offset, n_rows, n_cols, mem_strides[1], logical_strides[0] // 4, col_tiles,
+        *_words(base // 4), *_words(seed), *_words(stream), *prm,
+        DIST=dist, TILE_ROWS=TILE_ROWS, TILE_GROUPS=TILE_GROUPS, CENTRAL_ONLY=central_only, FAST=fast,
+        EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32, num_warps=DEFAULT_NUM_WARPS,
     )
