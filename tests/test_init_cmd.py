@@ -45,3 +45,7 @@ def test_cli_prints_time_bandwidth_and_checksum(capsys):
     assert main(["init", "--model", "nano", "--world-size", "3", "--rank", "1", "--device", "cpu",
                  "--no-progress"]) == 0
     assert "partial checksum" in capsys.readouterr().out
+    assert main(["init", "--model", "nano", "--device", "cpu", "--world-size", "2", "--rank", "0", "--progress",
+                 "--recipe", "megatron"]) == 0
+    err = capsys.readouterr().err
+    assert "MiB" in err and "GB/s" in err and err.endswith("\n")

@@ -94,9 +94,10 @@ def _sync(device) -> None:
 
 
 def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int = 1, rank: int = 0,
-               seed: int = 0, recipe=None, progress: bool = False) -> dict:
+               seed: int = 0, recipe=None, progress: bool = False, checksum: bool = True) -> dict:
     """Materialize and initialize ``name`` (or rank ``rank``'s FSDP-style Shard(0) block of every
-    parameter); returns seconds, bytes written and the partial checksum of this rank's values."""
+    parameter); returns seconds, bytes written and the partial checksum of this rank's values (None
+    without ``checksum``)."""
     from torch.distributed.tensor import Shard
 
     if world_size < 1:
@@ -139,7 +140,7 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
     if progress and done < total_bytes:  # blocks filled by the batched kernel: complete the bar
         _progress(total_bytes, total_bytes, started)
     partial = combine(block_checksum(t, stream, shape, offset)
-                      for t, (stream, _, shape, _, offset) in zip(tensors, blocks, strict=True))
+                      for t, (stream, _, shape, _, offset) in zip(tensors, blocks, strict=True)) if checksum else None
     return {"model": name, "seconds": seconds, "bytes": total_bytes, "checksum": partial,
             "elements": total_bytes // itemsize}
 
