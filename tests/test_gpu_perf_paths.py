@@ -137,3 +137,17 @@ def test_fast_kernels_launch_invariant(dist, kw, dtype):
             for bg, nw in ((None, None), (256, 2), (32, 1))]
     for other in outs[1:]:
         assert torch.equal(other.view(torch.uint8), outs[0].view(torch.uint8)), "values depend on the launch"
+
+
+@pytest.mark.parametrize("dist, kw", [CASES[0], CASES[2], CASES[3]])
+def test_fast_column_major_tiles_match_flat(dist, kw):
+    """The column-major tile path (orthogonal_'s prep) gives the flat path's bits."""
+    rows, cols, base = 300, 200, 4 * 12345
+    params = reference.dist_params(dist, torch.float32, **kw)
+    view = torch.full((cols, rows + 3), float("nan"), device="cuda").t()[:rows]  # strides (1, rows + 3)
+    assert fill._transposed_tiles((rows, cols), view.stride(), (cols, 1), base)
+    central = dist == TRUNC_NORMAL and central_only(params[2], params[3])
+    fill.fill_(view, dist, params, 99, 7, (rows, cols), view.stride(), (cols, 1), base, central_only=central,
+               fast=True)
+    flat = _fill(dist, params, torch.float32, rows * cols, base)
+    assert torch.equal(view.contiguous().reshape(-1), flat)
