@@ -20,13 +20,13 @@ TRUNC_NORMAL = 2
 CONSTANT = 3  # prm0 everywhere, no Philox
 
 # Columns of the int64 segment table, one row per segment.
-COL_BUFFER_OFFSET = 0  # element offset of the segment in the buffer
-COL_LOGICAL_START = 1  # first logical index (uint64 bit pattern)
-COL_NUMEL = 2
-COL_STREAM = 3  # uint64 bit pattern
-COL_FIRST_BLOCK = 4  # index of the segment's first program
-COL_PARAMS = 5  # 7 float64 parameters as bit patterns (see fill._transform)
-TABLE_COLS = 12
+COL_OFFSET = tl.constexpr(0)  # element offset of the segment from out_ptr
+COL_START = tl.constexpr(1)  # first logical index (uint64 bit pattern)
+COL_NUMEL = tl.constexpr(2)
+COL_STREAM = tl.constexpr(3)  # uint64 bit pattern
+COL_FIRST_BLOCK = tl.constexpr(4)  # index of the segment's first program
+COL_PARAMS = tl.constexpr(5)  # 7 float64 parameters as bit patterns (see fill._transform)
+TABLE_COLS = tl.constexpr(12)
 
 DEFAULT_BLOCK_GROUPS = 1024
 DEFAULT_NUM_WARPS = 4
@@ -45,7 +45,7 @@ def _word_hi(x):
 @triton.jit(do_not_specialize=["seed_lo", "seed_hi"])
 def _flat_fill_kernel(
     out_ptr,
-    table_ptr,  # int64 [n_segments, TABLE_COLS]
+    table_ptr,  # int64 [n_segments, TABLE_COLS], columns COL_*
     segment_ptr,  # int32 [n_programs]: the segment each program writes
     seed_lo: tl.uint32, seed_hi: tl.uint32,
     DIST: tl.constexpr,
@@ -58,12 +58,12 @@ def _flat_fill_kernel(
     ALIGNED: tl.constexpr = False,  # every start a multiple of 4 * BLOCK_GROUPS: no carry into j hi
 ):
     pid = tl.program_id(0).to(tl.int64)
-    row = table_ptr + tl.load(segment_ptr + pid).to(tl.int64) * 12
-    buffer_offset = tl.load(row + 0)
-    start = tl.load(row + 1).to(tl.uint64, bitcast=True)
-    numel = tl.load(row + 2)
-    block = pid - tl.load(row + 4)
-    prm0 = tl.load(row + 5)
+    row = table_ptr + tl.load(segment_ptr + pid).to(tl.int64) * TABLE_COLS
+    buffer_offset = tl.load(row + COL_OFFSET)
+    start = tl.load(row + COL_START).to(tl.uint64, bitcast=True)
+    numel = tl.load(row + COL_NUMEL)
+    block = pid - tl.load(row + COL_FIRST_BLOCK)
+    prm0 = tl.load(row + COL_PARAMS)
 
     if VEC > 1:  # whole groups at 16-byte aligned addresses: the compiler can emit 16-byte stores
         element = block * (4 * BLOCK_GROUPS) + tl.arange(0, 4 * BLOCK_GROUPS)
@@ -77,7 +77,7 @@ def _flat_fill_kernel(
     if DIST == 3:
         values = tl.zeros([4 * BLOCK_GROUPS], dtype=tl.float64) + _f64(prm0)
     else:
-        stream = tl.load(row + 3)
+        stream = tl.load(row + COL_STREAM)
         first_group = (start >> 2) + (block * BLOCK_GROUPS).to(tl.uint64)
         first_lo = first_group.to(tl.uint32)
         first_hi = (first_group >> 32).to(tl.uint32)
@@ -85,12 +85,12 @@ def _flat_fill_kernel(
         stream_hi = _word_hi(stream)
         seed_lo = seed_lo.to(tl.uint32)
         seed_hi = seed_hi.to(tl.uint32)
-        prm1 = tl.load(row + 6)
-        prm2 = tl.load(row + 7)
-        prm3 = tl.load(row + 8)
-        prm4 = tl.load(row + 9)
-        prm5 = tl.load(row + 10)
-        prm6 = tl.load(row + 11)
+        prm1 = tl.load(row + COL_PARAMS + 1)
+        prm2 = tl.load(row + COL_PARAMS + 2)
+        prm3 = tl.load(row + COL_PARAMS + 3)
+        prm4 = tl.load(row + COL_PARAMS + 4)
+        prm5 = tl.load(row + COL_PARAMS + 5)
+        prm6 = tl.load(row + COL_PARAMS + 6)
         OUT_F64: tl.constexpr = out_ptr.dtype.element_ty == tl.float64
         # As in fill: with 2-byte outputs each thread takes two consecutive groups, interleaved in registers.
         PAIRED: tl.constexpr = out_ptr.dtype.element_ty.primitive_bitwidth == 16 and BLOCK_GROUPS >= 2
