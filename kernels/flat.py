@@ -166,7 +166,9 @@ def _launch(out, dist, segments, seed, central_only, uniform_f32, fast, block_gr
         counts.append(triton.cdiv((start % 4) + numel, 4 * block_groups))
         first_block += counts[-1]
     table = torch.tensor(rows, dtype=torch.int64, device=out.device)
-    segment_of = torch.repeat_interleave(  # program -> segment, expanded on the device
+    # program -> segment, expanded on the device: 4 bytes per program (1/2048 of the bytes a bf16 VEC launch
+    # writes), one load per program instead of a bisection that every thread would repeat
+    segment_of = torch.repeat_interleave(
         torch.arange(len(rows), dtype=torch.int32, device=out.device),
         torch.tensor(counts, dtype=torch.int64, device=out.device), output_size=first_block)
     if fast is None:
