@@ -15,6 +15,8 @@ if not HAS_CUDA:
 
 import triton_init  # noqa: E402
 
+INTERPRET = os.environ.get("TRITON_INTERPRET")
+
 # One tolerance table by dtype, for values compared against the reference or the golden file:
 # (absolute tolerance in units of std, relative tolerance).
 #   float64/float32: the format's contract, |dz| <= 2e-5 * max(1, |z|), plus fp32 rounding of mean + std * z
@@ -36,6 +38,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _keep_triton_interpret(monkeypatch):
+    """Keep TRITON_INTERPRET as the session started: the kernels were defined interpreted, and a module that
+    pops the variable on import (bench/sass_report.py does) must not turn the dispatcher's check off."""
+    if INTERPRET is not None and os.environ.get("TRITON_INTERPRET") != INTERPRET:
+        monkeypatch.setenv("TRITON_INTERPRET", INTERPRET)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ CASES = {
     "trunc[-9,-8]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 9 * STD, b=MEAN - 8 * STD)),
     "trunc[-6,6]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 6 * STD, b=MEAN + 6 * STD)),
     "trunc[-inf,inf]": ("trunc_normal", dict(mean=MEAN, std=STD, a=-float("inf"), b=float("inf"))),
+    "trunc[10,12]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN + 10 * STD, b=MEAN + 12 * STD)),
 }
 FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
 DIST_IDS = {"uniform": UNIFORM, "normal": NORMAL, "trunc_normal": TRUNC_NORMAL}

@@ -87,6 +87,14 @@ def test_kernel_several_blocks_at_unaligned_offset(case, dtype, poisoned):
     check_against_oracle(kernel, dist, kwargs, SEED, STREAM, range(first, first + n))
 
 
+@pytest.mark.parametrize("alpha,beta", [(10.0, 12.0), (-13.0, -12.0)])
+def test_kernel_extreme_tails(alpha, beta, poisoned):
+    """Probabilities down to 1e-38 (fp32's normal range) still meet the contract."""
+    kwargs = dict(mean=MEAN, std=STD, a=MEAN + alpha * STD, b=MEAN + beta * STD)
+    kernel = fill(poisoned(1031), "trunc_normal", kwargs, "triton")
+    check_against_oracle(kernel, "trunc_normal", kwargs, SEED, STREAM, range(1031))
+
+
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 def test_trunc_normal_central_and_tail_pieces_agree(dtype, poisoned):
     """The central-only inverse CDF (chosen for [-2, 2]) and the full one give the same values within the contract."""
@@ -137,6 +145,7 @@ def test_strided_views_get_their_own_logical_values(case, backend, poisoned):
     dist, kwargs = CASES[case]
     views = {
         "transpose": (poisoned(13, 7).t(), (7, 13)),
+        "transpose, rows of whole groups": (poisoned(12, 9).t(), (9, 12)),  # the launcher's column-major tiles
         "column slice": (poisoned(11, 29)[:, 3:17], (11, 14)),
         "3-D permute": (poisoned(4, 5, 6).permute(2, 0, 1), (6, 4, 5)),
         "5-D permute": (poisoned(2, 2, 2, 2, 3).permute(4, 2, 0, 3, 1), (3, 2, 2, 2, 2)),  # > 3 outer dims
@@ -171,6 +180,17 @@ def test_canary_storage_around_a_flat_slice(backend, poisoned):
     fill(piece, "normal", CASES["normal"][1], backend)
     assert not torch.isnan(piece).any()
     assert torch.isnan(storage[:101]).all() and torch.isnan(storage[898:]).all()
+
+
+@pytest.mark.parametrize("case", ["normal", "trunc[-2,2]"])
+def test_column_major_block_in_tiles(case, poisoned):
+    """A column-major block whose rows start on group boundaries (the launcher's tiled path), over two
+    tiles each way, as a block of a larger logical tensor."""
+    dist, kwargs = CASES[case]
+    gshape, offset = (100, 200), (5, 8)
+    view = poisoned(72, 67).t()
+    fill(view, dist, kwargs, "triton", global_shape=gshape, global_offset=offset)
+    check_against_oracle(view, dist, kwargs, SEED, STREAM, logical_indices((67, 72), gshape, offset))
 
 
 def _split(n, cuts):

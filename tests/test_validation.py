@@ -86,6 +86,24 @@ def test_unsupported_dtype(fn, dtype):
     assert torch.equal(t.view(torch.uint8), before.view(torch.uint8))
 
 
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+@pytest.mark.parametrize("fn", list(FILLS))
+def test_expanded_view_is_rejected(fn, backend):
+    """Elements sharing memory (stride 0) cannot each hold their own value: torch's in-place ops refuse too."""
+    base = patterned((1, 7))
+    before = base.clone()
+    with triton_init.backend(backend), pytest.raises(ValueError, match=r"\btensor\b.*stride 0"):
+        FILLS[fn](base.expand(6, 7), seed=1)
+    assert torch.equal(bits(base), bits(before))
+    FILLS[fn](base.expand(1, 7), seed=1)  # a stride-0 dim of size 1 overlaps nothing
+
+
+@pytest.mark.parametrize("fn", list(FILLS))
+def test_sparse_tensor_is_rejected(fn):
+    with pytest.raises(TypeError, match=r"\btensor\b.*layout"):
+        FILLS[fn](torch.eye(3).to_sparse(), seed=1)
+
+
 @pytest.mark.parametrize("fn", list(FILLS))
 def test_not_a_tensor(fn):
     with pytest.raises(TypeError, match=r"\btensor\b"):
