@@ -111,6 +111,25 @@ def test_bad_segments_raise_before_writing():
     assert (buffer == 0).all()
 
 
+def test_aligned_parameters_leave_padding_between_them(poisoned):
+    """FSDP1 with use_orig_params starts every parameter at a 16-byte boundary: 8 bf16 elements."""
+    whole = _whole(torch.bfloat16)
+    starts, base = [], 0
+    for _, _, shape in PARAMS:
+        base = -(-base // 8) * 8
+        starts.append(base)
+        base += torch.Size(shape).numel()
+    buffer = poisoned(base, dtype=torch.bfloat16)
+    init_flat_(buffer, shard_segments(PARAMS, 0, base, align=8), seed=SEED)
+    offset = 0
+    for (_, _, shape), start in zip(PARAMS, starts, strict=True):
+        n = torch.Size(shape).numel()
+        torch.testing.assert_close(buffer[start:start + n], whole[offset:offset + n], rtol=0, atol=0)
+        offset += n
+    written = sum(torch.Size(s).numel() for _, _, s in PARAMS)
+    assert int((~buffer.isnan()).sum()) == written  # the padding is untouched
+
+
 def test_module_segments_equal_init_module():
     from triton_init.flat import module_segments
     from triton_init.models import build

@@ -143,15 +143,19 @@ def fill_blocks_(blocks, *, seed: int) -> list:
     return rest
 
 
-def shard_segments(params, start: int, stop: int) -> list:
+def shard_segments(params, start: int, stop: int, *, align: int = 1) -> list:
     """Segments of buffer indices [start, stop) of the concatenation of flattened ``params``.
 
     ``params`` lists (init, stream, global_shape) in concatenation order; the shard's buffer holds
     concatenation index ``start`` at offset 0. This is FSDP1's FlatParameter layout (the rank's chunk of
-    the padded concatenation) and ZeRO's; indices past the last parameter are padding and get no segment.
+    the padded concatenation) and ZeRO's; with ``align`` each parameter starts at a multiple of ``align``
+    elements (FSDP1 with ``use_orig_params`` aligns to 16 bytes). Padding gets no segment.
     """
+    if align < 1:
+        raise ValueError(f"align must be at least 1, got {align}")
     segments, base = [], 0
     for init, stream, global_shape in params:
+        base = -(-base // align) * align
         numel = _total(global_shape)
         lo, hi = max(start, base), min(stop, base + numel)
         if lo < hi:
@@ -160,7 +164,8 @@ def shard_segments(params, start: int, stop: int) -> list:
     return segments
 
 
-def module_segments(module, recipe, start: int, stop: int, *, prefix: str = "", **options) -> list:
+def module_segments(module, recipe, start: int, stop: int, *, prefix: str = "", align: int = 1,
+                    **options) -> list:
     """``shard_segments`` for the parameters of ``module`` in ``named_parameters`` order, each with its
     recipe init and its qualified-name stream (as ``init_module_`` gives them)."""
     from .module import plan
@@ -172,4 +177,4 @@ def module_segments(module, recipe, start: int, stop: int, *, prefix: str = "", 
         if not isinstance(init, Init):
             raise TypeError(f"{stream}: a flat segment needs an Init, not {init!r}")
         params.append((init, stream, tuple(tensor.shape)))
-    return shard_segments(params, start, stop)
+    return shard_segments(params, start, stop, align=align)
