@@ -134,6 +134,33 @@ def _check_fsdp2(mesh, recipe):
     assert total.item() == sum(p.numel() for p in whole.parameters())
 
 
+def _check_fsdp1(recipe):
+    """FSDP1's own FlatParameter shard, filled by init_flat_ from the module's segments, unshards to the
+    whole model initialized in one process (FSDP1 runs on gloo's CPU tensors in this torch)."""
+    import warnings
+
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    from triton_init.flat import init_flat_, module_segments
+    from triton_init.models import build
+    from triton_init.module import init_module_, stream_name
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FSDP1's deprecation notice
+        model = FSDP(build("nano", device="cpu"), device_id=torch.device("cpu"), use_orig_params=False)
+    (flat,) = list(model.parameters())  # this rank's chunk of the padded concatenation
+    start = dist.get_rank() * flat.numel()
+    with torch.no_grad():
+        init_flat_(flat.data, module_segments(build("nano"), recipe, start, start + flat.numel()), seed=SEED)
+    whole = dict(init_module_(build("nano", device="cpu"), recipe, seed=SEED).named_parameters())
+    with FSDP.summon_full_params(model):
+        names = [name for name, _ in model.named_parameters()]
+        assert len(names) == len(whole)
+        for name, param in model.named_parameters():
+            torch.testing.assert_close(param, whole[stream_name(name)], rtol=0, atol=0,
+                                       msg=lambda m, name=name: f"FSDP1 {name}: {m}")
+
+
 def _worker(rank, world_size, port):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
@@ -157,6 +184,7 @@ def _worker(rank, world_size, port):
         _check_fsdp2(mesh, "llama")
         if world_size == 2:
             _check_fsdp2(mesh, "torch")
+            _check_fsdp1("llama")
             if not torch.cuda.is_available():  # the kernels through the interpreter, on gloo's CPU tensors
                 with triton_init.backend("triton"):
                     _check_placements(mesh, (Shard(1),), [(5, 9)], functions[:3])
