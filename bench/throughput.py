@@ -75,7 +75,7 @@ def _time_ms(fn, buffers, warmup_ms: int, rep_ms: int) -> float:
     return do_bench(call, warmup=warmup_ms, rep=rep_ms, return_mode="median")
 
 
-def measure(sizes, dtypes, warmup_ms: int, rep_ms: int, log=print, device: str = "cuda") -> list:
+def measure(sizes, dtypes, warmup_ms: int, rep_ms: int, log=print, device: str = "cuda", on_row=None) -> list:
     import triton
 
     if device == "cuda":
@@ -132,6 +132,8 @@ def measure(sizes, dtypes, warmup_ms: int, rep_ms: int, log=print, device: str =
             if device == "cuda":
                 torch.cuda.empty_cache()
             log(_row_summary(records, numel, dtype_name))
+            if on_row is not None:  # partial results survive a timeout
+                on_row(records)
     return records
 
 
@@ -209,9 +211,14 @@ def main(argv=None) -> int:
     dtypes = [d for d in args.dtypes.split(",") if d]
     warmup, rep = (10, 40) if args.quick else (25, 100)
     start = time.perf_counter()
-    records = measure(sizes, dtypes, warmup, rep, log=lambda s: print(s, flush=True), device=args.device)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "throughput.json").write_text(json.dumps(records, indent=1) + "\n")
+
+    def save(records):
+        (args.out / "throughput.json").write_text(json.dumps(records, indent=1) + "\n")
+
+    records = measure(sizes, dtypes, warmup, rep, log=lambda s: print(s, flush=True), device=args.device,
+                      on_row=save)
+    save(records)
     plotted = plot(records, args.out / "throughput.png")
     print(format_table(records))
     print(f"\n{len(records)} records in {time.perf_counter() - start:.0f} s -> {args.out / 'throughput.json'}"

@@ -23,6 +23,7 @@ def fresh_compiled_state(monkeypatch):
     monkeypatch.setattr(_cpu_compiled, "_failed", None)
     monkeypatch.setattr(_cpu_compiled, "_compiled", {})
     monkeypatch.setattr(_cpu_compiled, "compile_seconds", {})
+    monkeypatch.setattr(_cpu_compiled, "_eager_elements", 0)
     monkeypatch.delenv(_cpu_compiled.ENV, raising=False)
     monkeypatch.delenv(_cpu_compiled.ENV_MIN, raising=False)
     return monkeypatch
@@ -42,11 +43,25 @@ def test_threshold_from_environment(fresh_compiled_state):
 
 def test_small_tensors_never_compile(fresh_compiled_state):
     cpu = torch.empty(4)
-    assert not _cpu_compiled.use_compiled(cpu, _cpu_compiled.MIN_ELEMENTS - 1)
+    warm = _cpu_compiled.WARM_MIN_ELEMENTS
+    assert not _cpu_compiled.use_compiled(cpu, warm - 1)
     assert _cpu_compiled.use_compiled(cpu, _cpu_compiled.MIN_ELEMENTS)
     assert not _cpu_compiled.use_compiled(torch.empty(4, device="meta"), 1 << 40)
     fresh_compiled_state.setenv(_cpu_compiled.ENV, "0")
     assert not _cpu_compiled.use_compiled(cpu, 1 << 40)
+
+
+def test_first_compile_waits_for_enough_eager_work(fresh_compiled_state):
+    cpu = torch.empty(4)
+    warm, limit = _cpu_compiled.WARM_MIN_ELEMENTS, _cpu_compiled.MIN_ELEMENTS
+    fills = limit // (4 * warm)
+    assert not any(_cpu_compiled.use_compiled(cpu, 4 * warm) for _ in range(fills - 1))
+    assert _cpu_compiled.use_compiled(cpu, 4 * warm)  # the process's large fills add up to the limit
+    _cpu_compiled.compile_seconds[(NORMAL, torch.float32)] = 1.0
+    fresh_compiled_state.setattr(_cpu_compiled, "_eager_elements", 0)
+    assert _cpu_compiled.use_compiled(cpu, warm)  # compiled already: no need to wait
+    assert not _cpu_compiled.use_compiled(cpu, warm, UNIFORM)  # another function: still waits
+    assert not _cpu_compiled.use_compiled(cpu, warm - 1)
 
 
 def test_the_suite_never_compiles():

@@ -1,9 +1,9 @@
 """The reference's math under ``torch.compile`` for large flat CPU fills: same stream format, ~10x eager.
 
-``reference.fill_`` hands a flat CPU tensor here when ``use_compiled`` says yes: at least
-``MIN_ELEMENTS`` elements (small tensors never pay a compile), ``TRITON_INIT_CPU_COMPILE`` not "0", and no
-earlier compile failure in this process (no working C++ compiler, say: then eager serves, after one
-warning). The compiled function takes fixed-size chunks of ``CHUNK_GROUPS`` Philox groups and every
+``reference.fill_`` hands a flat CPU tensor here when ``use_compiled`` says yes: large fills only (small
+tensors never pay a compile; see ``use_compiled`` for the policy), ``TRITON_INIT_CPU_COMPILE`` not "0",
+and no earlier compile failure in this process (no working C++ compiler, say: then eager serves, after
+one warning). The compiled function takes fixed-size chunks of ``CHUNK_GROUPS`` Philox groups and every
 per-call number as a tensor, so one compile per (distribution, compute dtype) serves every seed, stream,
 offset and parameter; inductor's on-disk FX graph cache (``TORCHINDUCTOR_CACHE_DIR``) lets later processes
 skip most of the compile. ``compile_seconds`` records what each compile cost.
@@ -19,18 +19,23 @@ import torch
 from . import reference
 from ._format import NORMAL, UNIFORM
 
-ENV = "TRITON_INIT_CPU_COMPILE"  # "0": never compile; "1": compile at any size; unset: above MIN_ELEMENTS
-ENV_MIN = "TRITON_INIT_CPU_COMPILE_MIN"  # the size threshold in elements (default MIN_ELEMENTS)
-MIN_ELEMENTS = 1 << 25
+ENV = "TRITON_INIT_CPU_COMPILE"  # "0": never compile; "1": compile at any size; unset: the policy below
+ENV_MIN = "TRITON_INIT_CPU_COMPILE_MIN"  # elements that justify the first compile (default MIN_ELEMENTS)
+# A cold compile costs ~30 s on 2 cores (~5-10 s from inductor's cache), the eager reference ~20-40 M
+# elements/s: the first compile waits until one fill, or this process's large eager fills together,
+# reach 2^28 elements (~10 s of eager work). Once compiled, fills from WARM_MIN_ELEMENTS take it.
+MIN_ELEMENTS = 1 << 28
+WARM_MIN_ELEMENTS = 1 << 22
 CHUNK_GROUPS = 1 << 18  # 2^20 elements per compiled call: 4 MiB of fp32 values, bounded memory
 
 _compiled = {}  # (dist, compute dtype) -> compiled chunk function
 _failed = None  # the exception that disabled the compiled path in this process, if any
+_eager_elements = 0  # elements of fills from WARM_MIN_ELEMENTS up that went eager so far
 compile_seconds = {}  # (dist, compute dtype) -> seconds the first call took (compile + run)
 
 
 def threshold() -> int:
-    """Elements from which a flat CPU fill takes the compiled path (0 when forced, None when disabled)."""
+    """Elements that justify the first compile (0 when forced, None when disabled)."""
     choice = os.environ.get(ENV, "").strip().lower()
     if choice in ("0", "false", "no", "off"):
         return None
@@ -42,12 +47,24 @@ def threshold() -> int:
         return MIN_ELEMENTS
 
 
-def use_compiled(out: torch.Tensor, numel: int) -> bool:
-    """Whether a flat fill of ``numel`` elements of ``out`` goes through the compiled path."""
+def use_compiled(out: torch.Tensor, numel: int, dist: int = NORMAL) -> bool:
+    """Whether a flat fill of ``numel`` elements of ``out`` goes through the compiled path.
+
+    Small fills never do. The first compile needs ``threshold()`` elements in this fill, or in this
+    process's eager fills of at least WARM_MIN_ELEMENTS; after it, fills from WARM_MIN_ELEMENTS up use it.
+    """
+    global _eager_elements
     limit = threshold()
-    if limit is None or _failed is not None or out.device.type != "cpu" or numel < max(limit, 1):
+    if limit is None or _failed is not None or out.device.type != "cpu" or not hasattr(torch, "compile"):
         return False
-    return hasattr(torch, "compile")
+    if limit == 0:
+        return numel > 0
+    if numel < WARM_MIN_ELEMENTS:
+        return False
+    if (dist, _compute_dtype(dist, out.dtype)) in compile_seconds or numel + _eager_elements >= limit:
+        return True
+    _eager_elements += numel
+    return False
 
 
 def _compute_dtype(dist: int, out_dtype: torch.dtype) -> torch.dtype:
@@ -206,5 +223,5 @@ def _eager_flat(flat: torch.Tensor, base: int, dist: int, params, seed: int, str
     flat.copy_(values[0])
 
 
-__all__ = ["CHUNK_GROUPS", "ENV", "ENV_MIN", "MIN_ELEMENTS", "compile_seconds", "fill_flat_", "threshold",
-           "use_compiled"]
+__all__ = ["CHUNK_GROUPS", "ENV", "ENV_MIN", "MIN_ELEMENTS", "WARM_MIN_ELEMENTS", "compile_seconds", "fill_flat_",
+           "threshold", "use_compiled"]

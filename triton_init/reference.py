@@ -120,8 +120,8 @@ def fill_(out: torch.Tensor, layout: Layout, dist: int, params, seed: int, strea
         flat = out.view(-1) if out.is_contiguous() else out.as_strided((n,), (1,))
         from . import _cpu_compiled  # large flat CPU fills: the same math under torch.compile
 
-        if _cpu_compiled.use_compiled(out, n) and _cpu_compiled.fill_flat_(flat, layout.base, dist, params,
-                                                                           seed, stream):
+        if _cpu_compiled.use_compiled(out, n, dist) and _cpu_compiled.fill_flat_(flat, layout.base, dist,
+                                                                                 params, seed, stream):
             return
         for start in range(0, n, CHUNK_ELEMENTS):
             stop = min(n, start + CHUNK_ELEMENTS)
