@@ -161,6 +161,27 @@ def _check_fsdp1(recipe):
                                        msg=lambda m, name=name: f"FSDP1 {name}: {m}")
 
 
+def _check_fsdp2_over_tensor_parallel(mesh2):
+    """Tensor parallel on "tp", then FSDP2 on "dp": dim 0 of the colwise weight gets a strided shard."""
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    from triton_init.module import init_module_
+
+    def build():
+        return torch.nn.Sequential(torch.nn.Linear(8, 10), torch.nn.Linear(10, 6))
+
+    model = build()
+    parallelize_module(model, mesh2["tp"], {"0": ColwiseParallel(), "1": RowwiseParallel()})
+    fully_shard(model, mesh=mesh2["dp"])
+    assert any(type(p).__name__ == "_StridedShard" for p in model[0].weight.placements)
+    init_module_(model, "torch", seed=SEED)
+    whole = dict(init_module_(build(), "torch", seed=SEED).named_parameters())
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.full_tensor(), whole[name], rtol=0, atol=0,
+                                   msg=lambda m, name=name: f"FSDP2+TP {name}: {m}")
+
+
 def _worker(rank, world_size, port):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
@@ -197,6 +218,7 @@ def _worker(rank, world_size, port):
                 _check_placements(mesh2, placements, [(7, 5), (9, 11)], functions)
             _check_orthogonal(mesh2, (Shard(0), Shard(1)))
             _check_fsdp2(mesh2["dp"], "megatron")
+            _check_fsdp2_over_tensor_parallel(mesh2)
     finally:
         dist.destroy_process_group()
 

@@ -2,7 +2,8 @@
 
 ``local_block`` is the pure rule (torch.chunk semantics, mesh dims applied left to right, as DTensor
 does); ``dtensor_block`` applies it to a DTensor on this rank. No collective is involved: every rank
-computes its own offsets from the mesh shape, its mesh coordinate and the placements.
+computes its own offsets from the mesh shape, its mesh coordinate and the placements. Strided shards
+(FSDP2 over tensor parallel on the same dim) are laid out by DTensor itself on one arange per dim.
 """
 
 import torch
@@ -30,8 +31,8 @@ def local_block(global_shape, mesh_shape, coordinate, placements) -> tuple[tuple
 
     ``placements`` has one entry per mesh dim: ``Shard(d)`` splits tensor dim d (what is left of it
     after the mesh dims before) into ``mesh_shape[i]`` chunks like ``torch.chunk`` (ceil-sized chunks,
-    trailing ranks may get fewer or no rows); ``Replicate()`` leaves it whole. Partial and strided shards
-    hold no single block of values and raise.
+    trailing ranks may get fewer or no rows); ``Replicate()`` leaves it whole. Partial placements hold no
+    values of the logical tensor and raise; strided shards raise here (``dtensor_block`` asks DTensor).
     """
     shape = list(global_shape)
     offset = [0] * len(shape)
@@ -41,7 +42,7 @@ def local_block(global_shape, mesh_shape, coordinate, placements) -> tuple[tuple
         if type(placement).__name__ == "_StridedShard":
             raise NotImplementedError(
                 f"placement {placement} on mesh dim {mesh_dim}: a strided shard (FSDP2 combined with tensor "
-                "parallel on the same tensor dim) is not one block of the logical tensor; not supported yet")
+                "parallel on the same tensor dim) has no closed-form block here; dtensor_block asks DTensor")
         if placement.is_replicate():
             continue
         if not placement.is_shard():
@@ -58,6 +59,34 @@ def local_block(global_shape, mesh_shape, coordinate, placements) -> tuple[tuple
     return tuple(shape), tuple(offset)
 
 
+def _is_strided(placement) -> bool:
+    return type(placement).__name__ == "_StridedShard"
+
+
+def _probed_block(tensor) -> tuple[tuple, tuple]:
+    """The block of a DTensor with strided shards (FSDP2 over tensor parallel on the same dim), as DTensor
+    itself lays it out: each dim's indices come from distributing an arange of that dim alone (no
+    communication, memory of one dim). Raises unless every dim's indices are one contiguous run."""
+    from torch.distributed.tensor import Replicate, distribute_tensor
+
+    shape, offset = [], []
+    ndim = tensor.dim()
+    for d in range(ndim):
+        size = tensor.shape[d]
+        placements = [p if not p.is_replicate() and (p.dim + ndim if p.dim < 0 else p.dim) == d else Replicate()
+                      for p in tensor.placements]
+        probe = torch.arange(size).reshape([size if k == d else 1 for k in range(ndim)])
+        held = distribute_tensor(probe, tensor.device_mesh, placements, src_data_rank=None).to_local()
+        held = held.reshape(-1).cpu()
+        first = int(held[0]) if held.numel() else 0
+        if not torch.equal(held, torch.arange(first, first + held.numel())):
+            raise NotImplementedError(f"placements {tuple(tensor.placements)} give this rank the indices "
+                                      f"{held.tolist()[:8]}... of dim {d}: not one block of the logical tensor")
+        shape.append(held.numel())
+        offset.append(first)
+    return tuple(shape), tuple(offset)
+
+
 def dtensor_block(tensor, global_shape=None, global_offset=None):
     """(local tensor, global_shape, global_offset) for a DTensor on this rank.
 
@@ -70,7 +99,11 @@ def dtensor_block(tensor, global_shape=None, global_offset=None):
     full_shape = tuple(tensor.shape)
     if coordinate is None:  # this rank is not part of the mesh: it holds nothing
         return local, full_shape, None
-    shape, offset = local_block(full_shape, tuple(mesh.shape), tuple(coordinate), tuple(tensor.placements))
+    placements = tuple(tensor.placements)
+    if any(_is_strided(p) for p in placements):
+        shape, offset = _probed_block(tensor)
+    else:
+        shape, offset = local_block(full_shape, tuple(mesh.shape), tuple(coordinate), placements)
     if tuple(local.shape) != shape:
         raise RuntimeError(f"the DTensor's local tensor has shape {tuple(local.shape)} but its placements "
                            f"{tuple(tensor.placements)} on mesh {tuple(mesh.shape)} give {shape}")
