@@ -4,10 +4,10 @@ seeding, streams, and the backend switch (context manager and TRITON_INIT_BACKEN
 import pytest
 import torch
 from _contract import bits
+from triton_init.kernels import fill as kernel_fill
 
 import triton_init
 from triton_init import reference
-from triton_init.kernels import fill as kernel_fill
 
 FILLS = {"uniform_": triton_init.uniform_, "normal_": triton_init.normal_, "trunc_normal_": triton_init.trunc_normal_}
 

@@ -111,7 +111,7 @@ def test_trunc_normal_bf16_std_001_has_no_pile_up_at_the_bounds():
         assert abs(observed[end] - expected) <= 5 * math.sqrt(expected) + 1, (end, observed[end], expected)
     # Pool neighbouring bins (the bins near 0 are tiny) until each expects at least 50 values.
     pooled_obs, pooled_exp, acc_o, acc_e = [], [], 0, 0.0
-    for o, m in zip(observed, mass * N):
+    for o, m in zip(observed, mass * N, strict=True):
         acc_o, acc_e = acc_o + o, acc_e + m
         if acc_e >= 50:
             pooled_obs.append(acc_o)

@@ -7,11 +7,11 @@ import triton
 import triton.language as tl
 from _contract import assert_contract, assert_uniform, exact, load_golden, philox, u_of
 from conftest import ALL_DTYPES
+from triton_init.kernels.philox import philox4x32_10, uniform01
 
 import triton_init
 from triton_init import reference
 from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, stream_id
-from triton_init.kernels.philox import philox4x32_10, uniform01
 
 GOLDEN = load_golden()
 KAT = GOLDEN["philox4x32_10_kat"]

@@ -17,7 +17,7 @@ def check_tensor(tensor, name: str = "tensor") -> torch.Tensor:
         raise TypeError(f"{name} has dtype {tensor.dtype}; supported: float32, float16, bfloat16, float64")
     if tensor.layout != torch.strided:
         raise TypeError(f"{name} must be a strided (dense) tensor, got layout {tensor.layout}")
-    if any(size > 1 and stride == 0 for size, stride in zip(tensor.shape, tensor.stride())):
+    if any(size > 1 and stride == 0 for size, stride in zip(tensor.shape, tensor.stride(), strict=True)):
         # As torch's in-place ops: several elements share one memory location (expand()), so no value is theirs.
         raise ValueError(f"{name} has a dim of size > 1 with stride 0 (an expanded view): its elements overlap")
     return tensor

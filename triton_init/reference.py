@@ -134,12 +134,12 @@ def fill_(out: torch.Tensor, layout: Layout, dist: int, params, seed: int, strea
     rows = 1
     for s in outer_sizes:
         rows *= s
-    span = sum((s - 1) * m for s, m in zip(layout.sizes, layout.mem_strides)) + 1
+    span = sum((s - 1) * m for s, m in zip(layout.sizes, layout.mem_strides, strict=True)) + 1
     storage = out.as_strided((span,), (1,))
     cols_per_chunk = min(n, CHUNK_ELEMENTS)
     # Each row computes whole groups, up to n + 6 lane values (a short row straddles two groups): bound those.
     rows_per_chunk = max(1, CHUNK_ELEMENTS // (4 * ((n + 6) // 4)))
-    dims = list(zip(outer_sizes, layout.mem_strides, layout.logical_strides))[::-1]
+    dims = list(zip(outer_sizes, layout.mem_strides[:-1], layout.logical_strides[:-1], strict=True))[::-1]
     for r0 in range(0, rows, rows_per_chunk):
         rest = torch.arange(r0, min(rows, r0 + rows_per_chunk), dtype=torch.int64)
         row_mem = torch.zeros_like(rest)
