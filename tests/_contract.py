@@ -88,6 +88,16 @@ def exact(indices, dist: str, seed: int, stream: int, *, a=0.0, b=1.0, mean=0.0,
     return np.where(p <= 0.5, special.ndtri(p), -special.ndtri(q))
 
 
+def distribution_cases(mean: float, std: float, *trunc_intervals) -> dict:
+    """name -> (distribution, kwargs): uniform, normal, and trunc_normal on [alpha, beta] in units of std
+    (torch's bounds are absolute, so a = mean + alpha std)."""
+    cases = {"uniform": ("uniform", dict(a=-0.75, b=2.5)), "normal": ("normal", dict(mean=mean, std=std))}
+    for alpha, beta in trunc_intervals:
+        cases[f"trunc[{alpha:g},{beta:g}]"] = ("trunc_normal", dict(mean=mean, std=std, a=mean + alpha * std,
+                                                                    b=mean + beta * std))
+    return cases
+
+
 def ulp(x, dtype: torch.dtype) -> np.ndarray:
     """The spacing of ``dtype`` values at |x|."""
     x = np.abs(np.asarray(x, dtype=np.float64))

@@ -4,7 +4,7 @@ oracle, launch-config bit-equality, views, and one buffer above 2^31 elements. E
 import numpy as np
 import pytest
 import torch
-from _contract import assert_contract, assert_uniform, bits, exact
+from _contract import assert_contract, assert_uniform, bits, distribution_cases, exact
 from conftest import ALL_DTYPES
 
 import triton_init
@@ -20,16 +20,7 @@ STREAM = "gpu.contract"
 N = 2**20 + 3
 OFFSET = 2**40 + 2**33 + 1  # past 2^40, not aligned to 4
 MEAN, STD = -0.125, 0.75
-CASES = {
-    "uniform": ("uniform", dict(a=-0.75, b=2.5)),
-    "normal": ("normal", dict(mean=MEAN, std=STD)),
-    "trunc[-2,2]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 2 * STD, b=MEAN + 2 * STD)),
-    "trunc[5,7]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN + 5 * STD, b=MEAN + 7 * STD)),
-    "trunc[-9,-8]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 9 * STD, b=MEAN - 8 * STD)),
-    "trunc[-6,6]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 6 * STD, b=MEAN + 6 * STD)),
-    "trunc[-inf,inf]": ("trunc_normal", dict(mean=MEAN, std=STD, a=-float("inf"), b=float("inf"))),
-    "trunc[10,12]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN + 10 * STD, b=MEAN + 12 * STD)),
-}
+CASES = distribution_cases(MEAN, STD, (-2, 2), (5, 7), (-9, -8), (-6, 6), (-float("inf"), float("inf")), (10, 12))
 FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
 DIST_IDS = {"uniform": UNIFORM, "normal": NORMAL, "trunc_normal": TRUNC_NORMAL}
 

@@ -8,7 +8,16 @@ import math
 
 import pytest
 import torch
-from _contract import assert_contract, assert_uniform, bits, exact, interpreter_fma_slack, logical_indices, ulp
+from _contract import (
+    assert_contract,
+    assert_uniform,
+    bits,
+    distribution_cases,
+    exact,
+    interpreter_fma_slack,
+    logical_indices,
+    ulp,
+)
 from conftest import ALL_DTYPES
 from triton_init.kernels.fill import fill_
 
@@ -20,17 +29,8 @@ from triton_init._layout import make_layout
 SEED = 0x9E3779B97F4A7C15  # above 2^63: both key words matter
 STREAM = "layers.3.mlp.w1.weight"
 SHAPES = [(1,), (3,), (7, 13), (2, 3, 5)]
-# (name, kwargs) for each distribution; trunc_normal bounds are absolute, mean/std chosen so that they
-# sit at the interval's std units: [-2, 2], [5, 7], [-9, -8], [-6, 6].
 MEAN, STD = 0.25, 1.5
-CASES = {
-    "uniform": ("uniform", dict(a=-0.75, b=2.5)),
-    "normal": ("normal", dict(mean=MEAN, std=STD)),
-    "trunc[-2,2]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 2 * STD, b=MEAN + 2 * STD)),
-    "trunc[5,7]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN + 5 * STD, b=MEAN + 7 * STD)),
-    "trunc[-9,-8]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 9 * STD, b=MEAN - 8 * STD)),
-    "trunc[-6,6]": ("trunc_normal", dict(mean=MEAN, std=STD, a=MEAN - 6 * STD, b=MEAN + 6 * STD)),
-}
+CASES = distribution_cases(MEAN, STD, (-2, 2), (5, 7), (-9, -8), (-6, 6))
 FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
 DIST_IDS = {"uniform": UNIFORM, "normal": NORMAL, "trunc_normal": TRUNC_NORMAL}
 
