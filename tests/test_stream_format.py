@@ -142,7 +142,8 @@ def _check_golden(values: torch.Tensor, dist: str, entry) -> None:
     else:
         mean, std = entry.get("mean", 0.0), entry.get("std", 1.0)
         z = (np.array(entry["values"]) - mean) / std
-        assert_contract(values, z, mean=mean, std=std)
+        interval = (entry["a"], entry["b"]) if dist == "trunc_normal" else None
+        assert_contract(values, z, mean=mean, std=std, interval=interval)
         if dist == "trunc_normal":
             assert ((values.double() >= entry["a"]) & (values.double() <= entry["b"])).all()
 
