@@ -66,7 +66,7 @@ def test_cuda_kernel_on_strided_views_and_blocks(case):
     assert torch.equal(view, dense)
 
 
-LAUNCH_CONFIGS = [(1, 1), (8, 1), (64, 2), (256, 4), (512, 4), (1024, 8), (2048, 8)]
+LAUNCH_CONFIGS = [(None, None), (1, 1), (8, 1), (64, 2), (256, 4), (512, 4), (1024, 8), (2048, 8)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
@@ -80,6 +80,7 @@ def test_cuda_block_size_and_num_warps_do_not_change_bits(case, dtype):
     shapes = [
         (lambda: nan_tensor(300_007, dtype=dtype), (2**33 + 10**6,), (2**32 + 3,)),
         (lambda: nan_tensor(517, 389, dtype=dtype).t(), (1000, 1000), (7, 5)),
+        (lambda: nan_tensor(516, 388, dtype=dtype).t(), (1000, 1000), (8, 4)),  # the default takes tiles
     ]
     for make, gshape, offset in shapes:
         results = []

@@ -116,7 +116,7 @@ def test_trunc_normal_central_and_tail_pieces_agree(dtype, poisoned):
         out[central] = t
 
 
-LAUNCH_CONFIGS = [(4, 1), (16, 2), (128, 8), (1024, 4)]  # (block_groups, num_warps)
+LAUNCH_CONFIGS = [(None, None), (4, 1), (16, 2), (128, 8), (1024, 4)]  # (block_groups, num_warps); None: default
 
 
 def _launch(t, dist, kwargs, layout, block_groups, num_warps):
@@ -137,7 +137,9 @@ def test_block_size_and_num_warps_do_not_change_bits(case, dtype, poisoned):
     flat_layout = make_layout(flat(), (2**33 + 5000,), (2**32 + 1,))
     strided = lambda: poisoned(37, 3, dtype=dtype).t()  # noqa: E731
     strided_layout = make_layout(strided(), (40, 97), (3, 45))
-    for make, layout in ((flat, flat_layout), (strided, strided_layout)):
+    tiles = lambda: poisoned(12, 9, dtype=dtype).t()  # noqa: E731  rows of whole groups: the default takes tiles
+    tiles_layout = make_layout(tiles(), (40, 96), (4, 8))
+    for make, layout in ((flat, flat_layout), (strided, strided_layout), (tiles, tiles_layout)):
         results = [_launch(make(), dist, kwargs, layout, bg, nw) for bg, nw in LAUNCH_CONFIGS]
         assert not torch.isnan(results[0]).any()
         for other in results[1:]:
