@@ -22,8 +22,10 @@ from .philox import (
     philox4x32_10,
     trunc_normal_z,
     trunc_normal_z_central,
+    trunc_normal_z_wide,
     uniform01,
     uniform01_f64,
+    wide_fits,
 )
 
 UNIFORM = 0
@@ -106,10 +108,16 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
                 p_lo = _f64(prm2).to(tl.float32)
                 q_hi = _f64(prm3).to(tl.float32)
                 mass = _f64(prm4).to(tl.float32)
-                z0 = trunc_normal_z(w0, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-                z1 = trunc_normal_z(w1, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-                z2 = trunc_normal_z(w2, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-                z3 = trunc_normal_z(w3, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
+                if wide_fits(p_lo, q_hi, mass):  # uniform across the launch: no divergence
+                    z0 = trunc_normal_z_wide(w0, p_lo, q_hi, mass, FAST)
+                    z1 = trunc_normal_z_wide(w1, p_lo, q_hi, mass, FAST)
+                    z2 = trunc_normal_z_wide(w2, p_lo, q_hi, mass, FAST)
+                    z3 = trunc_normal_z_wide(w3, p_lo, q_hi, mass, FAST)
+                else:
+                    z0 = trunc_normal_z(w0, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
+                    z1 = trunc_normal_z(w1, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
+                    z2 = trunc_normal_z(w2, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
+                    z3 = trunc_normal_z(w3, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
             if OUT_F64:
                 v0 = mean + std * z0.to(tl.float64)
                 v1 = mean + std * z1.to(tl.float64)

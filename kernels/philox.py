@@ -36,6 +36,13 @@ N0, N1, N2, N3, N4, N5, N6, N7, N8 = (tl.constexpr(c) for c in C.TAIL_NEAR)
 F0, F1, F2, F3, F4, F5, F6, F7, F8 = (tl.constexpr(c) for c in C.TAIL_FAR)
 # The central polynomial times sqrt(2): Phi^-1(p) = x * (sqrt(2) f(w)) with one multiply fewer.
 S0, S1, S2, S3, S4, S5, S6, S7, S8 = (tl.constexpr(c * 1.4142135623730951) for c in C.CENTRAL)
+# The WIDE piece (degree 13 in w - WIDE_MID, sqrt(2) folded in) and the smallest min(p, q) it serves:
+# w = -ln(4 p (1 - p)) <= 17 (the fit reaches 17.5), i.e. p >= e^-17 / 4.
+WIDE_MID = tl.constexpr(C.WIDE_MID)
+(WD0, WD1, WD2, WD3, WD4, WD5, WD6, WD7, WD8, WD9, WD10, WD11, WD12, WD13) = (
+    tl.constexpr(c * 1.4142135623730951) for c in C.WIDE)
+WIDE_P_MIN = tl.constexpr(1.0e-8)
+U_MIN = tl.constexpr(2.0 ** -24)  # the smallest u(w)
 
 
 @triton.jit
@@ -188,6 +195,31 @@ def trunc_normal_z_central(w, x_lo, two_mass, FAST: tl.constexpr):
     x = uniform01(w) * two_mass + x_lo
     arg = _log2(1.0 - x * x, FAST) * NEG_LN2 - CENTRAL_MID
     return x * _horner8(arg, S0, S1, S2, S3, S4, S5, S6, S7, S8)
+
+
+@triton.jit
+def wide_fits(p_lo, q_hi, mass):
+    """Whether every p and q of a call stays where the WIDE polynomial serves (a scalar condition)."""
+    return tl.minimum(p_lo, q_hi) + mass * U_MIN >= WIDE_P_MIN
+
+
+@triton.jit
+def trunc_normal_z_wide(w, p_lo, q_hi, mass, FAST: tl.constexpr):
+    """``trunc_normal_z`` for calls where ``wide_fits``: one polynomial in w, no square root, no tail pieces.
+
+    This is the case of every interval wider than about +-5.6 std, such as trunc_normal_(std=0.02) on
+    torch's default bounds [-2, 2].
+    """
+    u = uniform01(w)
+    p = p_lo + mass * u
+    q = q_hi + mass * (1.0 - u)  # 1 - u is exact
+    lower = p <= 0.5
+    pp = tl.where(lower, p, q)
+    x = 2.0 * pp - 1.0
+    arg = _log2(4.0 * pp * (1.0 - pp), FAST) * NEG_LN2 - WIDE_MID
+    f = _horner8(arg, WD5, WD6, WD7, WD8, WD9, WD10, WD11, WD12, WD13)
+    f = (((((f * arg + WD4) * arg + WD3) * arg + WD2) * arg + WD1) * arg) + WD0
+    return tl.where(lower, x * f, -(x * f))
 
 
 @triton.jit

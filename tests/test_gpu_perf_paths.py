@@ -19,7 +19,7 @@ if torch.cuda.is_available():
     import triton
     import triton.language as tl
     from triton_init.kernels import fill
-    from triton_init.kernels.philox import box_muller, trunc_normal_z
+    from triton_init.kernels.philox import box_muller, trunc_normal_z, trunc_normal_z_wide, wide_fits
 
     @triton.jit
     def _box_muller_probe(first_ptr, second_ptr, z0_ptr, z1_ptr, n, BLOCK: tl.constexpr):
@@ -38,6 +38,14 @@ if torch.cuda.is_available():
         w = tl.load(words_ptr + offs, mask=mask, other=0).to(tl.uint32, bitcast=True)
         z = trunc_normal_z(w, p_lo, q_hi, mass, CENTRAL_ONLY, True)
         tl.store(z_ptr + offs, z, mask=mask)
+
+    @triton.jit
+    def _trunc_wide_probe(words_ptr, z_ptr, fits_ptr, n, p_lo, q_hi, mass, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        w = tl.load(words_ptr + offs, mask=mask, other=0).to(tl.uint32, bitcast=True)
+        tl.store(z_ptr + offs, trunc_normal_z_wide(w, p_lo, q_hi, mass, True), mask=mask)
+        tl.store(fits_ptr, wide_fits(p_lo, q_hi, mass).to(tl.int32))
 
 
 def _every_u_word(device="cuda") -> torch.Tensor:
@@ -85,6 +93,21 @@ def test_fast_trunc_normal_every_u(a, b, central):
     assert _contract_excess(z, exact) <= 1.0
 
 
+@pytest.mark.parametrize("a, b", [(-100.0, 100.0), (-6.0, 6.0), (-5.7, 40.0), (-2.0, 2.0)])
+def test_fast_trunc_normal_wide_every_u(a, b):
+    """The one-polynomial path that wide intervals (e.g. std=0.02 on [-2, 2]) take, over every u."""
+    params = reference.dist_params(TRUNC_NORMAL, torch.float32, a=a, b=b)
+    p_lo, q_hi, mass = params[2:5]
+    words = _every_u_word()
+    z = torch.empty(words.numel(), dtype=torch.float32, device="cuda")
+    fits = torch.zeros(1, dtype=torch.int32, device="cuda")
+    n = words.numel()
+    _trunc_wide_probe[(triton.cdiv(n, 1024),)](_as_int32(words), z, fits, n, p_lo, q_hi, mass, BLOCK=1024)
+    assert fits.item() == 1
+    exact = reference._trunc_z(words, p_lo, q_hi, mass)
+    assert _contract_excess(z, exact) <= 1.0
+
+
 # (absolute tolerance in units of std, relative tolerance) after the rounding to the output dtype
 TOLERANCE = {torch.float32: (2e-5, 2e-5), torch.float16: (2e-5, 2.0 ** -10), torch.bfloat16: (2e-5, 2.0 ** -7),
              torch.float64: (2e-5, 2e-5)}
@@ -94,6 +117,7 @@ CASES = [
     (NORMAL, dict(mean=0.5, std=2.0)),
     (TRUNC_NORMAL, dict(mean=0.0, std=0.02, a=-0.04, b=0.04)),  # central
     (TRUNC_NORMAL, dict(mean=0.0, std=1.0, a=5.0, b=7.0)),  # far tail
+    (TRUNC_NORMAL, dict(mean=0.0, std=0.02, a=-2.0, b=2.0)),  # +-100 std: the wide path
 ]
 
 

@@ -20,7 +20,10 @@ from _contract import (
     ulp,
 )
 from conftest import ALL_DTYPES
+import triton
+import triton.language as tl
 from triton_init.kernels.fill import fill_
+from triton_init.kernels.philox import trunc_normal_z_wide, wide_fits
 
 import triton_init
 from triton_init import reference
@@ -114,6 +117,45 @@ def test_trunc_normal_central_and_tail_pieces_agree(dtype, poisoned):
               layout.base, central_only=central)
         check_against_oracle(t, "trunc_normal", kwargs, SEED, 11, range(2001))
         out[central] = t
+
+
+@triton.jit
+def _trunc_wide_probe(words_ptr, z_ptr, fits_ptr, n, p_lo, q_hi, mass, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    w = tl.load(words_ptr + offs, mask=mask, other=0).to(tl.uint32)
+    tl.store(z_ptr + offs, trunc_normal_z_wide(w, p_lo, q_hi, mass, False), mask=mask)
+    tl.store(fits_ptr, wide_fits(p_lo, q_hi, mass).to(tl.int32))
+
+
+@pytest.mark.parametrize("alpha, beta, fits", [(-100, 100, True), (-6, 6, True), (-5.7, 40, True), (-2, 2, True),
+                                               (-4, 4, True), (5, 7, False), (-9, -8, False),
+                                               (-7, -1, False)])
+def test_trunc_normal_wide_path(alpha, beta, fits):
+    """Wide intervals (std=0.02 on [-2, 2] is +-100 std) take one polynomial in w; over the u values at
+    both ends (the largest |z|) and a sample between, it meets the contract, and it is chosen exactly when
+    every p and q a call can draw lies in its range."""
+    params = reference.dist_params(TRUNC_NORMAL, torch.float64, a=alpha, b=beta)
+    p_lo, q_hi, mass = params[2:5]
+    ends = torch.cat([torch.arange(2048), (1 << 23) - 1 - torch.arange(2048)])
+    middle = torch.randint(0, 1 << 23, (4096,), generator=torch.Generator().manual_seed(3))
+    words = torch.cat([ends, middle]).to(torch.int64) << 9
+    z = torch.full((words.numel(),), float("nan"))
+    flag = torch.zeros(1, dtype=torch.int32)
+    _trunc_wide_probe[(triton.cdiv(words.numel(), 1024),)](words, z, flag, words.numel(), p_lo, q_hi, mass,
+                                                            BLOCK=1024)
+    assert bool(flag.item()) == fits
+    if fits:
+        expected = reference._trunc_z(words, p_lo, q_hi, mass)
+        assert ((z.double() - expected).abs() <= 2e-5 * expected.abs().clamp(min=1.0)).all()
+
+
+def test_wide_interval_through_the_kernel(poisoned):
+    """torchtitan's trunc_normal_(std=0.02) on the default [-2, 2] through the whole kernel, every dtype."""
+    kwargs = dict(mean=0.0, std=0.02, a=-2.0, b=2.0)
+    for dtype in ALL_DTYPES:
+        kernel = fill(poisoned(4099, dtype=dtype), "trunc_normal", kwargs, "triton")
+        check_against_oracle(kernel, "trunc_normal", kwargs, SEED, STREAM, range(4099))
 
 
 LAUNCH_CONFIGS = [(None, None), (4, 1), (16, 2), (128, 8), (1024, 4)]  # (block_groups, num_warps); None: default
