@@ -170,3 +170,17 @@ def test_fill_blocks_batches_contiguous_runs_and_returns_the_rest(monkeypatch, t
     assert [block[0] is t for block, t in zip(rest, (cols, transposed), strict=True)] == [True, True]
     torch.testing.assert_close(rows, whole[3:7], rtol=0, atol=0)
     assert cols.isnan().all() and transposed.isnan().all()
+
+
+def test_extreme_tail_segments_take_the_reference(triton_backend, poisoned):
+    """A trunc_normal segment beyond the fp32 kernels' reach (14-20 std) is still exact, beside kernel ones."""
+    far, near = Init.trunc_normal(0.0, 1.0, 14.0, 20.0), Init.trunc_normal(0.0, 1.0, -2.0, 2.0)
+    buffer = poisoned(40)
+    init_flat_(buffer, [Segment(far, "far", (20,), 0, 20, 0), Segment(near, "near", (20,), 0, 20, 20)], seed=SEED)
+    with triton_init.backend("reference"):
+        expected = torch.empty(2, 20)
+        triton_init.trunc_normal_(expected[0], 0.0, 1.0, 14.0, 20.0, seed=SEED, stream="far")
+        triton_init.trunc_normal_(expected[1], 0.0, 1.0, -2.0, 2.0, seed=SEED, stream="near")
+    assert (buffer[:20] >= 14.0).all() and (buffer[:20] < 14.5).all()
+    torch.testing.assert_close(buffer[:20], expected[0], rtol=0, atol=0)
+    torch.testing.assert_close(buffer[20:], expected[1], rtol=2e-6, atol=2e-5 * 2)

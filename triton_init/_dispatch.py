@@ -12,7 +12,7 @@ from contextlib import contextmanager, nullcontext
 import torch
 
 from . import reference
-from ._format import TRUNC_NORMAL, central_only
+from ._format import TRUNC_NORMAL, central_only, kernel_exact
 from ._layout import Layout, make_layout
 
 BACKENDS = ("auto", "reference", "triton")
@@ -83,8 +83,11 @@ def uses_triton(tensor: torch.Tensor) -> bool:
 
 
 def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int, layout: Layout) -> None:
-    """Write the values of ``layout``'s logical indices; arguments are already validated."""
-    if uses_triton(tensor):
+    """Write the values of ``layout``'s logical indices; arguments are already validated.
+
+    The rare calls the fp32 kernels cannot serve within the contract (``kernel_exact``) take the
+    reference, whatever the device."""
+    if uses_triton(tensor) and kernel_exact(dist, params):
         central = dist == TRUNC_NORMAL and central_only(params[2], params[3])
         with torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext():
             _kernels().fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from . import _dispatch, reference
-from ._format import resolve_seed, stream_id
+from ._format import kernel_exact, resolve_seed, stream_id
 from ._layout import Layout, _as_int_tuple
 from ._spec import CONSTANT, Init
 from ._validate import SUPPORTED_DTYPES, check_tensor
@@ -79,15 +79,17 @@ def init_flat_(buffer: torch.Tensor, segments, *, seed) -> torch.Tensor:
         families.setdefault((family, central), []).append((seg.offset, seg.start, seg.numel, stream, params))
     with torch.no_grad():
         if _dispatch.uses_triton(buffer):
-            _launch(buffer, families, seed)
-        else:
-            for (family, _), rows in families.items():
-                for offset, start, numel, stream, params in rows:
-                    piece = buffer[offset:offset + numel]
-                    if family == CONSTANT:
-                        piece.fill_(params[0])
-                    elif numel:
-                        reference.fill_(piece, Layout((numel,), (1,), (1,), start), family, params, seed, stream)
+            # the rare calls the fp32 kernels cannot serve within the contract take the reference
+            _launch(buffer, {key: [r for r in rows if kernel_exact(key[0], r[4])] for key, rows in families.items()},
+                    seed)
+            families = {key: [r for r in rows if not kernel_exact(key[0], r[4])] for key, rows in families.items()}
+        for (family, _), rows in families.items():
+            for offset, start, numel, stream, params in rows:
+                piece = buffer[offset:offset + numel]
+                if family == CONSTANT:
+                    piece.fill_(params[0])
+                elif numel:
+                    reference.fill_(piece, Layout((numel,), (1,), (1,), start), family, params, seed, stream)
     return buffer
 
 
@@ -97,7 +99,8 @@ def _launch(anchor: torch.Tensor, families: dict, seed: int) -> None:
 
     with torch.cuda.device(anchor.device) if anchor.is_cuda else nullcontext():
         for (family, central), rows in families.items():
-            flat.flat_fill_(anchor, family, rows, seed, central_only=central)
+            if rows:
+                flat.flat_fill_(anchor, family, rows, seed, central_only=central)
 
 
 def fill_blocks_(blocks, *, seed: int) -> list:
@@ -126,7 +129,7 @@ def fill_blocks_(blocks, *, seed: int) -> list:
         if local.device.type == "meta" or local.numel() == 0:
             continue
         if (local.dtype not in SUPPORTED_DTYPES or not layout.is_flat or not _dispatch.uses_triton(local)
-                or local.data_ptr() % local.element_size()):
+                or local.data_ptr() % local.element_size() or not kernel_exact(*init.flat_family(local.dtype)[:2])):
             rest.append(block)
             continue
         groups.setdefault((local.device, local.dtype), []).append((local, init, stream_id(stream), layout.base))
