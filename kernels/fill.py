@@ -165,6 +165,49 @@ def _group_values(first_lo, first_hi, offsets, seed_lo, seed_hi, stream_lo, stre
                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32)
 
 
+@triton.jit
+def _block_values(out_ptr, first_lo, first_hi, seed_lo, seed_hi, stream_lo, stream_hi,
+                  prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                  DIST: tl.constexpr, BLOCK_GROUPS: tl.constexpr, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr,
+                  UNIFORM_F32: tl.constexpr, ALIGNED: tl.constexpr):
+    """The 4 * BLOCK_GROUPS values of BLOCK_GROUPS groups from ``first``, in element order.
+
+    With 2-byte outputs (``out_ptr``'s dtype) each thread takes two consecutive groups, computed as two
+    tensors of the same layout and interleaved by tl.join in registers: its 8 values are 16 contiguous
+    bytes and reach the store without a shared-memory shuffle.
+    """
+    OUT_F64: tl.constexpr = out_ptr.dtype.element_ty == tl.float64
+    PAIRED: tl.constexpr = out_ptr.dtype.element_ty.primitive_bitwidth == 16 and BLOCK_GROUPS >= 2
+    if PAIRED:
+        even = tl.arange(0, BLOCK_GROUPS // 2).to(tl.uint32) * 2
+        e0, e1, e2, e3 = _group_values(first_lo, first_hi, even, seed_lo, seed_hi, stream_lo, stream_hi,
+                                       prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+        o0, o1, o2, o3 = _group_values(first_lo, first_hi, even + 1, seed_lo, seed_hi, stream_lo, stream_hi,
+                                       prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+        # [BLOCK_GROUPS // 2, pair, 2, 2] -> element 8 k + 4 pair + lane
+        values = tl.join(tl.join(tl.join(e0, o0), tl.join(e2, o2)), tl.join(tl.join(e1, o1), tl.join(e3, o3)))
+    else:
+        v0, v1, v2, v3 = _group_values(first_lo, first_hi, tl.arange(0, BLOCK_GROUPS).to(tl.uint32),
+                                       seed_lo, seed_hi, stream_lo, stream_hi,
+                                       prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+        # Lane order 0, 1, 2, 3 within each group: join(join(v0, v2), join(v1, v3)) then flatten.
+        values = tl.join(tl.join(v0, v2), tl.join(v1, v3))
+    return tl.reshape(values, [4 * BLOCK_GROUPS])
+
+
+@triton.jit
+def _store_values(out_ptr, ptrs, values, mask, EXACT_BF16: tl.constexpr):
+    """Cast to the output dtype (rounded once; fp64 -> bf16 through fp32, as torch) and store."""
+    if out_ptr.dtype.element_ty == tl.bfloat16:
+        values = values.to(tl.float32)
+        if EXACT_BF16:  # the interpreter's fp32 -> bf16 cast truncates
+            values = _bf16_round_nearest_even(values)
+    tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask, eviction_policy="evict_first")
+
+
 @triton.jit(do_not_specialize=["seed_lo", "seed_hi", "stream_lo", "stream_hi", "base_lo", "base_hi",
                                 "prm0", "prm1", "prm2", "prm3", "prm4", "prm5", "prm6"])
 def _fill_kernel(
@@ -209,36 +252,11 @@ def _fill_kernel(
         row_start = base + (k1 * lstride1 + k2 * lstride2 + k3 * lstride3).to(tl.uint64)
         head = (row_start & 3).to(tl.int64)
 
-    # With 2-byte outputs each thread takes two consecutive groups, computed as two tensors of the same
-    # layout and interleaved by tl.join in registers: its 8 values are 16 contiguous bytes and reach the
-    # store without a shared-memory shuffle.
     first_group = (row_start >> 2) + (block * BLOCK_GROUPS).to(tl.uint64)
-    first_lo = first_group.to(tl.uint32)
-    first_hi = (first_group >> 32).to(tl.uint32)
-    seed_lo = seed_lo.to(tl.uint32)
-    seed_hi = seed_hi.to(tl.uint32)
-    stream_lo = stream_lo.to(tl.uint32)
-    stream_hi = stream_hi.to(tl.uint32)
-    OUT_F64: tl.constexpr = out_ptr.dtype.element_ty == tl.float64
-    PAIRED: tl.constexpr = out_ptr.dtype.element_ty.primitive_bitwidth == 16 and BLOCK_GROUPS >= 2
-    if PAIRED:
-        even = tl.arange(0, BLOCK_GROUPS // 2).to(tl.uint32) * 2
-        e0, e1, e2, e3 = _group_values(first_lo, first_hi, even, seed_lo, seed_hi, stream_lo, stream_hi,
-                                       prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
-        o0, o1, o2, o3 = _group_values(first_lo, first_hi, even + 1, seed_lo, seed_hi, stream_lo, stream_hi,
-                                       prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
-        # [BLOCK_GROUPS // 2, pair, 2, 2] -> element 8 k + 4 pair + lane
-        values = tl.join(tl.join(tl.join(e0, o0), tl.join(e2, o2)), tl.join(tl.join(e1, o1), tl.join(e3, o3)))
-    else:
-        v0, v1, v2, v3 = _group_values(first_lo, first_hi, tl.arange(0, BLOCK_GROUPS).to(tl.uint32),
-                                       seed_lo, seed_hi, stream_lo, stream_hi,
-                                       prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
-        # Lane order 0, 1, 2, 3 within each group: join(join(v0, v2), join(v1, v3)) then flatten.
-        values = tl.join(tl.join(v0, v2), tl.join(v1, v3))
-    values = tl.reshape(values, [4 * BLOCK_GROUPS])
+    values = _block_values(out_ptr, first_group.to(tl.uint32), (first_group >> 32).to(tl.uint32),
+                           seed_lo.to(tl.uint32), seed_hi.to(tl.uint32), stream_lo.to(tl.uint32),
+                           stream_hi.to(tl.uint32), prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                           DIST, BLOCK_GROUPS, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
 
     element = block * (4 * BLOCK_GROUPS) - head + tl.arange(0, 4 * BLOCK_GROUPS)  # index within the row
     if FLAT and HEAD == 0:
@@ -249,11 +267,7 @@ def _fill_kernel(
         ptrs = out_ptr + row_mem + element
     else:
         ptrs = out_ptr + row_mem + element * inner_stride
-    if out_ptr.dtype.element_ty == tl.bfloat16:
-        values = values.to(tl.float32)  # uniform is fp64: round through fp32, as torch's fp64 -> bf16 does
-        if EXACT_BF16:
-            values = _bf16_round_nearest_even(values)
-    tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask, eviction_policy="evict_first")
+    _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
 
 
 @triton.jit(do_not_specialize=["seed_lo", "seed_hi", "stream_lo", "stream_hi", "base_group_lo", "base_group_hi",
@@ -303,11 +317,7 @@ def _fill_transposed_kernel(
     cols = tile_c * (4 * TILE_GROUPS) + tl.arange(0, 4 * TILE_GROUPS).to(tl.int64)  # [TC]
     mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
     ptrs = out_ptr + mem_offset + rows[:, None] + cols[None, :] * col_stride
-    if out_ptr.dtype.element_ty == tl.bfloat16:
-        values = values.to(tl.float32)
-        if EXACT_BF16:
-            values = _bf16_round_nearest_even(values)
-    tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask, eviction_policy="evict_first")
+    _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
 
 
 def _bits(x: float) -> int:

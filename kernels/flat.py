@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .fill import _bf16_round_nearest_even, _f64, _group_values, uniform_in_f32
+from .fill import _block_values, _f64, _store_values, uniform_in_f32
 
 UNIFORM = 0
 NORMAL = 1
@@ -79,42 +79,13 @@ def _flat_fill_kernel(
     else:
         stream = tl.load(row + COL_STREAM)
         first_group = (start >> 2) + (block * BLOCK_GROUPS).to(tl.uint64)
-        first_lo = first_group.to(tl.uint32)
-        first_hi = (first_group >> 32).to(tl.uint32)
-        stream_lo = _word_lo(stream)
-        stream_hi = _word_hi(stream)
-        seed_lo = seed_lo.to(tl.uint32)
-        seed_hi = seed_hi.to(tl.uint32)
-        prm1 = tl.load(row + COL_PARAMS + 1)
-        prm2 = tl.load(row + COL_PARAMS + 2)
-        prm3 = tl.load(row + COL_PARAMS + 3)
-        prm4 = tl.load(row + COL_PARAMS + 4)
-        prm5 = tl.load(row + COL_PARAMS + 5)
-        prm6 = tl.load(row + COL_PARAMS + 6)
-        OUT_F64: tl.constexpr = out_ptr.dtype.element_ty == tl.float64
-        # As in fill: with 2-byte outputs each thread takes two consecutive groups, interleaved in registers.
-        PAIRED: tl.constexpr = out_ptr.dtype.element_ty.primitive_bitwidth == 16 and BLOCK_GROUPS >= 2
-        if PAIRED:
-            even = tl.arange(0, BLOCK_GROUPS // 2).to(tl.uint32) * 2
-            e0, e1, e2, e3 = _group_values(first_lo, first_hi, even, seed_lo, seed_hi, stream_lo, stream_hi,
-                                           prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
-            o0, o1, o2, o3 = _group_values(first_lo, first_hi, even + 1, seed_lo, seed_hi, stream_lo, stream_hi,
-                                           prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
-            values = tl.join(tl.join(tl.join(e0, o0), tl.join(e2, o2)), tl.join(tl.join(e1, o1), tl.join(e3, o3)))
-        else:
-            v0, v1, v2, v3 = _group_values(first_lo, first_hi, tl.arange(0, BLOCK_GROUPS).to(tl.uint32),
-                                           seed_lo, seed_hi, stream_lo, stream_hi,
-                                           prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                           DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
-            values = tl.join(tl.join(v0, v2), tl.join(v1, v3))  # lane order 0, 1, 2, 3 within each group
-        values = tl.reshape(values, [4 * BLOCK_GROUPS])
-    if out_ptr.dtype.element_ty == tl.bfloat16:
-        values = values.to(tl.float32)  # fp64 -> bf16 goes through fp32, as in torch and the fill kernel
-        if EXACT_BF16:
-            values = _bf16_round_nearest_even(values)
-    tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask, eviction_policy="evict_first")
+        values = _block_values(out_ptr, first_group.to(tl.uint32), (first_group >> 32).to(tl.uint32),
+                               seed_lo.to(tl.uint32), seed_hi.to(tl.uint32), _word_lo(stream), _word_hi(stream),
+                               prm0, tl.load(row + COL_PARAMS + 1), tl.load(row + COL_PARAMS + 2),
+                               tl.load(row + COL_PARAMS + 3), tl.load(row + COL_PARAMS + 4),
+                               tl.load(row + COL_PARAMS + 5), tl.load(row + COL_PARAMS + 6),
+                               DIST, BLOCK_GROUPS, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+    _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
 
 
 def _bits(x: float) -> int:

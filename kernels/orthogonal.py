@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .fill import _bf16_round_nearest_even
+from .fill import _store_values
 
 DEFAULT_BLOCK_ROWS = 32
 DEFAULT_BLOCK_COLS = 64
@@ -65,9 +65,7 @@ def _orthogonal_epilogue_kernel(
     values = (q * sign) * gain
 
     ptrs = out_ptr + rows[:, None] * out_row_stride + col_mem[None, :]
-    if EXACT_BF16 and out_ptr.dtype.element_ty == tl.bfloat16:
-        values = _bf16_round_nearest_even(values)
-    tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask)
+    _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
 
 
 def orthogonal_epilogue_(out: torch.Tensor, q: torch.Tensor, r: torch.Tensor,
