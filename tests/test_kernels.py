@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 from _contract import (
     assert_contract,
     assert_uniform,
@@ -20,8 +22,6 @@ from _contract import (
     ulp,
 )
 from conftest import ALL_DTYPES
-import triton
-import triton.language as tl
 from triton_init.kernels.fill import fill_
 from triton_init.kernels.philox import trunc_normal_z_wide, wide_fits
 

@@ -7,8 +7,8 @@ sample of the output is checked against the CPU reference. Other features append
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 
@@ -25,10 +25,10 @@ SAMPLE = 4096
 class BenchOp:
     name: str
     ours: Callable[[torch.Tensor], object]
-    theirs: Optional[Callable[[torch.Tensor], object]]
+    theirs: Callable[[torch.Tensor], object] | None
     # returns the max error of a sample in units of std (None if not applicable)
-    check: Optional[Callable[[torch.Tensor], Optional[float]]] = None
-    shape: Optional[Callable[[int], tuple]] = None  # buffer shape for a target element count
+    check: Callable[[torch.Tensor], float | None] | None = None
+    shape: Callable[[int], tuple] | None = None  # buffer shape for a target element count
 
 
 def sampled_error(out: torch.Tensor, dist: int, scale: float, sample: int = SAMPLE, **dist_args) -> float:

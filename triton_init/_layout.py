@@ -67,7 +67,7 @@ def logical_block(shape, global_shape=None, global_offset=None) -> tuple[tuple, 
     offset = (0,) * len(shape) if global_offset is None else _as_int_tuple(global_offset, "global_offset")
     if len(offset) != len(shape):
         raise ValueError(f"global_offset has {len(offset)} dims but the tensor has {len(shape)}: ranks must match")
-    for d, (o, s, g) in enumerate(zip(offset, shape, gshape)):
+    for d, (o, s, g) in enumerate(zip(offset, shape, gshape, strict=True)):
         if o < 0 or o + s > g:
             raise ValueError(f"the block [{o}, {o + s}) in dim {d} lies outside global_shape {gshape}")
     total = 1
@@ -89,8 +89,8 @@ def row_major_strides(shape) -> tuple:
 def make_layout(tensor: torch.Tensor, global_shape=None, global_offset=None) -> Layout:
     gshape, offset = logical_block(tensor.shape, global_shape, global_offset)
     lstrides = row_major_strides(gshape)
-    base = sum(o * g for o, g in zip(offset, lstrides))
-    dims = [(s, m, g) for s, m, g in zip(tensor.shape, tensor.stride(), lstrides) if s != 1]
+    base = sum(o * g for o, g in zip(offset, lstrides, strict=True))
+    dims = [(s, m, g) for s, m, g in zip(tensor.shape, tensor.stride(), lstrides, strict=True) if s != 1]
     merged = []
     for size, mstride, lstride in dims:
         if merged:
@@ -101,5 +101,5 @@ def make_layout(tensor: torch.Tensor, global_shape=None, global_offset=None) -> 
         merged.append((size, mstride, lstride))
     if not merged or merged[-1][2] != 1:
         merged.append((1, 1, 1))  # rows of a single element
-    sizes, mstrides, lstrides = zip(*merged)
+    sizes, mstrides, lstrides = zip(*merged, strict=True)
     return Layout(tuple(sizes), tuple(mstrides), tuple(lstrides), base)

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, inner_bounds, trunc_params
+from ._format import NORMAL, UNIFORM, inner_bounds, trunc_params
 from ._layout import Layout
 
 MASK32 = 0xFFFFFFFF
