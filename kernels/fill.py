@@ -20,6 +20,7 @@ from .philox import (
     box_muller_angle,
     box_muller_root,
     philox4x32_10,
+    trunc_normal_central_value,
     trunc_normal_z,
     trunc_normal_z_central,
     trunc_normal_z_wide,
@@ -93,6 +94,15 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
             v1 = s01 * _sin(t01, FAST) + mean
             v2 = s23 * _cos(t23, FAST) + mean
             v3 = s23 * _sin(t23, FAST) + mean
+        elif DIST == 2 and CENTRAL_ONLY and not OUT_F64:
+            x_lo = (2.0 * _f64(prm2) - 1.0).to(tl.float32)  # 2 Phi(alpha) - 1, rounded once
+            two_mass = (2.0 * _f64(prm4)).to(tl.float32)
+            mean = mean.to(tl.float32)
+            std = std.to(tl.float32)
+            v0 = trunc_normal_central_value(w0, x_lo, two_mass, mean, std, FAST)
+            v1 = trunc_normal_central_value(w1, x_lo, two_mass, mean, std, FAST)
+            v2 = trunc_normal_central_value(w2, x_lo, two_mass, mean, std, FAST)
+            v3 = trunc_normal_central_value(w3, x_lo, two_mass, mean, std, FAST)
         else:
             if DIST == 1:
                 z0, z1 = box_muller(w0, w1, FAST)

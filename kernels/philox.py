@@ -31,11 +31,11 @@ CENTRAL_MID = tl.constexpr(C.CENTRAL_MID)
 TAIL_NEAR_MID = tl.constexpr(C.TAIL_NEAR_MID)
 TAIL_FAR_MID = tl.constexpr(C.TAIL_FAR_MID)
 TAIL_SPLIT = tl.constexpr(C.TAIL_SPLIT)
-C0, C1, C2, C3, C4, C5, C6, C7, C8 = (tl.constexpr(c) for c in C.CENTRAL)
+C0, C1, C2, C3, C4, C5, C6 = (tl.constexpr(c) for c in C.CENTRAL)
 N0, N1, N2, N3, N4, N5, N6, N7, N8 = (tl.constexpr(c) for c in C.TAIL_NEAR)
 F0, F1, F2, F3, F4, F5, F6, F7, F8 = (tl.constexpr(c) for c in C.TAIL_FAR)
 # The central polynomial times sqrt(2): Phi^-1(p) = x * (sqrt(2) f(w)) with one multiply fewer.
-S0, S1, S2, S3, S4, S5, S6, S7, S8 = (tl.constexpr(c * 1.4142135623730951) for c in C.CENTRAL)
+S0, S1, S2, S3, S4, S5, S6 = (tl.constexpr(c * 1.4142135623730951) for c in C.CENTRAL)
 # The WIDE piece (degree 13 in w - WIDE_MID, sqrt(2) folded in) and the smallest min(p, q) it serves:
 # w = -ln(4 p (1 - p)) <= 17 (the fit reaches 17.5), i.e. p >= e^-17 / 4.
 WIDE_MID = tl.constexpr(C.WIDE_MID)
@@ -153,6 +153,16 @@ def box_muller(w_first, w_second, FAST: tl.constexpr):
 
 
 @triton.jit
+def _horner6(x, c0, c1, c2, c3, c4, c5, c6):
+    acc = c6 * x + c5
+    acc = acc * x + c4
+    acc = acc * x + c3
+    acc = acc * x + c2
+    acc = acc * x + c1
+    return acc * x + c0
+
+
+@triton.jit
 def _horner8(x, c0, c1, c2, c3, c4, c5, c6, c7, c8):
     acc = c8 * x + c7
     acc = acc * x + c6
@@ -172,7 +182,7 @@ def ndtri_lower(p, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr):
     """
     x = 2.0 * p - 1.0
     w = -LN2 * _log2(4.0 * p * (1.0 - p), FAST)
-    f = _horner8(w - CENTRAL_MID, C0, C1, C2, C3, C4, C5, C6, C7, C8)
+    f = _horner6(w - CENTRAL_MID, C0, C1, C2, C3, C4, C5, C6)
     if not CENTRAL_ONLY:
         s = _sqrt(w, FAST)
         far = s >= TAIL_SPLIT
@@ -194,7 +204,7 @@ def trunc_normal_z_central(w, x_lo, two_mass, FAST: tl.constexpr):
     """
     x = uniform01(w) * two_mass + x_lo
     arg = _log2(1.0 - x * x, FAST) * NEG_LN2 - CENTRAL_MID
-    return x * _horner8(arg, S0, S1, S2, S3, S4, S5, S6, S7, S8)
+    return x * _horner6(arg, S0, S1, S2, S3, S4, S5, S6)
 
 
 @triton.jit
@@ -220,6 +230,14 @@ def trunc_normal_z_wide(w, p_lo, q_hi, mass, FAST: tl.constexpr):
     f = _horner8(arg, WD5, WD6, WD7, WD8, WD9, WD10, WD11, WD12, WD13)
     f = (((((f * arg + WD4) * arg + WD3) * arg + WD2) * arg + WD1) * arg) + WD0
     return tl.where(lower, x * f, -(x * f))
+
+
+@triton.jit
+def trunc_normal_central_value(w, x_lo, two_mass, mean, std, FAST: tl.constexpr):
+    """mean + std * ``trunc_normal_z_central`` as one fma per element: std rides in the coefficients."""
+    x = uniform01(w) * two_mass + x_lo
+    arg = _log2(1.0 - x * x, FAST) * NEG_LN2 - CENTRAL_MID
+    return x * _horner6(arg, S0 * std, S1 * std, S2 * std, S3 * std, S4 * std, S5 * std, S6 * std) + mean
 
 
 @triton.jit
