@@ -164,14 +164,7 @@ def _horner6(x, c0, c1, c2, c3, c4, c5, c6):
 
 @triton.jit
 def _horner8(x, c0, c1, c2, c3, c4, c5, c6, c7, c8):
-    acc = c8 * x + c7
-    acc = acc * x + c6
-    acc = acc * x + c5
-    acc = acc * x + c4
-    acc = acc * x + c3
-    acc = acc * x + c2
-    acc = acc * x + c1
-    return acc * x + c0
+    return (_horner6(x, c2, c3, c4, c5, c6, c7, c8) * x + c1) * x + c0
 
 
 @triton.jit
