@@ -7,11 +7,11 @@ of these through ``random_fill_``.
 import torch
 
 from . import _dispatch
-from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, inner_bounds, resolve_seed, stream_id
+from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, resolve_seed, stream_id
 from ._layout import make_layout
 from ._sharding import dtensor_block, is_dtensor
 from ._validate import check_interval, check_real, check_std, check_tensor
-from .reference import dist_params
+from .reference import call_params
 
 
 def resolve_block(tensor, global_shape, global_offset):
@@ -40,10 +40,7 @@ def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, gl
     if local.device.type == "meta" or local.numel() == 0:
         return tensor
     seed = resolve_seed(seed, generator)
-    if dist == TRUNC_NORMAL and dist_args["std"] == 0.0:  # the point mass at mean, clamped into [a, b]
-        lo, hi = inner_bounds(dist_args["a"], dist_args["b"], local.dtype)
-        dist, dist_args = UNIFORM, {"a": min(max(dist_args["mean"], lo), hi), "b": min(max(dist_args["mean"], lo), hi)}
-    params = dist_params(dist, local.dtype, **dist_args)
+    dist, params = call_params(dist, local.dtype, **dist_args)
     with torch.no_grad():
         _dispatch.fill_random_(local, dist, params, seed, stream, layout)
     return tensor

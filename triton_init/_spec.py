@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only, inner_bounds
+from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
 from ._layout import logical_block
 from ._validate import check_interval, check_real, check_std
-from .reference import dist_params
+from .reference import call_params, dist_params
 
 KINDS = ("uniform", "normal", "trunc_normal", "constant")
 CONSTANT = 3  # the flat kernel's family code for constants (no Philox)
@@ -97,9 +97,5 @@ class Init:
             return UNIFORM, dist_params(UNIFORM, dtype, a=self.a, b=self.b), False
         if self.kind == "normal":
             return NORMAL, dist_params(NORMAL, dtype, mean=self.mean, std=self.std), False
-        if self.std == 0.0:  # the point mass at mean, clamped into [a, b] (as trunc_normal_ does)
-            lo, hi = inner_bounds(self.a, self.b, dtype)
-            return UNIFORM, dist_params(UNIFORM, dtype, a=min(max(self.mean, lo), hi),
-                                        b=min(max(self.mean, lo), hi)), False
-        params = dist_params(TRUNC_NORMAL, dtype, mean=self.mean, std=self.std, a=self.a, b=self.b)
-        return TRUNC_NORMAL, params, central_only(params[2], params[3])
+        family, params = call_params(TRUNC_NORMAL, dtype, mean=self.mean, std=self.std, a=self.a, b=self.b)
+        return family, params, family == TRUNC_NORMAL and central_only(params[2], params[3])

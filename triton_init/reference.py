@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from ._format import NORMAL, UNIFORM, inner_bounds, trunc_params
+from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, inner_bounds, trunc_params
 from ._layout import Layout
 
 MASK32 = 0xFFFFFFFF
@@ -110,6 +110,16 @@ def dist_params(dist: int, out_dtype: torch.dtype, *, a=0.0, b=1.0, mean=0.0, st
     tp = trunc_params(mean, std, a, b)
     lo, hi = inner_bounds(a, b, out_dtype)
     return (float(mean), float(std), tp.p_lo, tp.q_hi, tp.mass, lo, hi)
+
+
+def call_params(dist: int, out_dtype: torch.dtype, **dist_args):
+    """(dist, params) of one call: ``dist_params``, with trunc_normal at std 0 as the point mass at mean
+    clamped into [a, b] (a uniform of zero width, so it rounds into [a, b] like every trunc_normal value)."""
+    if dist == TRUNC_NORMAL and dist_args["std"] == 0.0:
+        lo, hi = inner_bounds(dist_args["a"], dist_args["b"], out_dtype)
+        value = min(max(dist_args["mean"], lo), hi)
+        return UNIFORM, dist_params(UNIFORM, out_dtype, a=value, b=value)
+    return dist, dist_params(dist, out_dtype, **dist_args)
 
 
 def fill_(out: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int) -> None:
