@@ -7,38 +7,44 @@ dim of the tensor after coalescing); up to three outer dims are decomposed from 
 
 import math
 import struct
+from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 
+from . import trunc_paths
 from .philox import (
+    ONE_MINUS_HALF_ULP,
     SQRT_2LN2,
-    _cos,
-    _sin,
     box_muller,
     box_muller_angle,
     box_muller_root,
     philox4x32_10,
-    trunc_normal_central_value,
-    trunc_normal_z,
-    trunc_normal_z_central,
-    trunc_normal_z_wide,
+    trunc_normal_central,
+    trunc_normal_tail,
+    trunc_normal_untruncated,
+    trunc_normal_wide,
     uniform01,
     uniform01_f64,
-    wide_fits,
 )
+from .target import INTERPRETER, Target, of_device
+from .transcendentals import cos_angle, sin_angle
 
 UNIFORM = 0
 NORMAL = 1
 TRUNC_NORMAL = 2
 
+# The trunc_normal paths as constexprs (kernel bodies cannot read plain module-level ints).
+TRUNC_CENTRAL, TRUNC_UNTRUNCATED, TRUNC_WIDE = (tl.constexpr(path) for path in (
+    trunc_paths.CENTRAL, trunc_paths.UNTRUNCATED, trunc_paths.WIDE))
+
 MAX_OUTER_DIMS = 3
 DEFAULT_BLOCK_GROUPS = 1024
-# fp64 output and the general (tail-capable) trunc_normal hold more live values per group: half the
-# groups per program keeps them clear of spills (triton 3.6 spilled fp64 trunc_normal at 1024).
+# fp64 output and the tail trunc_normal path hold more live values per group: half the groups per program
+# keeps them clear of spills (triton 3.6 spilled fp64 trunc_normal at 1024).
 HEAVY_BLOCK_GROUPS = 512
-DEFAULT_NUM_WARPS = 4
+THREADS_PER_PROGRAM = 128  # 4 warps of 32 on NVIDIA, 2 wavefronts of 64 on AMD CDNA
 
 
 @triton.jit
@@ -56,13 +62,45 @@ def _bf16_round_nearest_even(x):
 
 
 @triton.jit
+def _trunc_setup(p_lo, q_hi, mass, TRUNC_PATH: tl.constexpr):
+    """The path's fp32 scalars from float64 Phi(alpha), Phi(-beta) and mass, and the sign of its scale."""
+    if TRUNC_PATH == TRUNC_CENTRAL:
+        two_mass = (2.0 * mass).to(tl.float32)
+        x_at_one = ((2.0 * p_lo - 1.0) - two_mass.to(tl.float64) * ONE_MINUS_HALF_ULP).to(tl.float32)
+        return x_at_one, two_mass, two_mass, 1.0
+    elif TRUNC_PATH == TRUNC_UNTRUNCATED:
+        one = mass.to(tl.float32)
+        return one, one, one, 1.0
+    elif TRUNC_PATH == TRUNC_WIDE:
+        return (128.0 * p_lo).to(tl.float32), (128.0 * q_hi).to(tl.float32), (128.0 * mass).to(tl.float32), 1.0
+    else:  # one tail: the upper one draws 1 - u and negates z
+        upper = q_hi < p_lo
+        base = tl.where(upper, q_hi, p_lo)
+        return ((128.0 * base).to(tl.float32), (128.0 * mass).to(tl.float32), tl.where(upper, 1.0, 0.0),
+                tl.where(upper, -1.0, 1.0))
+
+
+@triton.jit
+def _trunc_value(w, k0, k1, k2, scale, shift, TRUNC_PATH: tl.constexpr, MATH: tl.constexpr):
+    if TRUNC_PATH == TRUNC_CENTRAL:
+        return trunc_normal_central(w, k0, k1, scale, shift, MATH)
+    elif TRUNC_PATH == TRUNC_UNTRUNCATED:
+        return trunc_normal_untruncated(w, scale, shift, MATH)
+    elif TRUNC_PATH == TRUNC_WIDE:
+        return trunc_normal_wide(w, k0, k1, k2, scale, shift, MATH)
+    else:
+        return trunc_normal_tail(w, k0, k1, k2, scale, shift, MATH)
+
+
+@triton.jit
 def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-               DIST: tl.constexpr, OUT_F64: tl.constexpr, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr,
-               UNIFORM_F32: tl.constexpr = False):
+               DIST: tl.constexpr, OUT_F64: tl.constexpr, TRUNC_PATH: tl.constexpr, CLAMP: tl.constexpr,
+               MATH: tl.constexpr, UNIFORM_F32: tl.constexpr = False):
     """The four lanes' values, before the cast to the output dtype (fp64 if OUT_F64, else fp32).
 
     UNIFORM_F32 (the launcher's call: a and b - a exact in fp32, output not fp64) computes uniform as one
-    fp32 fma of exact operands: the exact a + (b - a) u rounded once, within half an fp32 ulp.
+    fp32 fma of exact operands: the exact a + (b - a) u rounded once, within half an fp32 ulp. trunc_normal
+    takes TRUNC_PATH (``trunc_paths``) with std and mean folded into its last fma, and clamps if CLAMP.
     """
     if DIST == 0:
         if UNIFORM_F32:
@@ -79,68 +117,44 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
             v1 = a + width * uniform01_f64(w1)
             v2 = a + width * uniform01_f64(w2)
             v3 = a + width * uniform01_f64(w3)
+    elif DIST == 1:
+        mean = _f64(prm0)
+        std = _f64(prm1)
+        if OUT_F64:
+            z0, z1 = box_muller(w0, w1, MATH)
+            z2, z3 = box_muller(w2, w3, MATH)
+            v0 = mean + std * z0.to(tl.float64)
+            v1 = mean + std * z1.to(tl.float64)
+            v2 = mean + std * z2.to(tl.float64)
+            v3 = mean + std * z3.to(tl.float64)
+        else:  # mean + std * (-r cos(t - pi)): one multiply per pair, one fma per element.
+            mean = mean.to(tl.float32)
+            scale = (std * -SQRT_2LN2).to(tl.float32)  # r = sqrt(2 ln 2) * box_muller_root
+            s01 = box_muller_root(w0, MATH) * scale
+            s23 = box_muller_root(w2, MATH) * scale
+            t01 = box_muller_angle(w1, MATH)
+            t23 = box_muller_angle(w3, MATH)
+            v0 = s01 * cos_angle(t01, MATH) + mean
+            v1 = s01 * sin_angle(t01, MATH) + mean
+            v2 = s23 * cos_angle(t23, MATH) + mean
+            v3 = s23 * sin_angle(t23, MATH) + mean
     else:
         mean = _f64(prm0)
         std = _f64(prm1)
-        if DIST == 1 and not OUT_F64:
-            # mean + std * (-r cos(t - pi)): one multiply per pair, one fma per element.
-            mean = mean.to(tl.float32)
-            scale = (std * -SQRT_2LN2).to(tl.float32)  # r = sqrt(2 ln 2) * box_muller_root
-            s01 = box_muller_root(w0, FAST) * scale
-            s23 = box_muller_root(w2, FAST) * scale
-            t01 = box_muller_angle(w1)
-            t23 = box_muller_angle(w3)
-            v0 = s01 * _cos(t01, FAST) + mean
-            v1 = s01 * _sin(t01, FAST) + mean
-            v2 = s23 * _cos(t23, FAST) + mean
-            v3 = s23 * _sin(t23, FAST) + mean
-        elif DIST == 2 and CENTRAL_ONLY and not OUT_F64:
-            x_lo = (2.0 * _f64(prm2) - 1.0).to(tl.float32)  # 2 Phi(alpha) - 1, rounded once
-            two_mass = (2.0 * _f64(prm4)).to(tl.float32)
-            mean = mean.to(tl.float32)
-            std = std.to(tl.float32)
-            v0 = trunc_normal_central_value(w0, x_lo, two_mass, mean, std, FAST)
-            v1 = trunc_normal_central_value(w1, x_lo, two_mass, mean, std, FAST)
-            v2 = trunc_normal_central_value(w2, x_lo, two_mass, mean, std, FAST)
-            v3 = trunc_normal_central_value(w3, x_lo, two_mass, mean, std, FAST)
-        else:
-            if DIST == 1:
-                z0, z1 = box_muller(w0, w1, FAST)
-                z2, z3 = box_muller(w2, w3, FAST)
-            elif CENTRAL_ONLY:
-                x_lo = (2.0 * _f64(prm2) - 1.0).to(tl.float32)  # 2 Phi(alpha) - 1, rounded once
-                two_mass = (2.0 * _f64(prm4)).to(tl.float32)
-                z0 = trunc_normal_z_central(w0, x_lo, two_mass, FAST)
-                z1 = trunc_normal_z_central(w1, x_lo, two_mass, FAST)
-                z2 = trunc_normal_z_central(w2, x_lo, two_mass, FAST)
-                z3 = trunc_normal_z_central(w3, x_lo, two_mass, FAST)
-            else:
-                p_lo = _f64(prm2).to(tl.float32)
-                q_hi = _f64(prm3).to(tl.float32)
-                mass = _f64(prm4).to(tl.float32)
-                if wide_fits(p_lo, q_hi, mass):  # uniform across the launch: no divergence
-                    z0 = trunc_normal_z_wide(w0, p_lo, q_hi, mass, FAST)
-                    z1 = trunc_normal_z_wide(w1, p_lo, q_hi, mass, FAST)
-                    z2 = trunc_normal_z_wide(w2, p_lo, q_hi, mass, FAST)
-                    z3 = trunc_normal_z_wide(w3, p_lo, q_hi, mass, FAST)
-                else:
-                    z0 = trunc_normal_z(w0, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-                    z1 = trunc_normal_z(w1, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-                    z2 = trunc_normal_z(w2, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-                    z3 = trunc_normal_z(w3, p_lo, q_hi, mass, CENTRAL_ONLY, FAST)
-            if OUT_F64:
-                v0 = mean + std * z0.to(tl.float64)
-                v1 = mean + std * z1.to(tl.float64)
-                v2 = mean + std * z2.to(tl.float64)
-                v3 = mean + std * z3.to(tl.float64)
-            else:
-                mean = mean.to(tl.float32)
-                std = std.to(tl.float32)
-                v0 = mean + std * z0
-                v1 = mean + std * z1
-                v2 = mean + std * z2
-                v3 = mean + std * z3
-        if DIST == 2:  # clamp to the outermost output-dtype values inside [a, b]
+        k0, k1, k2, sign = _trunc_setup(_f64(prm2), _f64(prm3), _f64(prm4), TRUNC_PATH)
+        if OUT_F64:  # z in fp32, then mean + std z in fp64
+            v0 = mean + std * _trunc_value(w0, k0, k1, k2, sign, 0.0, TRUNC_PATH, MATH).to(tl.float64)
+            v1 = mean + std * _trunc_value(w1, k0, k1, k2, sign, 0.0, TRUNC_PATH, MATH).to(tl.float64)
+            v2 = mean + std * _trunc_value(w2, k0, k1, k2, sign, 0.0, TRUNC_PATH, MATH).to(tl.float64)
+            v3 = mean + std * _trunc_value(w3, k0, k1, k2, sign, 0.0, TRUNC_PATH, MATH).to(tl.float64)
+        else:  # mean + std z as the path's last fma: std rides in the polynomial's coefficients
+            scale = std.to(tl.float32) * sign
+            shift = mean.to(tl.float32)
+            v0 = _trunc_value(w0, k0, k1, k2, scale, shift, TRUNC_PATH, MATH)
+            v1 = _trunc_value(w1, k0, k1, k2, scale, shift, TRUNC_PATH, MATH)
+            v2 = _trunc_value(w2, k0, k1, k2, scale, shift, TRUNC_PATH, MATH)
+            v3 = _trunc_value(w3, k0, k1, k2, scale, shift, TRUNC_PATH, MATH)
+        if CLAMP:  # to the outermost output-dtype values inside [a, b]
             lo = _f64(prm5)
             hi = _f64(prm6)
             if not OUT_F64:
@@ -156,8 +170,8 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
 @triton.jit
 def _group_values(first_lo, first_hi, offsets, seed_lo, seed_hi, stream_lo, stream_hi,
                   prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                  DIST: tl.constexpr, OUT_F64: tl.constexpr, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr,
-                  UNIFORM_F32: tl.constexpr, ALIGNED: tl.constexpr):
+                  DIST: tl.constexpr, OUT_F64: tl.constexpr, TRUNC_PATH: tl.constexpr, CLAMP: tl.constexpr,
+                  MATH: tl.constexpr, UNIFORM_F32: tl.constexpr, ALIGNED: tl.constexpr):
     """The four lanes' values of groups first + offsets (first as two uint32 words, offsets uint32).
 
     Counters (j lo, j hi, stream lo, stream hi) with j lo = first_lo + offset in 32 bits and its carry
@@ -172,14 +186,14 @@ def _group_values(first_lo, first_hi, offsets, seed_lo, seed_hi, stream_lo, stre
     c3 = tl.zeros_like(c0) + stream_hi
     w0, w1, w2, w3 = philox4x32_10(c0, c1, c2, c3, seed_lo, seed_hi)
     return _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                      DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32)
+                      DIST, OUT_F64, TRUNC_PATH, CLAMP, MATH, UNIFORM_F32)
 
 
 @triton.jit
 def _block_values(out_ptr, first_lo, first_hi, seed_lo, seed_hi, stream_lo, stream_hi,
                   prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                  DIST: tl.constexpr, BLOCK_GROUPS: tl.constexpr, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr,
-                  UNIFORM_F32: tl.constexpr, ALIGNED: tl.constexpr):
+                  DIST: tl.constexpr, BLOCK_GROUPS: tl.constexpr, TRUNC_PATH: tl.constexpr, CLAMP: tl.constexpr,
+                  MATH: tl.constexpr, UNIFORM_F32: tl.constexpr, ALIGNED: tl.constexpr):
     """The 4 * BLOCK_GROUPS values of BLOCK_GROUPS groups from ``first``, in element order.
 
     With 2-byte outputs (``out_ptr``'s dtype) each thread takes two consecutive groups, computed as two
@@ -192,17 +206,17 @@ def _block_values(out_ptr, first_lo, first_hi, seed_lo, seed_hi, stream_lo, stre
         even = tl.arange(0, BLOCK_GROUPS // 2).to(tl.uint32) * 2
         e0, e1, e2, e3 = _group_values(first_lo, first_hi, even, seed_lo, seed_hi, stream_lo, stream_hi,
                                        prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+                                       DIST, OUT_F64, TRUNC_PATH, CLAMP, MATH, UNIFORM_F32, ALIGNED)
         o0, o1, o2, o3 = _group_values(first_lo, first_hi, even + 1, seed_lo, seed_hi, stream_lo, stream_hi,
                                        prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+                                       DIST, OUT_F64, TRUNC_PATH, CLAMP, MATH, UNIFORM_F32, ALIGNED)
         # [BLOCK_GROUPS // 2, pair, 2, 2] -> element 8 k + 4 pair + lane
         values = tl.join(tl.join(tl.join(e0, o0), tl.join(e2, o2)), tl.join(tl.join(e1, o1), tl.join(e3, o3)))
     else:
         v0, v1, v2, v3 = _group_values(first_lo, first_hi, tl.arange(0, BLOCK_GROUPS).to(tl.uint32),
                                        seed_lo, seed_hi, stream_lo, stream_hi,
                                        prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                       DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+                                       DIST, OUT_F64, TRUNC_PATH, CLAMP, MATH, UNIFORM_F32, ALIGNED)
         # Lane order 0, 1, 2, 3 within each group: join(join(v0, v2), join(v1, v3)) then flatten.
         values = tl.join(tl.join(v0, v2), tl.join(v1, v3))
     return tl.reshape(values, [4 * BLOCK_GROUPS])
@@ -238,26 +252,27 @@ def _fill_kernel(
     BLOCK_GROUPS: tl.constexpr,  # groups of 4 logical indices per program
     FLAT: tl.constexpr,  # one row with unit stride: the head is HEAD and needs no decomposition
     HEAD: tl.constexpr,  # base % 4 when FLAT
-    CENTRAL_ONLY: tl.constexpr,
-    FAST: tl.constexpr,
+    TRUNC_PATH: tl.constexpr,  # trunc_normal's inverse-CDF path (trunc_paths)
+    CLAMP: tl.constexpr,  # trunc_normal values may leave [a, b]: clamp them
+    MATH: tl.constexpr,  # the transcendental set (target)
     EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand: the interpreter's cast truncates
     UNIFORM_F32: tl.constexpr = False,  # uniform as one fp32 fma (see _transform)
     ALIGNED: tl.constexpr = False,  # FLAT and base // 4 a multiple of BLOCK_GROUPS: no carry into j hi
 ):
-    pid = tl.program_id(0).to(tl.int64)
     base = (base_hi.to(tl.uint64) << 32) | base_lo.to(tl.uint64)
     if FLAT:
-        block = pid
+        block = tl.program_id(0).to(tl.int64)
         row_mem = mem_offset
         row_start = base
         head = HEAD
-    else:
+    else:  # the program id is below 2^31: decompose it in 32 bits
+        pid = tl.program_id(0)
         row = pid // blocks_per_row
-        block = pid - row * blocks_per_row
-        k3 = row % size3
+        block = (pid - row * blocks_per_row).to(tl.int64)
+        k3 = (row % size3).to(tl.int64)
         k12 = row // size3
-        k2 = k12 % size2
-        k1 = k12 // size2
+        k2 = (k12 % size2).to(tl.int64)
+        k1 = (k12 // size2).to(tl.int64)
         row_mem = mem_offset + k1 * mstride1 + k2 * mstride2 + k3 * mstride3
         row_start = base + (k1 * lstride1 + k2 * lstride2 + k3 * lstride3).to(tl.uint64)
         head = (row_start & 3).to(tl.int64)
@@ -266,7 +281,7 @@ def _fill_kernel(
     values = _block_values(out_ptr, first_group.to(tl.uint32), (first_group >> 32).to(tl.uint32),
                            seed_lo.to(tl.uint32), seed_hi.to(tl.uint32), stream_lo.to(tl.uint32),
                            stream_hi.to(tl.uint32), prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                           DIST, BLOCK_GROUPS, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+                           DIST, BLOCK_GROUPS, TRUNC_PATH, CLAMP, MATH, UNIFORM_F32, ALIGNED)
 
     element = block * (4 * BLOCK_GROUPS) - head + tl.arange(0, 4 * BLOCK_GROUPS)  # index within the row
     if FLAT and HEAD == 0:
@@ -278,6 +293,58 @@ def _fill_kernel(
     else:
         ptrs = out_ptr + row_mem + element * inner_stride
     _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
+
+
+@triton.jit(do_not_specialize=["seed_lo", "seed_hi", "stream_lo", "stream_hi", "base_lo", "base_hi",
+                                "prm0", "prm1", "prm2", "prm3", "prm4", "prm5", "prm6"])
+def _fill_rows_kernel(
+    out_ptr,
+    mem_offset: tl.int64,  # element offset of local element (0, ..., 0) from out_ptr, a multiple of VEC
+    n_rows,  # rows in all: the product of the outer dims
+    n_inner,  # elements per row, a multiple of VEC
+    blocks_per_row,
+    size2, size3,  # outer dims (d1, d2, d3) with d1 implicit; row = (k1 * size2 + k2) * size3 + k3
+    mstride1: tl.int64, mstride2: tl.int64, mstride3: tl.int64,  # memory strides, multiples of VEC
+    lstride1: tl.int64, lstride2: tl.int64, lstride3: tl.int64,  # logical strides, multiples of 4
+    base_lo: tl.uint32, base_hi: tl.uint32,  # logical index of element (0, ..., 0), a multiple of 4
+    seed_lo: tl.uint32, seed_hi: tl.uint32,
+    stream_lo: tl.uint32, stream_hi: tl.uint32,
+    prm0: tl.int64, prm1: tl.int64, prm2: tl.int64, prm3: tl.int64,
+    prm4: tl.int64, prm5: tl.int64, prm6: tl.int64,
+    DIST: tl.constexpr,
+    BLOCK_GROUPS: tl.constexpr,  # groups of 4 logical indices per row and program
+    ROWS: tl.constexpr,  # rows per program
+    VEC: tl.constexpr,  # elements per 16 bytes
+    TRUNC_PATH: tl.constexpr,
+    CLAMP: tl.constexpr,
+    MATH: tl.constexpr,
+    EXACT_BF16: tl.constexpr = False,
+    UNIFORM_F32: tl.constexpr = False,
+    ALIGNED: tl.constexpr = False,  # every row start // 4 a multiple of BLOCK_GROUPS: no carry into j hi
+):
+    """Rows that start on group boundaries at 16-byte aligned addresses, in whole 16-byte vectors, with unit
+    stride (a tensor-parallel Shard(1) block, a slice of whole rows): ROWS rows of BLOCK_GROUPS groups per
+    program, each stored 16 bytes at a time, so that short rows still fill a program."""
+    pid = tl.program_id(0)  # below 2^31: decompose it in 32 bits
+    tile = pid // blocks_per_row
+    block = pid - tile * blocks_per_row
+    base = (base_hi.to(tl.uint64) << 32) | base_lo.to(tl.uint64)
+    element = block * (4 * BLOCK_GROUPS) + tl.arange(0, 4 * BLOCK_GROUPS)  # index within the row
+    for r in tl.static_range(ROWS):
+        row = tile * ROWS + r
+        k3 = (row % size3).to(tl.int64)
+        k12 = row // size3
+        k2 = (k12 % size2).to(tl.int64)
+        k1 = (k12 // size2).to(tl.int64)
+        row_mem = tl.multiple_of(mem_offset + k1 * mstride1 + k2 * mstride2 + k3 * mstride3, VEC)
+        row_start = base + (k1 * lstride1 + k2 * lstride2 + k3 * lstride3).to(tl.uint64)
+        first_group = (row_start >> 2) + (block * BLOCK_GROUPS).to(tl.uint64)
+        values = _block_values(out_ptr, first_group.to(tl.uint32), (first_group >> 32).to(tl.uint32),
+                               seed_lo.to(tl.uint32), seed_hi.to(tl.uint32), stream_lo.to(tl.uint32),
+                               stream_hi.to(tl.uint32), prm0, prm1, prm2, prm3, prm4, prm5, prm6,
+                               DIST, BLOCK_GROUPS, TRUNC_PATH, CLAMP, MATH, UNIFORM_F32, ALIGNED)
+        row_end = tl.multiple_of(tl.where(row < n_rows, n_inner, 0), VEC)  # the tile's last rows may not exist
+        _store_values(out_ptr, out_ptr + row_mem + element, values, element < row_end, EXACT_BF16)
 
 
 @triton.jit(do_not_specialize=["seed_lo", "seed_hi", "stream_lo", "stream_hi", "base_group_lo", "base_group_hi",
@@ -297,8 +364,9 @@ def _fill_transposed_kernel(
     DIST: tl.constexpr,
     TILE_ROWS: tl.constexpr,
     TILE_GROUPS: tl.constexpr,  # groups of 4 columns per tile
-    CENTRAL_ONLY: tl.constexpr,
-    FAST: tl.constexpr,
+    TRUNC_PATH: tl.constexpr,
+    CLAMP: tl.constexpr,
+    MATH: tl.constexpr,
     EXACT_BF16: tl.constexpr = False,
     UNIFORM_F32: tl.constexpr = False,
 ):
@@ -322,7 +390,7 @@ def _fill_transposed_kernel(
     w0, w1, w2, w3 = philox4x32_10(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32))
     OUT_F64: tl.constexpr = out_ptr.dtype.element_ty == tl.float64
     v0, v1, v2, v3 = _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
-                                DIST, OUT_F64, CENTRAL_ONLY, FAST, UNIFORM_F32)
+                                DIST, OUT_F64, TRUNC_PATH, CLAMP, MATH, UNIFORM_F32)
     values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [TILE_ROWS, 4 * TILE_GROUPS])
     cols = tile_c * (4 * TILE_GROUPS) + tl.arange(0, 4 * TILE_GROUPS).to(tl.int64)  # [TC]
     mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
@@ -350,64 +418,147 @@ def uniform_in_f32(dtype_is_f64: bool, a: float, width: float) -> bool:
     return not dtype_is_f64 and _exact_f32(a) and _exact_f32(width)
 
 
-def default_block_groups(out_f64: bool, dist: int, central_only: bool) -> int:
+def trunc_choice(params) -> tuple[int, bool]:
+    """(TRUNC_PATH, CLAMP) for trunc_normal's params (mean, std, Phi(alpha), Phi(-beta), mass, lo, hi)."""
+    mean, std, p_lo, q_hi, mass, lo, hi = params
+    path = trunc_paths.choose(p_lo, q_hi, mass)
+    return path, trunc_paths.needs_clamp(path, mean, std, p_lo, q_hi, mass, lo, hi)
+
+
+def default_block_groups(out_f64: bool, dist: int, trunc_path: int) -> int:
     """Groups per program for a long row (values never depend on it)."""
-    heavy = out_f64 or (dist == TRUNC_NORMAL and not central_only)
+    heavy = out_f64 or (dist == TRUNC_NORMAL and trunc_path == trunc_paths.TAIL)
     return HEAVY_BLOCK_GROUPS if heavy else DEFAULT_BLOCK_GROUPS
 
 
-def sass_constexprs(dtype: str, dist: int) -> dict:
-    """Constexprs the launcher derives from a typical call, for bench/sass_report.py (a, b = -1, 1)."""
-    return {"UNIFORM_F32": dist == UNIFORM and dtype != "fp64", "ALIGNED": True}
+def default_num_warps(block_groups: int, target: Target, itemsize: int = 4) -> int:
+    """Warps (wavefronts) for ``block_groups`` groups: THREADS_PER_PROGRAM threads, fewer for small blocks
+    (one group per thread, a pair of groups with 2-byte outputs: no thread computes another's values)."""
+    per_thread = 2 if itemsize == 2 else 1
+    return max(1, min(THREADS_PER_PROGRAM, block_groups // per_thread) // target.warp_size)
 
 
-def fill_(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, mem_strides,
-          logical_strides, base: int, *, central_only: bool = False, fast: bool | None = None,
-          block_groups: int | None = None, num_warps: int | None = None, mem_offset: int = 0) -> None:
-    """Launch the fill over a coalesced layout (see ``triton_init._layout``).
+@dataclass
+class Launch:
+    """One kernel launch as a launcher decided it: ``kernel[grid](*args, **constexprs, **options)``.
+
+    ``bench/isa_report.py`` compiles exactly this for any target, offline, through Triton's own binder."""
+
+    kernel: object
+    grid: tuple
+    args: tuple
+    constexprs: dict
+    num_warps: int
+
+    @property
+    def options(self) -> dict:
+        """Compile options: the warps, and fp fusion on whatever Triton's default (every a * b + c in the
+        kernels is meant as one fma; the interpreter ignores both)."""
+        return {"num_warps": self.num_warps, "enable_fp_fusion": True}
+
+    def run(self) -> None:
+        self.kernel[self.grid](*self.args, **self.constexprs, **self.options)
+
+
+def _dist_constexprs(out: torch.Tensor, dist: int, params, target: Target, trunc_path) -> dict:
+    """What every fill kernel specialises on besides its layout: the distribution's variant and the target."""
+    path, clamp = (trunc_paths.CENTRAL, False) if dist != TRUNC_NORMAL else trunc_choice(params)
+    if dist == TRUNC_NORMAL and trunc_path is not None:  # a caller's choice (tests): the clamp for that path
+        path = trunc_path
+        clamp = trunc_paths.needs_clamp(path, *params)
+    return {"DIST": dist, "TRUNC_PATH": path, "CLAMP": clamp, "MATH": target.math,
+            "EXACT_BF16": target == INTERPRETER,
+            "UNIFORM_F32": dist == UNIFORM and uniform_in_f32(out.dtype == torch.float64, params[0], params[1])}
+
+
+def _row_vec(out: torch.Tensor, sizes, mem_strides, logical_strides, base: int, mem_offset: int) -> int:
+    """Elements per 16 bytes when every row of a strided block can take 16-byte stores, else 1: unit stride,
+    rows starting on group boundaries at 16-byte aligned addresses, and whole 16-byte vectors per row."""
+    vec = 16 // out.element_size()
+    aligned = (mem_strides[-1] == 1 and base % 4 == 0 and out.data_ptr() % 16 == 0
+               and all(stride % 4 == 0 for stride in logical_strides[:-1])
+               and all(x % vec == 0 for x in (*mem_strides[:-1], mem_offset, sizes[-1])))
+    return vec if aligned else 1
+
+
+def fill_launches(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, mem_strides,
+                  logical_strides, base: int, *, target: Target, trunc_path: int | None = None,
+                  block_groups: int | None = None, num_warps: int | None = None, mem_offset: int = 0) -> list:
+    """The launches that fill a coalesced layout (see ``triton_init._layout``) on ``target``.
 
     ``sizes``/``mem_strides``/``logical_strides`` list the dims outermost first; the last dim is the
     row (logical stride 1). ``params`` are up to 7 floats (see ``_transform``). Layouts with more than
-    three outer dims are split here into launches over the extra leading dims.
+    three outer dims are split into launches over the extra leading dims.
     """
     if len(sizes) - 1 > MAX_OUTER_DIMS:
-        for k in range(sizes[0]):
-            fill_(out, dist, params, seed, stream, sizes[1:], mem_strides[1:], logical_strides[1:],
-                  base + k * logical_strides[0], central_only=central_only, fast=fast,
-                  block_groups=block_groups, num_warps=num_warps,
-                  mem_offset=mem_offset + k * mem_strides[0])
-        return
-    if fast is None:
-        fast = out.is_cuda
+        return [launch for k in range(sizes[0])
+                for launch in fill_launches(out, dist, params, seed, stream, sizes[1:], mem_strides[1:],
+                                            logical_strides[1:], base + k * logical_strides[0], target=target,
+                                            trunc_path=trunc_path, block_groups=block_groups, num_warps=num_warps,
+                                            mem_offset=mem_offset + k * mem_strides[0])]
+    constexprs = _dist_constexprs(out, dist, params, target, trunc_path)
+    prm = [_bits(p) for p in params] + [0] * (7 - len(params))
     if _transposed_tiles(sizes, mem_strides, logical_strides, base) and block_groups is None:
-        _fill_transposed(out, dist, params, seed, stream, sizes, mem_strides, logical_strides, base,
-                         central_only=central_only, fast=fast, mem_offset=mem_offset)
-        return
+        n_rows, n_cols = sizes
+        col_tiles = triton.cdiv(n_cols, 4 * TILE_GROUPS)
+        args = (out, mem_offset, n_rows, n_cols, mem_strides[1], logical_strides[0] // 4, col_tiles,
+                *_words(base // 4), *_words(seed), *_words(stream), *prm)
+        constexprs.update(TILE_ROWS=TILE_ROWS, TILE_GROUPS=TILE_GROUPS)
+        grid = (triton.cdiv(n_rows, TILE_ROWS) * col_tiles,)
+        num_warps = default_num_warps(THREADS_PER_PROGRAM, target)
+        return [Launch(_fill_transposed_kernel, grid, args, constexprs, num_warps)]
     n_inner = sizes[-1]
-    outer = [1] * (MAX_OUTER_DIMS - len(sizes) + 1) + list(sizes[:-1])
-    outer_m = [0] * (MAX_OUTER_DIMS - len(sizes) + 1) + list(mem_strides[:-1])
-    outer_l = [0] * (MAX_OUTER_DIMS - len(sizes) + 1) + list(logical_strides[:-1])
+    # outer dims padded at the inner end: the runtime passes sizes of 1 as constants, and the kernels'
+    # decompositions of a row number by them disappear
+    pad = MAX_OUTER_DIMS - len(sizes) + 1
+    outer, outer_m, outer_l = list(sizes[:-1]) + [1] * pad, list(mem_strides[:-1]) + [0] * pad, \
+        list(logical_strides[:-1]) + [0] * pad
     rows = outer[0] * outer[1] * outer[2]
     flat = rows == 1 and mem_strides[-1] == 1
+    heavy = default_block_groups(out.dtype == torch.float64, dist, constexprs["TRUNC_PATH"])
+    vec = 1 if flat else _row_vec(out, sizes, mem_strides, logical_strides, base, mem_offset)
+    if vec > 1 and block_groups is None:  # whole aligned rows: tiles of several rows
+        groups_per_row = triton.cdiv(n_inner, 4)
+        block_groups = min(heavy, triton.next_power_of_2(groups_per_row))
+        num_warps = num_warps or default_num_warps(block_groups, target, out.element_size())
+        # as many groups per thread as a full program of the flat kernel
+        threads = num_warps * target.warp_size
+        tile_rows = max(1, min(heavy * threads // (THREADS_PER_PROGRAM * block_groups),
+                               triton.next_power_of_2(rows)))
+        blocks_per_row = triton.cdiv(groups_per_row, block_groups)
+        args = (out, mem_offset, rows, n_inner, blocks_per_row, outer[1], outer[2],
+                outer_m[0], outer_m[1], outer_m[2], outer_l[0], outer_l[1], outer_l[2],
+                *_words(base), *_words(seed), *_words(stream), *prm)
+        aligned = all((start >> 2) % block_groups == 0 for start in (base, *outer_l))
+        constexprs.update(BLOCK_GROUPS=block_groups, ROWS=tile_rows, VEC=vec, ALIGNED=aligned)
+        grid = (triton.cdiv(rows, tile_rows) * blocks_per_row,)
+        return [Launch(_fill_rows_kernel, grid, args, constexprs, num_warps)]
     groups_per_row = (n_inner + 3 + 3) // 4  # a row can straddle one extra group
     if block_groups is None:
-        block_groups = min(default_block_groups(out.dtype == torch.float64, dist, central_only),
-                           triton.next_power_of_2(groups_per_row))
-    if num_warps is None:
-        num_warps = max(1, min(DEFAULT_NUM_WARPS, block_groups // 32))
+        block_groups = min(heavy, triton.next_power_of_2(groups_per_row))
     blocks_per_row = triton.cdiv(groups_per_row, block_groups)
-    prm = [_bits(p) for p in params] + [0] * (7 - len(params))
-    uniform_f32 = dist == UNIFORM and uniform_in_f32(out.dtype == torch.float64, params[0], params[1])
-    aligned = flat and (base >> 2) % block_groups == 0
-    grid = (rows * blocks_per_row,)
-    _fill_kernel[grid](
-        out, mem_offset, n_inner, mem_strides[-1], blocks_per_row, outer[1], outer[2],
-        outer_m[0], outer_m[1], outer_m[2], outer_l[0], outer_l[1], outer_l[2],
-        *_words(base), *_words(seed), *_words(stream), *prm,
-        DIST=dist, BLOCK_GROUPS=block_groups, FLAT=flat, HEAD=base % 4 if flat else 0,
-        CENTRAL_ONLY=central_only, FAST=fast, EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32,
-        ALIGNED=aligned, num_warps=num_warps,
-    )
+    args = (out, mem_offset, n_inner, mem_strides[-1], blocks_per_row, outer[1], outer[2],
+            outer_m[0], outer_m[1], outer_m[2], outer_l[0], outer_l[1], outer_l[2],
+            *_words(base), *_words(seed), *_words(stream), *prm)
+    constexprs.update(BLOCK_GROUPS=block_groups, FLAT=flat, HEAD=base % 4 if flat else 0,
+                      ALIGNED=flat and (base >> 2) % block_groups == 0)
+    return [Launch(_fill_kernel, (rows * blocks_per_row,), args, constexprs,
+                   num_warps or default_num_warps(block_groups, target, out.element_size()))]
+
+
+def fill_(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, mem_strides, logical_strides,
+          base: int, *, target: Target | None = None, trunc_path: int | None = None, block_groups: int | None = None,
+          num_warps: int | None = None, mem_offset: int = 0) -> None:
+    """Fill a coalesced layout of ``out`` (see ``fill_launches``) for the device it is on (``target.of_device``).
+
+    ``trunc_path`` forces a trunc_normal path (tests); ``block_groups`` and ``num_warps`` change the launch,
+    never the values.
+    """
+    target = target or of_device(out.device)
+    for launch in fill_launches(out, dist, params, seed, stream, sizes, mem_strides, logical_strides, base,
+                                target=target, trunc_path=trunc_path, block_groups=block_groups,
+                                num_warps=num_warps, mem_offset=mem_offset):
+        launch.run()
 
 
 TILE_ROWS = 64
@@ -418,18 +569,3 @@ def _transposed_tiles(sizes, mem_strides, logical_strides, base) -> bool:
     """A 2-D block whose rows are contiguous in memory down the columns (column-major), group-aligned."""
     return (len(sizes) == 2 and mem_strides[0] == 1 and mem_strides[1] != 1 and sizes[0] > 1
             and base % 4 == 0 and logical_strides[0] % 4 == 0)
-
-
-def _fill_transposed(out, dist, params, seed, stream, sizes, mem_strides, logical_strides, base, *,
-                     central_only, fast, mem_offset) -> None:
-    n_rows, n_cols = sizes
-    col_tiles = triton.cdiv(n_cols, 4 * TILE_GROUPS)
-    prm = [_bits(p) for p in params] + [0] * (7 - len(params))
-    uniform_f32 = dist == UNIFORM and uniform_in_f32(out.dtype == torch.float64, params[0], params[1])
-    grid = (triton.cdiv(n_rows, TILE_ROWS) * col_tiles,)
-    _fill_transposed_kernel[grid](
-        out, mem_offset, n_rows, n_cols, mem_strides[1], logical_strides[0] // 4, col_tiles,
-        *_words(base // 4), *_words(seed), *_words(stream), *prm,
-        DIST=dist, TILE_ROWS=TILE_ROWS, TILE_GROUPS=TILE_GROUPS, CENTRAL_ONLY=central_only, FAST=fast,
-        EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32, num_warps=DEFAULT_NUM_WARPS,
-    )

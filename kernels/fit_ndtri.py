@@ -1,23 +1,30 @@
-"""Fit the polynomial coefficients of the inverse normal CDF used by the kernels.
+"""Fit the inverse normal CDF polynomials of the kernels, weighted by the format's accuracy contract.
 
-Run ``python kernels/fit_ndtri.py > kernels/ndtri_coeffs.py`` to regenerate them (needs numpy and
-scipy; nothing at run time imports this file). Phi^-1(p) = sqrt(2) * x * f(w) with x = 2p - 1 and
-w = -ln(4 p (1 - p)); f(w) = erfinv(x) / x is fitted in three pieces: a polynomial of degree 6 in
-(w - 2.5) on w in [0, 5], and polynomials of degree 8 in (sqrt(w) - mid) on sqrt(w) in [sqrt(5), sqrt(20)] and
-[sqrt(20), 10]. A fourth, "WIDE" piece of degree 13 in (w - mid) covers w in [0, 17.5] alone, which is
-every p a call can draw when min(Phi(alpha), Phi(-beta)) + mass * 2^-24 stays above about 6.5e-9 (any
-interval wider than about +-5.6 std, e.g. trunc_normal_(std=0.02) on torch's default [-2, 2]). The fits
-weight the relative error; each piece keeps it under about 2.5e-6 in fp32.
+Run ``python kernels/fit_ndtri.py > kernels/ndtri_coeffs.py`` to regenerate them (needs numpy and scipy;
+nothing at run time imports this file). With x = 2p - 1 and w = -ln(1 - x^2) = -ln(4 p (1 - p)),
+Phi^-1(p) = x F(w), F(w) = sqrt(2) erfinv(x) / x. Each piece is a polynomial in the variable the kernels
+already hold, in the power basis (no shift of the variable, no extra instruction):
+
+- CENTRAL, degree 6 in L = log2(1 - x^2), for w in [0, 5]: every p and 1 - p above about 0.0034;
+- WIDE, degree 10 in L + 12 = log2(4096 (1 - x^2)), for w in [0, 16.1], scaled by 1/64: the kernels hold
+  64 x (and 4096 (1 - x^2), so that the variable is centred); every untruncated draw (w <= 15.25) and every
+  p >= 2.8e-8;
+- FAR, degree 6 in s = sqrt(w), for w in [15.5, 86.5], scaled by 1/64: the far tails, down to p = 2^-126.
+
+Each fit minimises the largest error as a fraction of the contract, |dz| / (2e-5 max(1, |z|)), by linear
+programming on a dense grid (scipy's HiGHS); the fraction printed beside each piece is measured after
+rounding the coefficients to fp32 and evaluating Horner's rule in fp32 (fused multiply-adds), on a denser grid.
 """
 
 import numpy as np
-import numpy.polynomial.chebyshev as cheb
+from numpy.polynomial import chebyshev, polynomial
+from scipy.optimize import linprog
 from scipy.special import erfcinv
 
-DEGREE = 8
-CENTRAL_DEGREE = 6  # 2.5e-6 relative: an 8x margin under the contract, two FMAs fewer than degree 8
-WIDE_DEGREE = 13
-WIDE_W_LIMIT = 17.5
+SQRT2 = np.sqrt(2.0)
+LN2 = np.log(2.0)
+GRID = 6000  # Chebyshev points plus as many uniform points, per piece
+CHECK = 400001  # points of the fp32 check
 
 
 def erfinv_over_x(w):
@@ -30,46 +37,81 @@ def erfinv_over_x(w):
     return np.where(small, np.sqrt(np.pi) / 2.0, value)
 
 
-def fit_piece(w_of_var, lo, hi, degree=DEGREE, nodes=20000):
-    """Weighted Chebyshev fit on [lo, hi]; returns power coefficients in (var - mid), low first."""
-    t = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
-    var = (t + 1.0) / 2.0 * (hi - lo) + lo
-    y = erfinv_over_x(w_of_var(var))
-    coeffs = cheb.cheb2poly(cheb.chebfit(t, y, degree, w=1.0 / y))
-    half = (hi - lo) / 2.0
-    return (hi + lo) / 2.0, coeffs / half ** np.arange(len(coeffs))
+def contract_weight(w):
+    """1 / the largest |dF| the contract allows at w: |x| dF <= 2e-5 max(1, |z|)."""
+    x = np.sqrt(-np.expm1(-w))
+    z = x * SQRT2 * erfinv_over_x(w)
+    return x / (2e-5 * np.maximum(1.0, z))
 
 
-def max_rel_error_fp32(w_of_var, lo, hi, mid, coeffs):
-    var = np.linspace(lo, hi, 200001)
-    exact = erfinv_over_x(w_of_var(var))
-    c32 = coeffs.astype(np.float32)
-    x = (var - mid).astype(np.float32)
-    acc = np.full_like(x, c32[-1])
-    for c in c32[-2::-1]:
-        acc = (acc * x + c).astype(np.float32)
-    return float(np.max(np.abs(acc / exact - 1.0)))
+# name: (variable as a function of w, w range, degree, scale folded into the coefficients of F)
+PIECES = {
+    "CENTRAL": (lambda w: -w / LN2, (0.0, 5.0), 6, 1.0),
+    "WIDE": (lambda w: 12.0 - w / LN2, (0.0, 16.1), 10, 1.0 / 64.0),
+    "FAR": (np.sqrt, (15.5, 86.5), 6, 1.0 / 64.0),
+}
+
+
+def _w_of(variable, w_range, values):
+    grid = np.linspace(*w_range, 400001)
+    along = variable(grid)
+    order = np.argsort(along)
+    return np.interp(values, along[order], grid[order])
+
+
+def fit_piece(variable, w_range, degree):
+    """Power-basis coefficients (low order first) in ``variable`` of the contract-weighted minimax fit of F."""
+    lo, hi = sorted((float(variable(w_range[0])), float(variable(w_range[1]))))
+    t = np.concatenate([np.cos(np.pi * (np.arange(GRID) + 0.5) / GRID), np.linspace(-1.0, 1.0, GRID)])
+    w = _w_of(variable, w_range, (t + 1.0) / 2.0 * (hi - lo) + lo)
+    target = SQRT2 * erfinv_over_x(w)
+    weight = contract_weight(w)
+    basis = chebyshev.chebvander(t, degree) * weight[:, None]
+    ones = np.ones((len(t), 1))
+    # minimise e subject to |weight (basis c - target)| <= e
+    a_ub = np.vstack([np.hstack([basis, -ones]), np.hstack([-basis, -ones])])
+    b_ub = np.concatenate([target * weight, -target * weight])
+    cost = np.zeros(degree + 2)
+    cost[-1] = 1.0
+    solution = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=[(None, None)] * (degree + 2), method="highs")
+    in_t = chebyshev.cheb2poly(solution.x[:-1])
+    # t = a v + b  ->  coefficients in v
+    a, b = 2.0 / (hi - lo), -(hi + lo) / (hi - lo)
+    in_v = np.zeros(degree + 1)
+    for k, c in enumerate(in_t):
+        term = polynomial.polypow([b, a], k)
+        in_v[: len(term)] += c * term
+    return in_v
+
+
+def horner_fp32(coeffs32, v32):
+    """Horner's rule in fp32 with fused multiply-adds (the product is exact in float64, one rounding to fp32)."""
+    acc = np.full_like(v32, coeffs32[-1])
+    for c in coeffs32[-2::-1]:
+        acc = (acc.astype(np.float64) * v32 + np.float64(c)).astype(np.float32)
+    return acc
+
+
+def contract_fraction(variable, w_range, coeffs32, scale):
+    """The largest |dz| / (2e-5 max(1, |z|)) of the fp32 evaluation over a dense grid of w."""
+    w = np.linspace(*w_range, CHECK)
+    v32 = variable(w).astype(np.float32)
+    exact_w = _w_of(variable, w_range, v32.astype(np.float64))  # the w each fp32 variable stands for
+    f = horner_fp32(coeffs32, v32).astype(np.float64) / scale
+    return float(np.max(np.abs(f - SQRT2 * erfinv_over_x(exact_w)) * contract_weight(exact_w)))
 
 
 def main():
-    pieces = {
-        "CENTRAL": (lambda w: w, 0.0, 5.0, CENTRAL_DEGREE),
-        "TAIL_NEAR": (lambda s: s * s, np.sqrt(5.0), np.sqrt(20.0), DEGREE),
-        "TAIL_FAR": (lambda s: s * s, np.sqrt(20.0), 10.0, DEGREE),
-        "WIDE": (lambda w: w, 0.0, WIDE_W_LIMIT, WIDE_DEGREE),
-    }
-    print('"""Generated by kernels/fit_ndtri.py: inverse normal CDF coefficients, low order first."""')
+    print('"""Generated by kernels/fit_ndtri.py: inverse normal CDF coefficients, low order first, power basis."""')
     print()
-    for name, (w_of_var, lo, hi, degree) in pieces.items():
-        mid, coeffs = fit_piece(w_of_var, lo, hi, degree)
-        err = max_rel_error_fp32(w_of_var, lo, hi, mid, coeffs)
-        print(f"# variable in [{float(lo):.6g}, {float(hi):.6g}], max relative error in fp32 {err:.2e}")
-        print(f"{name}_MID = {float(np.float32(mid))!r}")
-        values = ", ".join(repr(float(np.float32(c))) for c in coeffs)
-        print(f"{name} = ({values})")
+    for name, (variable, w_range, degree, scale) in PIECES.items():
+        coeffs32 = (fit_piece(variable, w_range, degree) * scale).astype(np.float32)
+        fraction = contract_fraction(variable, w_range, coeffs32, scale)
+        print(f"# w in [{w_range[0]:g}, {w_range[1]:g}], degree {degree}: "
+              f"at most {fraction:.3f} of the contract in fp32")
+        print(f"{name}_W = {w_range!r}")
+        print(f"{name} = ({', '.join(repr(float(c)) for c in coeffs32)})")
         print()
-    print("TAIL_SPLIT = " + repr(float(np.float32(np.sqrt(20.0)))))
-    print(f"WIDE_W_LIMIT = {WIDE_W_LIMIT!r}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .fill import _block_values, _f64, _store_values, uniform_in_f32
+from .fill import Launch, _block_values, _dist_constexprs, _f64, _store_values, default_num_warps
+from .target import Target, of_device
 
 UNIFORM = 0
 NORMAL = 1
@@ -29,7 +30,6 @@ COL_PARAMS = tl.constexpr(5)  # 7 float64 parameters as bit patterns (see fill._
 TABLE_COLS = tl.constexpr(12)
 
 DEFAULT_BLOCK_GROUPS = 1024
-DEFAULT_NUM_WARPS = 4
 
 
 @triton.jit
@@ -50,8 +50,9 @@ def _flat_fill_kernel(
     seed_lo: tl.uint32, seed_hi: tl.uint32,
     DIST: tl.constexpr,
     BLOCK_GROUPS: tl.constexpr,  # groups of 4 logical indices per program
-    CENTRAL_ONLY: tl.constexpr,
-    FAST: tl.constexpr,
+    TRUNC_PATH: tl.constexpr,  # trunc_normal's inverse-CDF path (trunc_paths)
+    CLAMP: tl.constexpr,
+    MATH: tl.constexpr,  # the transcendental set (target)
     EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand (the interpreter's cast truncates), as fill does
     UNIFORM_F32: tl.constexpr = False,  # uniform as one fp32 fma, decided per segment as fill's launcher does
     VEC: tl.constexpr = 1,  # every offset and numel a multiple of VEC elements (16 bytes), every start of 4
@@ -84,7 +85,7 @@ def _flat_fill_kernel(
                                prm0, tl.load(row + COL_PARAMS + 1), tl.load(row + COL_PARAMS + 2),
                                tl.load(row + COL_PARAMS + 3), tl.load(row + COL_PARAMS + 4),
                                tl.load(row + COL_PARAMS + 5), tl.load(row + COL_PARAMS + 6),
-                               DIST, BLOCK_GROUPS, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
+                               DIST, BLOCK_GROUPS, TRUNC_PATH, CLAMP, MATH, UNIFORM_F32, ALIGNED)
     _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
 
 
@@ -96,28 +97,33 @@ def _signed(x: int) -> int:
     return x - (1 << 64) if x >= 1 << 63 else x
 
 
-def flat_fill_(out: torch.Tensor, dist: int, segments, seed: int, *, central_only: bool = False,
-               fast: bool | None = None, block_groups: int | None = None, num_warps: int | None = None) -> None:
-    """One launch over ``segments`` of one family: (offset, logical_start, numel, stream, params).
+def flat_launches(out: torch.Tensor, dist: int, segments, seed: int, *, target: Target,
+                  block_groups: int | None = None, num_warps: int | None = None) -> list:
+    """The launches over ``segments`` of one family: (offset, logical_start, numel, stream, params).
 
     Each segment's elements are ``out[offset : offset + numel]`` (offsets may point past ``out``, into
     other tensors of its dtype on its device); ``params`` are the floats of ``fill._transform`` (for
-    CONSTANT, the value alone). Uniform segments are launched in two groups, by whether fill's launcher
-    would take the fp32 path for them, so that values stay bit-equal to ``fill_``'s.
+    CONSTANT, the value alone). Segments go in one launch per kernel specialisation fill's launcher would
+    pick for them (uniform's fp32 path, trunc_normal's path and clamp), so that values stay bit-equal to
+    ``fill_``'s.
     """
-    segments = [s for s in segments if s[2] > 0]
-    if dist != UNIFORM:
-        _launch(out, dist, segments, seed, central_only, False, fast, block_groups, num_warps)
-        return
-    f64 = out.dtype == torch.float64
-    for flag in (True, False):
-        part = [s for s in segments if uniform_in_f32(f64, s[4][0], s[4][1]) == flag]
-        _launch(out, dist, part, seed, False, flag, fast, block_groups, num_warps)
+    groups: dict = {}
+    for segment in segments:
+        if segment[2] > 0:
+            key = tuple(sorted(_dist_constexprs(out, dist, segment[4], target, None).items()))
+            groups.setdefault(key, []).append(segment)
+    return [_launch(out, dict(key), rows, seed, target, block_groups, num_warps) for key, rows in groups.items()]
 
 
-def _launch(out, dist, segments, seed, central_only, uniform_f32, fast, block_groups, num_warps) -> None:
-    if not segments:
-        return
+def flat_fill_(out: torch.Tensor, dist: int, segments, seed: int, *, target: Target | None = None,
+               block_groups: int | None = None, num_warps: int | None = None) -> None:
+    """Fill ``segments`` of one family (see ``flat_launches``) on the device ``out`` is on."""
+    for launch in flat_launches(out, dist, segments, seed, target=target or of_device(out.device),
+                                block_groups=block_groups, num_warps=num_warps):
+        launch.run()
+
+
+def _launch(out, constexprs, segments, seed, target, block_groups, num_warps) -> Launch:
     # VEC: every segment at a 16-byte aligned address, in whole groups and whole 16-byte vectors, so that
     # stores are 16 bytes wide. Without it the stores are narrow and large blocks cost registers: 512 groups.
     vec = 16 // out.element_size()
@@ -127,8 +133,6 @@ def _launch(out, dist, segments, seed, central_only, uniform_f32, fast, block_gr
         longest = max(s[2] for s in segments)
         cap = DEFAULT_BLOCK_GROUPS if vec > 1 else DEFAULT_BLOCK_GROUPS // 2
         block_groups = min(cap, triton.next_power_of_2((longest + 6) // 4))
-    if num_warps is None:
-        num_warps = max(1, min(DEFAULT_NUM_WARPS, block_groups // 32))
     aligned = all(s[1] % (4 * block_groups) == 0 for s in segments)
     rows, counts, first_block = [], [], 0
     for offset, start, numel, stream, params in segments:
@@ -142,35 +146,6 @@ def _launch(out, dist, segments, seed, central_only, uniform_f32, fast, block_gr
     segment_of = torch.repeat_interleave(
         torch.arange(len(rows), dtype=torch.int32, device=out.device),
         torch.tensor(counts, dtype=torch.int64, device=out.device), output_size=first_block)
-    if fast is None:
-        fast = out.is_cuda
-    _flat_fill_kernel[(first_block,)](
-        out, table, segment_of, seed & 0xFFFFFFFF, seed >> 32,
-        DIST=dist, BLOCK_GROUPS=block_groups, CENTRAL_ONLY=central_only, FAST=fast,
-        EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32, VEC=vec, ALIGNED=aligned, num_warps=num_warps,
-    )
-
-
-def sass_variants(variant):
-    """The launches bench/sass_report.py compiles offline: ``variant`` is its ``Variant`` class.
-
-    "vec" is the batched path of whole tensors and FSDP2 row shards (16-byte stores, no carry); "seg"
-    the FSDP1 layout, with segments starting mid-group.
-    """
-    out = []
-    for dtype, itemsize in (("bf16", 2), ("fp32", 4)):
-        for name, dist, central in (("normal", NORMAL, False), ("trunc_c", TRUNC_NORMAL, True),
-                                    ("uniform", UNIFORM, False)):
-            for layout, vec, groups in (("vec", 16 // itemsize, DEFAULT_BLOCK_GROUPS),
-                                        ("seg", 1, DEFAULT_BLOCK_GROUPS // 2)):
-                if layout == "seg" and (dtype != "bf16" or dist == UNIFORM):
-                    continue
-                signature = {"out_ptr": f"*{dtype}", "table_ptr": "*i64", "segment_ptr": "*i32",
-                             "seed_lo": "u32", "seed_hi": "u32"}
-                constexprs = {"DIST": dist, "BLOCK_GROUPS": groups, "CENTRAL_ONLY": central, "FAST": True,
-                              "EXACT_BF16": False, "UNIFORM_F32": dist == UNIFORM, "VEC": vec,
-                              "ALIGNED": vec > 1}
-                out.append(variant(f"flat_{name}_{layout}", dtype, __name__, "_flat_fill_kernel", signature,
-                                   constexprs, ("out_ptr", "table_ptr", "segment_ptr"), 4 * groups,
-                                   num_warps=DEFAULT_NUM_WARPS))
-    return out
+    constexprs = dict(constexprs, BLOCK_GROUPS=block_groups, VEC=vec, ALIGNED=aligned)
+    return Launch(_flat_fill_kernel, (first_block,), (out, table, segment_of, seed & 0xFFFFFFFF, seed >> 32),
+                  constexprs, num_warps or default_num_warps(block_groups, target, out.element_size()))

@@ -12,11 +12,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .fill import _store_values
+from .fill import THREADS_PER_PROGRAM, Launch, _store_values
+from .target import INTERPRETER, Target, of_device
 
 DEFAULT_BLOCK_ROWS = 32
 DEFAULT_BLOCK_COLS = 64
-DEFAULT_NUM_WARPS = 4
 
 
 @triton.jit(do_not_specialize=["row_offset", "gain_bits"])
@@ -68,25 +68,38 @@ def _orthogonal_epilogue_kernel(
     _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
 
 
+def epilogue_launch(out: torch.Tensor, q: torch.Tensor, r: torch.Tensor, col_index: torch.Tensor,
+                    col_mem: torch.Tensor, row_offset: int, gain: float, transposed: bool, *, target: Target,
+                    block_rows: int = DEFAULT_BLOCK_ROWS, block_cols: int = DEFAULT_BLOCK_COLS,
+                    num_warps: int | None = None) -> Launch | None:
+    """The launch that writes gain * Q * sign(diag R) (transposed back if ``transposed``) into ``out``'s block,
+    or None when the block is empty (see ``orthogonal_epilogue_``)."""
+    n_rows, n_cols = out.shape[0], col_index.numel()
+    if n_rows == 0 or n_cols == 0:
+        return None
+    gain_bits = struct.unpack("<q", struct.pack("<d", float(gain)))[0]
+    col_blocks = triton.cdiv(n_cols, block_cols)
+    grid = (triton.cdiv(n_rows, block_rows) * col_blocks,)
+    args = (out, q, r, col_index, col_mem, n_rows, n_cols, col_blocks, row_offset, out.stride(0),
+            q.stride(0), q.stride(1), r.stride(0) + r.stride(1), gain_bits)
+    constexprs = {"TRANSPOSED": transposed, "BLOCK_ROWS": block_rows, "BLOCK_COLS": block_cols,
+                  "EXACT_BF16": target == INTERPRETER}
+    return Launch(_orthogonal_epilogue_kernel, grid, args, constexprs,
+                  num_warps or max(1, THREADS_PER_PROGRAM // target.warp_size))
+
+
 def orthogonal_epilogue_(out: torch.Tensor, q: torch.Tensor, r: torch.Tensor,
                          col_index: torch.Tensor, col_mem: torch.Tensor, row_offset: int, gain: float,
                          transposed: bool, *, block_rows: int = DEFAULT_BLOCK_ROWS,
-                         block_cols: int = DEFAULT_BLOCK_COLS, num_warps: int = DEFAULT_NUM_WARPS) -> None:
+                         block_cols: int = DEFAULT_BLOCK_COLS, num_warps: int | None = None) -> None:
     """Write gain * Q * sign(diag R) (transposed back if ``transposed``) into ``out``'s block.
 
     ``out`` is the local tensor (any strides; its row k starts at ``k * out.stride(0)``);
     ``col_index``/``col_mem`` are int64 vectors on ``out``'s device, one entry per flattened
     local column. ``q`` and ``r`` are torch.linalg.qr's outputs, in fp32 or fp64.
     """
-    n_rows, n_cols = out.shape[0], col_index.numel()
-    if n_rows == 0 or n_cols == 0:
-        return
-    gain_bits = struct.unpack("<q", struct.pack("<d", float(gain)))[0]
-    col_blocks = triton.cdiv(n_cols, block_cols)
-    grid = (triton.cdiv(n_rows, block_rows) * col_blocks,)
-    _orthogonal_epilogue_kernel[grid](
-        out, q, r, col_index, col_mem, n_rows, n_cols, col_blocks, row_offset, out.stride(0),
-        q.stride(0), q.stride(1), r.stride(0) + r.stride(1), gain_bits,
-        TRANSPOSED=transposed, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols, EXACT_BF16=not out.is_cuda,
-        num_warps=num_warps,
-    )
+    launch = epilogue_launch(out, q, r, col_index, col_mem, row_offset, gain, transposed,
+                             target=of_device(out.device), block_rows=block_rows, block_cols=block_cols,
+                             num_warps=num_warps)
+    if launch is not None:
+        launch.run()

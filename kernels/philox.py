@@ -1,14 +1,19 @@
 """Stream format v1 as @triton.jit helpers: Philox4x32-10, u(w), Box-Muller and the inverse normal CDF.
 
 Every kernel that produces random values builds on these, so the format lives in one place on the GPU
-side (``triton_init.reference`` is its CPU twin). ``FAST`` selects approximate PTX transcendentals
-(GPU only); the plain ``tl`` math variant is what runs under ``TRITON_INTERPRET=1``.
+side (``triton_init.reference`` is its CPU twin). ``MATH`` (see ``target``) selects the transcendental
+set: the vendor's proven approximations on a GPU, the accurate ``tl`` functions under ``TRITON_INTERPRET=1``.
+
+trunc_normal has one helper per path (``trunc_paths`` chooses it per call, on the host): each is
+straight-line code for the probabilities its calls can draw, with the inverse-CDF coefficients of
+``ndtri_coeffs`` (fitted by ``fit_ndtri.py``) and the output's std folded into them.
 """
 
 import triton
 import triton.language as tl
 
 from . import ndtri_coeffs as C
+from .transcendentals import cos_angle, full_turn, log2, sin_angle, sqrt
 
 # Philox4x32-10 constants (Salmon et al., Random123).
 PHILOX_M0 = tl.constexpr(0xD2511F53)
@@ -16,33 +21,21 @@ PHILOX_M1 = tl.constexpr(0xCD9E8D57)
 PHILOX_W0 = tl.constexpr(0x9E3779B9)
 PHILOX_W1 = tl.constexpr(0xBB67AE85)
 
-ONE_MINUS_HALF_ULP = tl.constexpr(0.99999994039535522)  # 1 - 2^-24, exact in fp32
-LN2 = tl.constexpr(0.6931471805599453)
-NEG_LN2 = tl.constexpr(-0.6931471805599453)
+ONE_MINUS_HALF_ULP = tl.constexpr(0.99999994039535522)  # 1 - 2^-24, exact in fp32: u = m - (1 - 2^-24)
+U_MIN = tl.constexpr(2.0 ** -24)  # the smallest u(w)
 INV_LN2 = tl.constexpr(1.4426950408889634)
 SQRT_2LN2 = tl.constexpr(1.1774100225154747)  # sqrt(2 ln 2): -2 ln u = 2 ln 2 * (-log2 u)
-TWO_PI = tl.constexpr(6.283185307179586)
-TWO_PI_ULP = tl.constexpr(6.283185307179586 / 2 ** 24)  # 2 pi * 2^-24
-SQRT2 = tl.constexpr(1.4142135623730951)
+NEG_LN2 = tl.constexpr(-0.6931471805599453)
+TWELVE_LN2 = tl.constexpr(12.0 * 0.6931471805599453)
 # Above this u (1 - u below 2^-11), -ln(u) is taken as 1 - u (lg2.approx is only absolutely accurate).
 SERIES_ABOVE = tl.constexpr(1.0 - 2.0 ** -11)
 
-CENTRAL_MID = tl.constexpr(C.CENTRAL_MID)
-TAIL_NEAR_MID = tl.constexpr(C.TAIL_NEAR_MID)
-TAIL_FAR_MID = tl.constexpr(C.TAIL_FAR_MID)
-TAIL_SPLIT = tl.constexpr(C.TAIL_SPLIT)
+# Inverse-CDF pieces (see fit_ndtri.py): CENTRAL in log2(1 - x^2); WIDE in log2(4096 (1 - x^2)) and FAR in
+# sqrt(w) = sqrt(-ln(1 - x^2)), both for 64 x; the tail path takes FAR from w = 16 (s = 4) on.
 C0, C1, C2, C3, C4, C5, C6 = (tl.constexpr(c) for c in C.CENTRAL)
-N0, N1, N2, N3, N4, N5, N6, N7, N8 = (tl.constexpr(c) for c in C.TAIL_NEAR)
-F0, F1, F2, F3, F4, F5, F6, F7, F8 = (tl.constexpr(c) for c in C.TAIL_FAR)
-# The central polynomial times sqrt(2): Phi^-1(p) = x * (sqrt(2) f(w)) with one multiply fewer.
-S0, S1, S2, S3, S4, S5, S6 = (tl.constexpr(c * 1.4142135623730951) for c in C.CENTRAL)
-# The WIDE piece (degree 13 in w - WIDE_MID, sqrt(2) folded in) and the smallest min(p, q) it serves:
-# w = -ln(4 p (1 - p)) <= 17 (the fit reaches 17.5), i.e. p >= e^-17 / 4.
-WIDE_MID = tl.constexpr(C.WIDE_MID)
-(WD0, WD1, WD2, WD3, WD4, WD5, WD6, WD7, WD8, WD9, WD10, WD11, WD12, WD13) = (
-    tl.constexpr(c * 1.4142135623730951) for c in C.WIDE)
-WIDE_P_MIN = tl.constexpr(1.0e-8)
-U_MIN = tl.constexpr(2.0 ** -24)  # the smallest u(w)
+W0, W1, W2, W3, W4, W5, W6, W7, W8, W9, W10 = (tl.constexpr(c) for c in C.WIDE)
+F0, F1, F2, F3, F4, F5, F6 = (tl.constexpr(c) for c in C.FAR)
+FAR_FROM_S = tl.constexpr(4.0)
 
 
 @triton.jit
@@ -79,44 +72,10 @@ def uniform01_f64(w):
     return bits.to(tl.float64, bitcast=True) - ONE_MINUS_HALF_ULP
 
 
-@triton.jit
-def _log2(x, FAST: tl.constexpr):
-    if FAST:
-        return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32,
-                                         is_pure=True, pack=1)
-    else:
-        return tl.log2(x)
 
 
 @triton.jit
-def _sqrt(x, FAST: tl.constexpr):
-    if FAST:
-        return tl.inline_asm_elementwise("sqrt.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32,
-                                         is_pure=True, pack=1)
-    else:
-        return tl.sqrt(x)
-
-
-@triton.jit
-def _sin(x, FAST: tl.constexpr):
-    if FAST:
-        return tl.inline_asm_elementwise("sin.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32,
-                                         is_pure=True, pack=1)
-    else:
-        return tl.sin(x)
-
-
-@triton.jit
-def _cos(x, FAST: tl.constexpr):
-    if FAST:
-        return tl.inline_asm_elementwise("cos.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32,
-                                         is_pure=True, pack=1)
-    else:
-        return tl.cos(x)
-
-
-@triton.jit
-def box_muller_root(w_first, FAST: tl.constexpr):
+def box_muller_root(w_first, MATH: tl.constexpr):
     """sqrt(-log2 u(first)) = r / sqrt(2 ln 2): the radius before one constant factor (callers fold it).
 
     Near u = 1, lg2.approx is only absolutely accurate (about 2^-22), which the small radius there would
@@ -125,128 +84,108 @@ def box_muller_root(w_first, FAST: tl.constexpr):
     """
     u = uniform01(w_first)
     series = (1.0 - u) * INV_LN2  # 1 - u is exact: one rounding, fused or not
-    neg_log2 = tl.where(u > SERIES_ABOVE, series, -_log2(u, FAST))
-    return _sqrt(neg_log2, FAST)
+    neg_log2 = tl.where(u > SERIES_ABOVE, series, -log2(u, MATH))
+    return sqrt(neg_log2, MATH)
 
 
 @triton.jit
-def box_muller_angle(w_second):
-    """t - pi = 2 pi (u(second) - 1/2) in (-pi, pi), where the approximate sin/cos are accurate.
+def box_muller_angle(w_second, MATH: tl.constexpr):
+    """t - pi = 2 pi (u(second) - 1/2) in the angle unit of ``MATH``'s sin and cos (radians or turns).
 
-    With m = u + 1 - 2^-24 in [1, 2) (the mantissa), 2 pi (u - 1/2) = 2 pi (m - 3/2) + 2 pi 2^-24, and
-    m - 3/2 is exact: one add and one fma.
+    With m = u + 1 - 2^-24 in [1, 2) (the mantissa), u - 1/2 = (m - 3/2) + 2^-24, and m - 3/2 is exact:
+    one add and one fma (an add alone when the unit is a turn).
     """
-    return (_mantissa(w_second) - 1.5) * TWO_PI + TWO_PI_ULP
+    turn = full_turn(MATH)
+    return tl.fma(_mantissa(w_second) - 1.5, turn, turn * U_MIN)
 
 
 @triton.jit
-def box_muller_polar(w_first, w_second, FAST: tl.constexpr):
-    """(r, t - pi) with r = sqrt(-2 ln u(first)) and t = 2 pi u(second): z = (-r cos(t - pi), -r sin(t - pi))."""
-    return box_muller_root(w_first, FAST) * SQRT_2LN2, box_muller_angle(w_second)
+def box_muller(w_first, w_second, MATH: tl.constexpr):
+    """(r cos t, r sin t) with r = sqrt(-2 ln u(first)) and t = 2 pi u(second), as -r cos(t - pi), -r sin(t - pi)."""
+    radius = box_muller_root(w_first, MATH) * SQRT_2LN2
+    angle = box_muller_angle(w_second, MATH)
+    return -radius * cos_angle(angle, MATH), -radius * sin_angle(angle, MATH)
 
 
 @triton.jit
-def box_muller(w_first, w_second, FAST: tl.constexpr):
-    """(r cos t, r sin t) with r = sqrt(-2 ln u(first)) and t = 2 pi u(second)."""
-    radius, angle = box_muller_polar(w_first, w_second, FAST)
-    return -radius * _cos(angle, FAST), -radius * _sin(angle, FAST)
+def _poly6(v, c0, c1, c2, c3, c4, c5, c6, scale):
+    """(c0 + c1 v + ... + c6 v^6) * scale by Horner's rule: one fma per step on the GPU (fp fusion)."""
+    acc = (c6 * scale) * v + c5 * scale
+    acc = acc * v + c4 * scale
+    acc = acc * v + c3 * scale
+    acc = acc * v + c2 * scale
+    acc = acc * v + c1 * scale
+    return acc * v + c0 * scale
 
 
 @triton.jit
-def _horner6(x, c0, c1, c2, c3, c4, c5, c6):
-    acc = c6 * x + c5
-    acc = acc * x + c4
-    acc = acc * x + c3
-    acc = acc * x + c2
-    acc = acc * x + c1
-    return acc * x + c0
+def _wide_poly(v, scale):
+    """The WIDE piece times ``scale``: F(w) / 64 for v = log2(4096 (1 - x^2)), w <= 16.1."""
+    acc = (W10 * scale) * v + W9 * scale
+    acc = acc * v + W8 * scale
+    acc = acc * v + W7 * scale
+    acc = acc * v + W6 * scale
+    acc = acc * v + W5 * scale
+    acc = acc * v + W4 * scale
+    acc = acc * v + W3 * scale
+    acc = acc * v + W2 * scale
+    acc = acc * v + W1 * scale
+    return acc * v + W0 * scale
 
 
 @triton.jit
-def _horner8(x, c0, c1, c2, c3, c4, c5, c6, c7, c8):
-    return (_horner6(x, c2, c3, c4, c5, c6, c7, c8) * x + c1) * x + c0
+def trunc_normal_central(w, x_at_one, two_mass, scale, shift, MATH: tl.constexpr):
+    """shift + scale Phi^-1(p), p = Phi(alpha) + mass u, when every p and 1 - p stays above about 0.0034.
 
-
-@triton.jit
-def ndtri_lower(p, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr):
-    """Phi^-1(p) for p in (0, 1/2]: sqrt(2) * x * f(w), x = 2p - 1, w = -ln(4 p (1 - p)).
-
-    With CENTRAL_ONLY the caller guarantees w < 5 (p above about 0.0034), so the tail pieces go.
+    x = 2p - 1 = x_at_one + two_mass m in one fma of the mantissa m (x_at_one = 2 Phi(alpha) - 1 - 2 mass
+    (1 - 2^-24), rounded once), and Phi^-1(p) = x F(w) on both sides of 1/2 with w = -ln(1 - x^2): no
+    complement, no select. Rounding x costs under 2e-7 in x, which moves z by under 2e-5 there
+    (1 / phi(2.93) ~ 180), within 2e-5 max(1, |z|).
     """
-    x = 2.0 * p - 1.0
-    w = -LN2 * _log2(4.0 * p * (1.0 - p), FAST)
-    f = _horner6(w - CENTRAL_MID, C0, C1, C2, C3, C4, C5, C6)
-    if not CENTRAL_ONLY:
-        s = _sqrt(w, FAST)
-        far = s >= TAIL_SPLIT
-        tail = _horner8(s - tl.where(far, TAIL_FAR_MID, TAIL_NEAR_MID),
-                        tl.where(far, F0, N0), tl.where(far, F1, N1), tl.where(far, F2, N2),
-                        tl.where(far, F3, N3), tl.where(far, F4, N4), tl.where(far, F5, N5),
-                        tl.where(far, F6, N6), tl.where(far, F7, N7), tl.where(far, F8, N8))
-        f = tl.where(w < 5.0, f, tail)
-    return SQRT2 * x * f
+    x = _mantissa(w) * two_mass + x_at_one
+    v = log2(1.0 - x * x, MATH)
+    return x * _poly6(v, C0, C1, C2, C3, C4, C5, C6, scale) + shift
 
 
 @triton.jit
-def trunc_normal_z_central(w, x_lo, two_mass, FAST: tl.constexpr):
-    """Phi^-1(p) for p = Phi(alpha) + mass * u when every p and 1 - p stays above about 0.0034.
+def trunc_normal_untruncated(w, scale, shift, MATH: tl.constexpr):
+    """shift + scale Phi^-1(u) for calls whose whole mass is 1 in fp32 (Phi(alpha), Phi(-beta) <= 2^-48).
 
-    With x = 2p - 1 = x_lo + two_mass * u (x_lo = 2 Phi(alpha) - 1, two_mass = 2 mass) and
-    w = -ln(1 - x^2), Phi^-1(p) = x * sqrt(2) f(w) on both sides of 1/2: no complement, no select.
-    Rounding x costs under 1e-7 in p, which moves z by under 1e-5 there (1 / phi(2.7) ~ 100).
+    x = 2u - 1 is exact (64 x from u in one fma), 4096 (1 - x^2) is rounded once, and Phi^-1(u) = 64 x
+    F(w) / 64 with the WIDE piece: p = u and q = 1 - u exactly, no select, no complement.
     """
-    x = uniform01(w) * two_mass + x_lo
-    arg = _log2(1.0 - x * x, FAST) * NEG_LN2 - CENTRAL_MID
-    return x * _horner6(arg, S0, S1, S2, S3, S4, S5, S6)
+    x64 = uniform01(w) * 128.0 - 64.0  # exact
+    v = log2(tl.fma(-x64, x64, 4096.0), MATH)  # one rounding, also in the interpreter
+    return x64 * _wide_poly(v, scale) + shift
 
 
 @triton.jit
-def wide_fits(p_lo, q_hi, mass):
-    """Whether every p and q of a call stays where the WIDE polynomial serves (a scalar condition)."""
-    return tl.minimum(p_lo, q_hi) + mass * U_MIN >= WIDE_P_MIN
+def trunc_normal_wide(w, p128, q128, mass128, scale, shift, MATH: tl.constexpr):
+    """shift + scale Phi^-1(p) when every p and q = 1 - p of the call is at least about 2.8e-8 (w <= 16).
 
-
-@triton.jit
-def trunc_normal_z_wide(w, p_lo, q_hi, mass, FAST: tl.constexpr):
-    """``trunc_normal_z`` for calls where ``wide_fits``: one polynomial in w, no square root, no tail pieces.
-
-    This is the case of every interval wider than about +-5.6 std, such as trunc_normal_(std=0.02) on
-    torch's default bounds [-2, 2].
+    p = Phi(alpha) + mass u and q = Phi(-beta) + mass (1 - u), both times 128 (exact scalings: p128 =
+    128 Phi(alpha), ...), keep their relative precision in either tail. Phi^-1(p) = x F(w) holds on both
+    sides of 1/2 with x = 2p - 1 (64 x = 128 p - 64, accurate wherever |x| matters) and 1 - x^2 = 4 p q
+    (4096 (1 - x^2) = 128 p * 128 q, accurate in both tails): no select, no sign.
     """
     u = uniform01(w)
-    p = p_lo + mass * u
-    q = q_hi + mass * (1.0 - u)  # 1 - u is exact
-    lower = p <= 0.5
-    pp = tl.where(lower, p, q)
-    x = 2.0 * pp - 1.0
-    arg = _log2(4.0 * pp * (1.0 - pp), FAST) * NEG_LN2 - WIDE_MID
-    f = _horner8(arg, WD5, WD6, WD7, WD8, WD9, WD10, WD11, WD12, WD13)
-    f = (((((f * arg + WD4) * arg + WD3) * arg + WD2) * arg + WD1) * arg) + WD0
-    return tl.where(lower, x * f, -(x * f))
+    p = mass128 * u + p128
+    q = mass128 * (1.0 - u) + q128  # 1 - u is exact
+    v = log2(p * q, MATH)
+    return (p - 64.0) * _wide_poly(v, scale) + shift
 
 
 @triton.jit
-def trunc_normal_central_value(w, x_lo, two_mass, mean, std, FAST: tl.constexpr):
-    """mean + std * ``trunc_normal_z_central`` as one fma per element: std rides in the coefficients."""
-    x = uniform01(w) * two_mass + x_lo
-    arg = _log2(1.0 - x * x, FAST) * NEG_LN2 - CENTRAL_MID
-    return x * _horner6(arg, S0 * std, S1 * std, S2 * std, S3 * std, S4 * std, S5 * std, S6 * std) + mean
+def trunc_normal_tail(w, base128, mass128, flip, scale, shift, MATH: tl.constexpr):
+    """shift + scale Phi^-1(pp) for one-sided calls (every draw in one tail), pp = base + mass v down to 2^-126.
 
-
-@triton.jit
-def trunc_normal_z(w, p_lo, q_hi, mass, CENTRAL_ONLY: tl.constexpr, FAST: tl.constexpr):
-    """Phi^-1(Phi(alpha) + mass * u) without cancellation in either tail.
-
-    p = Phi(alpha) + mass * u and q = Phi(-beta) + mass * (1 - u) are the probability and its
-    complement; whichever is below 1/2 goes through ``ndtri_lower``. CENTRAL_ONLY (every p and q above
-    about 0.0034) takes ``trunc_normal_z_central``.
+    v = u (lower tail, flip 0) or 1 - u (upper tail, flip 1; the caller negates ``scale``): no per-element
+    select of p or q. The WIDE piece serves w < 16, the FAR piece in s = sqrt(w) the rest (both computed).
     """
-    if CENTRAL_ONLY:
-        return trunc_normal_z_central(w, p_lo + p_lo - 1.0, mass + mass, FAST)
-    else:
-        u = uniform01(w)
-        p = p_lo + mass * u
-        q = q_hi + mass * (1.0 - u)  # 1 - u is exact
-        lower = p <= 0.5
-        z = ndtri_lower(tl.where(lower, p, q), CENTRAL_ONLY, FAST)
-        return tl.where(lower, z, -z)
+    u = uniform01(w)
+    pp = mass128 * (u * (1.0 - 2.0 * flip) + flip) + base128  # 128 pp: u or 1 - u (exact), then one fma
+    v = log2((128.0 - pp) * pp, MATH)
+    s = sqrt(v * NEG_LN2 + TWELVE_LN2, MATH)
+    far = _poly6(s, F0, F1, F2, F3, F4, F5, F6, scale)
+    f = tl.where(s >= FAR_FROM_S, far, _wide_poly(v, scale))
+    return (pp - 64.0) * f + shift

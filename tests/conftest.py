@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _keep_triton_interpret(monkeypatch):
     """Keep TRITON_INTERPRET as the session started: the kernels were defined interpreted, and a module that
-    pops the variable on import (bench/sass_report.py does) must not turn the dispatcher's check off."""
+    pops the variable on import (bench/isa_report.py does) must not turn the dispatcher's check off."""
     if INTERPRET is not None and os.environ.get("TRITON_INTERPRET") != INTERPRET:
         monkeypatch.setenv("TRITON_INTERPRET", INTERPRET)
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from triton_init.kernels import flat as flat_kernels
+from triton_init.kernels import trunc_paths
 
 import triton_init
 from triton_init._spec import Init
@@ -63,18 +64,21 @@ def test_fsdp1_shards_equal_per_parameter_init(backend, world_size, dtype, poiso
             assert mid_row > 0  # the layout really does split rows
 
 
-def test_one_launch_per_family(monkeypatch, triton_backend):
+def test_one_launch_per_kernel_specialisation(monkeypatch, triton_backend):
     launches = []
-    real = flat_kernels.flat_fill_
-    monkeypatch.setattr(flat_kernels, "flat_fill_", lambda out, dist, rows, *a, **k: (
-        launches.append((dist, len(rows))), real(out, dist, rows, *a, **k)))
+    real = flat_kernels.Launch.run
     device = _device("triton")
     whole = _whole(torch.float32, device)
+    monkeypatch.setattr(flat_kernels.Launch, "run", lambda launch: (
+        launches.append((launch.constexprs["DIST"], launch.constexprs["TRUNC_PATH"], launch.args[1].shape[0])),
+        real(launch)))
     buffer = torch.empty(whole.numel(), device=device)
     init_flat_(buffer, shard_segments(PARAMS, 0, buffer.numel()), seed=SEED)
-    # normal, trunc_normal (central), trunc_normal (with tails), uniform, constant
-    assert sorted(d for d, _ in launches) == [0, 1, 2, 2, 3]
-    assert sum(n for _, n in launches) == len(PARAMS)
+    # uniform (fp32 fma, fp64), normal, trunc_normal (untruncated, central, wide), constant
+    untruncated, central, wide = (trunc_paths.UNTRUNCATED, trunc_paths.CENTRAL, trunc_paths.WIDE)
+    assert sorted((d, p if d == 2 else None) for d, p, _ in launches) == [
+        (0, None), (0, None), (1, None), (2, central), (2, untruncated), (2, wide), (3, None)]
+    assert sum(n for _, _, n in launches) == len(PARAMS)  # rows of the segment tables
     torch.testing.assert_close(buffer, whole, rtol=0, atol=0)
 
 

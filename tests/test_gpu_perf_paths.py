@@ -1,8 +1,9 @@
-"""The GPU-only fast paths against the format: approximate MUFU math (FAST), the fp32 uniform fma.
+"""The GPU-only fast paths against the format: the target's approximate math, the fp32 uniform fma.
 
-Under TRITON_INTERPRET=1 CI runs the plain-math variant of the same formulas; these tests check what
-only a GPU runs: lg2/sqrt/sin/cos.approx, exhaustively over every u(w) a word can give (2^23 values),
-and the tuned kernels end to end, bit-identical across launch configurations.
+Under TRITON_INTERPRET=1 CI runs the accurate-math variant of the same formulas; these tests check what
+only a GPU runs: its transcendental set (PTX lg2/sqrt/sin/cos.approx on NVIDIA, v_log/v_sqrt/v_sin/v_cos on
+AMD, see kernels/target.py), exhaustively over every u(w) a word can give (2^23 values) for Box-Muller and
+every trunc_normal path, and the tuned kernels end to end, bit-identical across launch configurations.
 """
 
 import math
@@ -11,41 +12,38 @@ import pytest
 import torch
 
 from triton_init import reference
-from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
+from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM
 
 pytestmark = pytest.mark.gpu
 
 if torch.cuda.is_available():
     import triton
     import triton.language as tl
-    from triton_init.kernels import fill
-    from triton_init.kernels.philox import box_muller, trunc_normal_z, trunc_normal_z_wide, wide_fits
+    from triton_init.kernels import fill, trunc_paths
+    from triton_init.kernels.fill import _f64, _trunc_setup, _trunc_value
+    from triton_init.kernels.philox import box_muller
+    from triton_init.kernels.target import of_device
+
+    MATH = of_device(torch.device("cuda")).math
 
     @triton.jit
-    def _box_muller_probe(first_ptr, second_ptr, z0_ptr, z1_ptr, n, BLOCK: tl.constexpr):
+    def _box_muller_probe(first_ptr, second_ptr, z0_ptr, z1_ptr, n, MATH: tl.constexpr, BLOCK: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < n
         w_first = tl.load(first_ptr + offs, mask=mask, other=0).to(tl.uint32, bitcast=True)
         w_second = tl.load(second_ptr + offs, mask=mask, other=0).to(tl.uint32, bitcast=True)
-        z0, z1 = box_muller(w_first, w_second, True)
+        z0, z1 = box_muller(w_first, w_second, MATH)
         tl.store(z0_ptr + offs, z0, mask=mask)
         tl.store(z1_ptr + offs, z1, mask=mask)
 
     @triton.jit
-    def _trunc_probe(words_ptr, z_ptr, n, p_lo, q_hi, mass, CENTRAL_ONLY: tl.constexpr, BLOCK: tl.constexpr):
+    def _trunc_probe(words_ptr, z_ptr, n, p_lo_bits, q_hi_bits, mass_bits, TRUNC_PATH: tl.constexpr,
+                     MATH: tl.constexpr, BLOCK: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < n
         w = tl.load(words_ptr + offs, mask=mask, other=0).to(tl.uint32, bitcast=True)
-        z = trunc_normal_z(w, p_lo, q_hi, mass, CENTRAL_ONLY, True)
-        tl.store(z_ptr + offs, z, mask=mask)
-
-    @triton.jit
-    def _trunc_wide_probe(words_ptr, z_ptr, fits_ptr, n, p_lo, q_hi, mass, BLOCK: tl.constexpr):
-        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        mask = offs < n
-        w = tl.load(words_ptr + offs, mask=mask, other=0).to(tl.uint32, bitcast=True)
-        tl.store(z_ptr + offs, trunc_normal_z_wide(w, p_lo, q_hi, mass, True), mask=mask)
-        tl.store(fits_ptr, wide_fits(p_lo, q_hi, mass).to(tl.int32))
+        k0, k1, k2, sign = _trunc_setup(_f64(p_lo_bits), _f64(q_hi_bits), _f64(mass_bits), TRUNC_PATH)
+        tl.store(z_ptr + offs, _trunc_value(w, k0, k1, k2, sign, 0.0, TRUNC_PATH, MATH), mask=mask)
 
 
 def _every_u_word(device="cuda") -> torch.Tensor:
@@ -70,40 +68,33 @@ def test_fast_box_muller_every_u():
     z0 = torch.empty(first.numel(), dtype=torch.float32, device="cuda")
     z1 = torch.empty_like(z0)
     n = first.numel()
-    _box_muller_probe[(triton.cdiv(n, 1024),)](_as_int32(first), _as_int32(second), z0, z1, n, BLOCK=1024)
+    _box_muller_probe[(triton.cdiv(n, 1024),)](_as_int32(first), _as_int32(second), z0, z1, n, MATH=MATH,
+                                                BLOCK=1024)
     e0, e1 = reference._box_muller(first, second, torch.float64)
     assert _contract_excess(z0, e0) <= 1.0
     assert _contract_excess(z1, e1) <= 1.0
 
 
-@pytest.mark.parametrize("a, b", [(-2.0, 2.0), (-2.7, 2.7), (0.5, 2.6), (5.0, 7.0), (-9.0, -8.0), (-6.0, 6.0),
-                                  (-0.3, 0.1)])
-@pytest.mark.parametrize("central", [True, False])
-def test_fast_trunc_normal_every_u(a, b, central):
+# (alpha, beta) -> every path valid for its probabilities (the launcher takes the cheapest)
+TRUNC_EVERY_U = [((-2.0, 2.0), ("central", "wide")), ((-2.9, 2.9), ("central",)), ((-0.3, 0.1), ("central",)),
+                 ((0.5, 2.6), ("central", "wide", "tail")), ((-100.0, 100.0), ("untruncated", "wide")),
+                 ((-6.0, 6.0), ("wide",)), ((-5.7, 40.0), ("wide",)), ((-0.01, 3.0), ("wide",)),
+                 ((5.0, 7.0), ("tail",)), ((-9.0, -8.0), ("tail",)), ((-40.0, -0.1), ("tail",)),
+                 ((11.0, 12.0), ("tail",))]
+
+
+@pytest.mark.parametrize("interval, path", [(i, p) for i, paths in TRUNC_EVERY_U for p in paths], ids=str)
+def test_fast_trunc_normal_every_u(interval, path):
+    """Each trunc_normal path, with the target's math, over every u, for calls its probabilities fit."""
+    a, b = interval
     params = reference.dist_params(TRUNC_NORMAL, torch.float32, a=a, b=b)
     p_lo, q_hi, mass = params[2:5]
-    if central and not central_only(p_lo, q_hi):
-        pytest.skip("interval outside the central polynomial's range")
+    code = {name: code for code, name in trunc_paths.NAMES.items()}[path]
     words = _every_u_word()
     z = torch.empty(words.numel(), dtype=torch.float32, device="cuda")
     n = words.numel()
-    _trunc_probe[(triton.cdiv(n, 1024),)](_as_int32(words), z, n, p_lo, q_hi, mass, CENTRAL_ONLY=central,
-                                          BLOCK=1024)
-    exact = reference._trunc_z(words, p_lo, q_hi, mass)
-    assert _contract_excess(z, exact) <= 1.0
-
-
-@pytest.mark.parametrize("a, b", [(-100.0, 100.0), (-6.0, 6.0), (-5.7, 40.0), (-2.0, 2.0)])
-def test_fast_trunc_normal_wide_every_u(a, b):
-    """The one-polynomial path that wide intervals (e.g. std=0.02 on [-2, 2]) take, over every u."""
-    params = reference.dist_params(TRUNC_NORMAL, torch.float32, a=a, b=b)
-    p_lo, q_hi, mass = params[2:5]
-    words = _every_u_word()
-    z = torch.empty(words.numel(), dtype=torch.float32, device="cuda")
-    fits = torch.zeros(1, dtype=torch.int32, device="cuda")
-    n = words.numel()
-    _trunc_wide_probe[(triton.cdiv(n, 1024),)](_as_int32(words), z, fits, n, p_lo, q_hi, mass, BLOCK=1024)
-    assert fits.item() == 1
+    bits = [fill._bits(p) for p in (p_lo, q_hi, mass)]
+    _trunc_probe[(triton.cdiv(n, 1024),)](_as_int32(words), z, n, *bits, TRUNC_PATH=code, MATH=MATH, BLOCK=1024)
     exact = reference._trunc_z(words, p_lo, q_hi, mass)
     assert _contract_excess(z, exact) <= 1.0
 
@@ -117,14 +108,14 @@ CASES = [
     (NORMAL, dict(mean=0.5, std=2.0)),
     (TRUNC_NORMAL, dict(mean=0.0, std=0.02, a=-0.04, b=0.04)),  # central
     (TRUNC_NORMAL, dict(mean=0.0, std=1.0, a=5.0, b=7.0)),  # far tail
-    (TRUNC_NORMAL, dict(mean=0.0, std=0.02, a=-2.0, b=2.0)),  # +-100 std: the wide path
+    (TRUNC_NORMAL, dict(mean=0.0, std=0.02, a=-2.0, b=2.0)),  # +-100 std: the untruncated path
+    (TRUNC_NORMAL, dict(mean=0.0, std=1.0, a=-3.0, b=3.0)),  # the wide path, clamped
 ]
 
 
 def _fill(dist, params, dtype, n, base, **launch):
-    central = dist == TRUNC_NORMAL and central_only(params[2], params[3])
     out = torch.full((n,), float("nan"), dtype=dtype, device="cuda")
-    fill.fill_(out, dist, params, 99, 7, (n,), (1,), (1,), base, central_only=central, fast=True, **launch)
+    fill.fill_(out, dist, params, 99, 7, (n,), (1,), (1,), base, **launch)
     return out
 
 
@@ -175,8 +166,6 @@ def test_fast_column_major_tiles_match_flat(dist, kw):
     params = reference.dist_params(dist, torch.float32, **kw)
     view = torch.full((cols, rows + 3), float("nan"), device="cuda").t()[:rows]  # strides (1, rows + 3)
     assert fill._transposed_tiles((rows, cols), view.stride(), (cols, 1), base)
-    central = dist == TRUNC_NORMAL and central_only(params[2], params[3])
-    fill.fill_(view, dist, params, 99, 7, (rows, cols), view.stride(), (cols, 1), base, central_only=central,
-               fast=True)
+    fill.fill_(view, dist, params, 99, 7, (rows, cols), view.stride(), (cols, 1), base)
     flat = _fill(dist, params, torch.float32, rows * cols, base)
     assert torch.equal(view.contiguous().reshape(-1), flat)

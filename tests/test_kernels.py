@@ -8,8 +8,6 @@ import math
 
 import pytest
 import torch
-import triton
-import triton.language as tl
 from _contract import (
     assert_contract,
     assert_uniform,
@@ -23,11 +21,10 @@ from _contract import (
 )
 from conftest import ALL_DTYPES
 from triton_init.kernels.fill import fill_
-from triton_init.kernels.philox import trunc_normal_z_wide, wide_fits
 
 import triton_init
 from triton_init import reference
-from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
+from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM
 from triton_init._layout import make_layout
 
 SEED = 0x9E3779B97F4A7C15  # above 2^63: both key words matter
@@ -104,53 +101,6 @@ def test_kernel_extreme_tails(alpha, beta, poisoned):
     check_against_oracle(kernel, "trunc_normal", kwargs, SEED, STREAM, range(1031))
 
 
-@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
-def test_trunc_normal_central_and_tail_pieces_agree(dtype, poisoned):
-    """The central-only inverse CDF (chosen for [-2, 2]) and the full one give the same values within the contract."""
-    kwargs = CASES["trunc[-2,2]"][1]
-    out = {}
-    for central in (True, False):
-        t = poisoned(2001, dtype=dtype)
-        layout = make_layout(t)
-        params = reference.dist_params(TRUNC_NORMAL, dtype, **kwargs)
-        assert central_only(params[2], params[3])
-        fill_(t, TRUNC_NORMAL, params, SEED, 11, layout.sizes, layout.mem_strides, layout.logical_strides,
-              layout.base, central_only=central)
-        check_against_oracle(t, "trunc_normal", kwargs, SEED, 11, range(2001))
-        out[central] = t
-
-
-@triton.jit
-def _trunc_wide_probe(words_ptr, z_ptr, fits_ptr, n, p_lo, q_hi, mass, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    w = tl.load(words_ptr + offs, mask=mask, other=0).to(tl.uint32)
-    tl.store(z_ptr + offs, trunc_normal_z_wide(w, p_lo, q_hi, mass, False), mask=mask)
-    tl.store(fits_ptr, wide_fits(p_lo, q_hi, mass).to(tl.int32))
-
-
-@pytest.mark.parametrize("alpha, beta, fits", [(-100, 100, True), (-6, 6, True), (-5.7, 40, True), (-2, 2, True),
-                                               (-4, 4, True), (5, 7, False), (-9, -8, False),
-                                               (-7, -1, False)])
-def test_trunc_normal_wide_path(alpha, beta, fits):
-    """Wide intervals (std=0.02 on [-2, 2] is +-100 std) take one polynomial in w; over the u values at
-    both ends (the largest |z|) and a sample between, it meets the contract, and it is chosen exactly when
-    every p and q a call can draw lies in its range."""
-    params = reference.dist_params(TRUNC_NORMAL, torch.float64, a=alpha, b=beta)
-    p_lo, q_hi, mass = params[2:5]
-    ends = torch.cat([torch.arange(2048), (1 << 23) - 1 - torch.arange(2048)])
-    middle = torch.randint(0, 1 << 23, (4096,), generator=torch.Generator().manual_seed(3))
-    words = torch.cat([ends, middle]).to(torch.int64) << 9
-    z = torch.full((words.numel(),), float("nan"))
-    flag = torch.zeros(1, dtype=torch.int32)
-    _trunc_wide_probe[(triton.cdiv(words.numel(), 1024),)](words, z, flag, words.numel(), p_lo, q_hi, mass,
-                                                            BLOCK=1024)
-    assert bool(flag.item()) == fits
-    if fits:
-        expected = reference._trunc_z(words, p_lo, q_hi, mass)
-        assert ((z.double() - expected).abs() <= 2e-5 * expected.abs().clamp(min=1.0)).all()
-
-
 def test_wide_interval_through_the_kernel(poisoned):
     """torchtitan's trunc_normal_(std=0.02) on the default [-2, 2] through the whole kernel, every dtype."""
     kwargs = dict(mean=0.0, std=0.02, a=-2.0, b=2.0)
@@ -164,9 +114,8 @@ LAUNCH_CONFIGS = [(None, None), (4, 1), (16, 2), (128, 8), (1024, 4)]  # (block_
 
 def _launch(t, dist, kwargs, layout, block_groups, num_warps):
     params = reference.dist_params(DIST_IDS[dist], t.dtype, **kwargs)
-    central = dist == "trunc_normal" and central_only(params[2], params[3])
     fill_(t, DIST_IDS[dist], params, SEED, 5, layout.sizes, layout.mem_strides, layout.logical_strides,
-          layout.base, central_only=central, block_groups=block_groups, num_warps=num_warps)
+          layout.base, block_groups=block_groups, num_warps=num_warps)
     return t
 
 
@@ -182,7 +131,9 @@ def test_block_size_and_num_warps_do_not_change_bits(case, dtype, poisoned):
     strided_layout = make_layout(strided(), (40, 97), (3, 45))
     tiles = lambda: poisoned(12, 9, dtype=dtype).t()  # noqa: E731  rows of whole groups: the default takes tiles
     tiles_layout = make_layout(tiles(), (40, 96), (4, 8))
-    for make, layout in ((flat, flat_layout), (strided, strided_layout), (tiles, tiles_layout)):
+    rows = lambda: poisoned(5, 16, dtype=dtype)  # noqa: E731  a Shard(1) block of aligned whole rows: row tiles
+    rows_layout = make_layout(rows(), (6, 64), (1, 16))
+    for make, layout in ((flat, flat_layout), (strided, strided_layout), (tiles, tiles_layout), (rows, rows_layout)):
         results = [_launch(make(), dist, kwargs, layout, bg, nw) for bg, nw in LAUNCH_CONFIGS]
         assert not torch.isnan(results[0]).any()
         for other in results[1:]:
@@ -197,6 +148,7 @@ def test_strided_views_get_their_own_logical_values(case, backend, poisoned):
         "transpose": (poisoned(13, 7).t(), (7, 13)),
         "transpose, rows of whole groups": (poisoned(12, 9).t(), (9, 12)),  # the launcher's column-major tiles
         "column slice": (poisoned(11, 29)[:, 3:17], (11, 14)),
+        "aligned column slice": (poisoned(7, 40)[:, 8:24], (7, 16)),  # whole 16-byte rows: the row tiles
         "3-D permute": (poisoned(4, 5, 6).permute(2, 0, 1), (6, 4, 5)),
         "5-D permute": (poisoned(2, 2, 2, 2, 3).permute(4, 2, 0, 3, 1), (3, 2, 2, 2, 2)),  # > 3 outer dims
         "stepped": (poisoned(9, 40)[1::2, ::3], (4, 14)),

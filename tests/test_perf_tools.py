@@ -1,12 +1,6 @@
-"""The compiled-CPU decision logic and its math (run eagerly: no compile here), and the SASS report's parsing."""
+"""The compiled-CPU decision logic and its math (run eagerly: no compile here)."""
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +8,6 @@ import torch
 from triton_init import _cpu_compiled, reference
 from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM
 from triton_init._layout import make_layout
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -122,52 +114,3 @@ def test_chunk_math_matches_reference(fresh_compiled_state, dist, kw, dtype):
     expected = reference.values_at(torch.arange(n) + base, dist, params, 99, 2**64 - 5, dtype)
     tol = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 2.0 ** -7}[dtype]
     assert torch.allclose(out.double(), expected.double(), rtol=tol, atol=tol * kw.get("std", 1.0))
-
-
-def _sass_report():
-    spec = importlib.util.spec_from_file_location("sass_report", ROOT / "bench" / "sass_report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-LISTING = """
-        /*0000*/                   LDC R1, c[0x0][0x28] ;                      /* 0x00000a00ff017b82 */
-        /*0010*/                   MUFU.LG2 R5, R5 ;                            /* 0x0000000000057919 */
-        /*0020*/               @!P0 STG.E.EF.128 desc[UR4][R2.64], R4 ;        /* 0x0000000000007919 */
-        /*0030*/                   STL [R1], R2 ;                               /* 0x0000000000007919 */
-        /*0040*/                   STG.E.U16 desc[UR4][R2.64], R4 ;             /* 0x0000000000007919 */
-        /*0050*/                   EXIT ;                                       /* 0x0000000000007919 */
-        /*0060*/                   BRA 0x60;                                    /* 0x0000000000007919 */
-        /*0070*/                   NOP;                                         /* 0x0000000000007919 */
-"""
-
-
-def test_sass_parsing():
-    sass = _sass_report()
-    instructions = sass.parse_sass(LISTING)
-    assert instructions[2] == "@!P0 STG.E.EF.128 desc[UR4][R2.64], R4"
-    assert sass.opcode(instructions[2]) == "STG.E.EF.128"
-    counts = sass.count_sass(instructions)
-    assert counts["instructions"] == 6  # the closing self-branch and the NOP padding left out
-    assert counts["mufu"] == 1 and counts["spills"] == 1 and counts["store_bytes"] == 16
-    assert sass.store_width("STG.E.U16") == 2 and sass.store_width("STG.E") == 4
-    assert sass.parse_resources("Function _fill_kernel:\n REG:48 STACK:0 SHARED:0 LOCAL:0 CONSTANT[0]:624")[
-        "registers"] == 48
-
-
-def test_sass_report_offline_targets(tmp_path):
-    """bf16 normal on sm_90: 16-byte stores, no spills, at most 22 instructions per element."""
-    import triton
-
-    if not (Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump").exists():
-        pytest.skip("triton ships no cuobjdump here")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = tmp_path / "sass.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "sass_report.py"), "--only", "^normal/bf16$",
-                           "--jobs", "1", "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (record,) = [r for r in json.loads(out.read_text()) if r["kernel"] == "normal"]
-    assert record["store_bytes"] == 16
-    assert record["spills"] == 0
-    assert record["instructions_per_element"] <= 22

@@ -12,8 +12,9 @@ from contextlib import contextmanager, nullcontext
 import torch
 
 from . import reference
-from ._format import TRUNC_NORMAL, central_only, kernel_exact
+from ._format import kernel_exact
 from ._layout import Layout, make_layout
+from .kernels.target import interpreter_active
 
 BACKENDS = ("auto", "reference", "triton")
 _override = threading.local()
@@ -50,10 +51,6 @@ def current_backend() -> str:
     return "auto"
 
 
-def interpreter_active() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
 def triton_available() -> bool:
     try:
         import triton  # noqa: F401
@@ -88,10 +85,9 @@ def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int
     The rare calls the fp32 kernels cannot serve within the contract (``kernel_exact``) take the
     reference, whatever the device."""
     if uses_triton(tensor) and kernel_exact(dist, params):
-        central = dist == TRUNC_NORMAL and central_only(params[2], params[3])
         with torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext():
             _kernels().fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,
-                             layout.logical_strides, layout.base, central_only=central)
+                             layout.logical_strides, layout.base)
     else:
         reference.fill_(tensor, layout, dist, params, seed, stream)
 

@@ -17,9 +17,6 @@ UNIFORM = 0
 NORMAL = 1
 TRUNC_NORMAL = 2
 
-# Inverse-CDF pieces in the kernels: w = -ln(4 m (1 - m)) below this needs only the central polynomial.
-CENTRAL_W_LIMIT = 4.99
-
 
 def stream_id(stream) -> int:
     """A stream as an int in [0, 2^64): None -> 0, a str -> the first 8 bytes of BLAKE2b, little-endian."""
@@ -88,12 +85,6 @@ def kernel_exact(dist: int, params) -> bool:
     intervals go to the float64 reference, which stays accurate to about 37 std.
     """
     return dist != TRUNC_NORMAL or params[4] * 2.0 ** -24 >= 2.0 ** -126
-
-
-def central_only(p_lo: float, q_hi: float) -> bool:
-    """Whether every min(p, q) of a trunc_normal call lies where the central polynomial is valid."""
-    smallest = min(p_lo, q_hi)
-    return smallest > 0.0 and -math.log(4.0 * smallest * (1.0 - smallest)) < CENTRAL_W_LIMIT
 
 
 def trunc_params(mean: float, std: float, a: float, b: float) -> TruncParams:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
+from ._format import NORMAL, TRUNC_NORMAL, UNIFORM
 from ._layout import logical_block
 from ._validate import check_interval, check_real, check_std
 from .reference import call_params, dist_params
@@ -90,12 +90,11 @@ class Init:
         return tensor
 
     def flat_family(self, dtype: torch.dtype):
-        """(family, params, central_only) for the flat kernel and its reference, for a ``dtype`` buffer."""
+        """(family, params) for the flat kernel and its reference, for a ``dtype`` buffer."""
         if self.kind == "constant":
-            return CONSTANT, (self.value,), False
+            return CONSTANT, (self.value,)
         if self.kind == "uniform":
-            return UNIFORM, dist_params(UNIFORM, dtype, a=self.a, b=self.b), False
+            return UNIFORM, dist_params(UNIFORM, dtype, a=self.a, b=self.b)
         if self.kind == "normal":
-            return NORMAL, dist_params(NORMAL, dtype, mean=self.mean, std=self.std), False
-        family, params = call_params(TRUNC_NORMAL, dtype, mean=self.mean, std=self.std, a=self.a, b=self.b)
-        return family, params, family == TRUNC_NORMAL and central_only(params[2], params[3])
+            return NORMAL, dist_params(NORMAL, dtype, mean=self.mean, std=self.std)
+        return call_params(TRUNC_NORMAL, dtype, mean=self.mean, std=self.std, a=self.a, b=self.b)

@@ -75,15 +75,14 @@ def init_flat_(buffer: torch.Tensor, segments, *, seed) -> torch.Tensor:
         return buffer
     families: dict = {}
     for seg, stream in checked:
-        family, params, central = seg.init.flat_family(buffer.dtype)
-        families.setdefault((family, central), []).append((seg.offset, seg.start, seg.numel, stream, params))
+        family, params = seg.init.flat_family(buffer.dtype)
+        families.setdefault(family, []).append((seg.offset, seg.start, seg.numel, stream, params))
     with torch.no_grad():
         if _dispatch.uses_triton(buffer):
             # the rare calls the fp32 kernels cannot serve within the contract take the reference
-            _launch(buffer, {key: [r for r in rows if kernel_exact(key[0], r[4])] for key, rows in families.items()},
-                    seed)
-            families = {key: [r for r in rows if not kernel_exact(key[0], r[4])] for key, rows in families.items()}
-        for (family, _), rows in families.items():
+            _launch(buffer, {f: [r for r in rows if kernel_exact(f, r[4])] for f, rows in families.items()}, seed)
+            families = {f: [r for r in rows if not kernel_exact(f, r[4])] for f, rows in families.items()}
+        for family, rows in families.items():
             for offset, start, numel, stream, params in rows:
                 piece = buffer[offset:offset + numel]
                 if family == CONSTANT:
@@ -94,13 +93,13 @@ def init_flat_(buffer: torch.Tensor, segments, *, seed) -> torch.Tensor:
 
 
 def _launch(anchor: torch.Tensor, families: dict, seed: int) -> None:
-    """One segment-table launch per (family, central_only); row offsets count elements from ``anchor``."""
+    """Segment-table launches per family; row offsets count elements from ``anchor``."""
     from .kernels import flat
 
     with torch.cuda.device(anchor.device) if anchor.is_cuda else nullcontext():
-        for (family, central), rows in families.items():
+        for family, rows in families.items():
             if rows:
-                flat.flat_fill_(anchor, family, rows, seed, central_only=central)
+                flat.flat_fill_(anchor, family, rows, seed)
 
 
 def fill_blocks_(blocks, *, seed: int) -> list:
@@ -129,7 +128,7 @@ def fill_blocks_(blocks, *, seed: int) -> list:
         if local.device.type == "meta" or local.numel() == 0:
             continue
         if (local.dtype not in SUPPORTED_DTYPES or not layout.is_flat or not _dispatch.uses_triton(local)
-                or local.data_ptr() % local.element_size() or not kernel_exact(*init.flat_family(local.dtype)[:2])):
+                or local.data_ptr() % local.element_size() or not kernel_exact(*init.flat_family(local.dtype))):
             rest.append(block)
             continue
         groups.setdefault((local.device, local.dtype), []).append((local, init, stream_id(stream), layout.base))
@@ -139,9 +138,9 @@ def fill_blocks_(blocks, *, seed: int) -> list:
             itemsize = anchor.element_size()
             families: dict = {}
             for local, init, stream, base in items:
-                family, params, central = init.flat_family(dtype)
+                family, params = init.flat_family(dtype)
                 offset = (local.data_ptr() - anchor.data_ptr()) // itemsize
-                families.setdefault((family, central), []).append((offset, base, local.numel(), stream, params))
+                families.setdefault(family, []).append((offset, base, local.numel(), stream, params))
             _launch(anchor, families, seed)
     return rest
 
