@@ -1,0 +1,193 @@
+"""``triton-init init``: build a model on the meta device, materialize and initialize it (or one rank's
+shard of it), and print the time, GB/s and a checksum of the logical model.
+
+The checksum is a sum mod 2^64 of one 64-bit hash per element, hash(stream, logical index, value bits):
+integer addition is associative and commutative, so per-rank partial sums add up to exactly the
+whole-model value whatever the world size, the sharding or the order, and a changed or moved value
+changes it.
+"""
+
+import sys
+import time
+
+import torch
+
+from .._format import stream_id
+from .._layout import row_major_strides
+from .._sharding import local_block
+from ..flat import fill_blocks_
+from ..models import MODELS, build
+from ..module import apply_init, materialize_, plan
+from ..recipes import RECIPES
+from . import _common
+
+MASK64 = (1 << 64) - 1
+_CHECKSUM_CHUNK = 1 << 22  # elements hashed at once: bounded extra memory (a few int64 temporaries)
+
+
+def _signed(x: int) -> int:
+    x &= MASK64
+    return x - (1 << 64) if x >> 63 else x
+
+
+_MIX1, _MIX2 = _signed(0xBF58476D1CE4E5B9), _signed(0x94D049BB133111EB)
+
+
+def _mix64(z: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finalizer on int64 tensors (products wrap; >> made logical by masking)."""
+    z = (z ^ ((z >> 30) & ((1 << 34) - 1))) * _MIX1
+    z = (z ^ ((z >> 27) & ((1 << 37) - 1))) * _MIX2
+    return z ^ ((z >> 31) & ((1 << 33) - 1))
+
+
+def _bits(values: torch.Tensor) -> torch.Tensor:
+    """The storage bits of each element as a non-negative int64."""
+    width = values.element_size()
+    if width == 8:
+        return values.view(torch.int64)
+    as_int = values.view({4: torch.int32, 2: torch.int16, 1: torch.int8}[width]).to(torch.int64)
+    return as_int & ((1 << (8 * width)) - 1)
+
+
+def block_checksum(tensor: torch.Tensor, stream, global_shape=None, global_offset=None) -> int:
+    """Sum mod 2^64 of hash(stream, logical index, bits) over the block ``tensor`` of the logical tensor."""
+    shape = tuple(tensor.shape)
+    global_shape = tuple(global_shape) if global_shape is not None else shape
+    offset = tuple(global_offset) if global_offset is not None else (0,) * len(shape)
+    if tensor.numel() == 0:
+        return 0
+    if tensor.dim() == 0:
+        tensor, shape, global_shape, offset = tensor.reshape(1), (1,), (1,), (0,)
+    strides = row_major_strides(global_shape)
+    salt = _signed(stream_id(stream) * 0x9E3779B97F4A7C15)
+    row_numel = tensor.numel() // shape[0]
+    rows_per_chunk = max(1, _CHECKSUM_CHUNK // max(1, row_numel))
+    total = torch.zeros((), dtype=torch.int64, device=tensor.device)
+    for r0 in range(0, shape[0], rows_per_chunk):
+        r1 = min(shape[0], r0 + rows_per_chunk)
+        index = (offset[0] + torch.arange(r0, r1, device=tensor.device)) * strides[0]
+        for d in range(1, len(shape)):
+            cols = (offset[d] + torch.arange(shape[d], device=tensor.device)) * strides[d]
+            index = index.unsqueeze(-1) + cols
+        chunk = tensor[r0:r1].contiguous().reshape(-1)
+        total += _mix64(_mix64(index.reshape(-1) + salt) ^ _bits(chunk)).sum()
+    return int(total.item()) & MASK64
+
+
+def combine(partials) -> int:
+    """The whole-model checksum from per-rank (or per-tensor) partial checksums."""
+    return sum(partials) & MASK64
+
+
+def _progress(done: int, total: int, started: float) -> None:
+    width = 30
+    filled = width * done // max(1, total)
+    elapsed = max(1e-9, time.perf_counter() - started)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done / 2**20:9.1f}/{total / 2**20:.1f} MiB "
+                     f"{done / elapsed / 1e9:7.3f} GB/s {elapsed:6.1f} s")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int = 1, rank: int = 0,
+               seed: int = 0, recipe=None, progress: bool = False, checksum: bool = True) -> dict:
+    """Materialize and initialize ``name`` (or rank ``rank``'s FSDP-style Shard(0) block of every
+    parameter); returns seconds, bytes written and the partial checksum of this rank's values (None
+    without ``checksum``)."""
+    from torch.distributed.tensor import Shard
+
+    if world_size < 1:
+        raise ValueError(f"world_size must be at least 1, got {world_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
+    model = build(name, dtype=dtype)
+    recipe = recipe or MODELS[name].recipe
+    entries = plan(model, recipe)
+    blocks = []
+    for stream, tensor, init, _ in entries:
+        shape = tuple(tensor.shape)
+        local_shape, offset = local_block(shape, (world_size,), (rank,), (Shard(0),))
+        blocks.append((stream, init, shape, local_shape, offset))
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    total_bytes = sum(torch.Size(b[3]).numel() for b in blocks) * itemsize
+    _sync(device)
+    started = time.perf_counter()
+    done = 0
+
+    def advance(_stream, tensor):
+        nonlocal done
+        done += tensor.numel() * itemsize
+        if progress:
+            _progress(done, total_bytes, started)
+
+    if world_size == 1:
+        materialize_(model, device, recipe, seed=seed, callback=advance)
+        tensors = [tensor.detach() for _, tensor, _, _ in plan(model, recipe)]
+    else:  # one rank's shards: allocate the local blocks only, fill them with their logical values
+        tensors = [torch.empty(local_shape, dtype=dtype, device=device) for _, _, _, local_shape, _ in blocks]
+        rest = fill_blocks_([(local, init, stream, shape, offset)
+                             for local, (stream, init, shape, _, offset) in zip(tensors, blocks, strict=True)],
+                            seed=seed)
+        for local, init, stream, shape, offset in rest:
+            apply_init(local, init, seed=seed, stream=stream, global_shape=shape, global_offset=offset)
+            advance(stream, local)
+    _sync(device)
+    seconds = time.perf_counter() - started
+    if progress and done < total_bytes:  # blocks filled by the batched kernel: complete the bar
+        _progress(total_bytes, total_bytes, started)
+    partial = combine(block_checksum(t, stream, shape, offset)
+                      for t, (stream, _, shape, _, offset) in zip(tensors, blocks, strict=True)) if checksum else None
+    return {"model": name, "seconds": seconds, "bytes": total_bytes, "checksum": partial,
+            "elements": total_bytes // itemsize}
+
+
+def run(args) -> int:
+    if args.rank is not None and args.rank >= args.world_size:
+        raise _common.UsageError(f"argument --rank: must be in [0, --world-size={args.world_size}), got {args.rank}")
+    device = args.device or _common.default_device()
+    name = args.model or ("llama-3-8b" if device.startswith("cuda") else "tiny")
+    dtype = _common.torch_dtype(args.dtype)
+    ranks = [args.rank] if args.rank is not None else list(range(args.world_size))
+    progress = args.progress if args.progress is not None else (device == "cpu" and sys.stderr.isatty())
+    partials = []
+    for rank in ranks:
+        result = init_model(name, dtype=dtype, device=device, world_size=args.world_size, rank=rank,
+                            seed=args.seed, recipe=args.recipe, progress=progress)
+        partials.append(result["checksum"])
+        gbps = result["bytes"] / max(result["seconds"], 1e-12) / 1e9
+        print(f"{name} {args.dtype} on {device}, rank {rank}/{args.world_size}: {result['elements']:,} elements "
+              f"in {result['seconds']:.3f} s, {gbps:.3g} GB/s, partial checksum {result['checksum']:016x}")
+    if len(ranks) == args.world_size:
+        print(f"checksum {combine(partials):016x} (seed {args.seed}; the same for every world size)")
+    else:
+        print("add the partial checksums of all ranks mod 2^64 for the model's checksum")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = _common.add_command(
+        subparsers, "init", summary="materialize and initialize a built-in model (or one rank's shard)",
+        description="Build a built-in model on the meta device, materialize and initialize it (or one rank's\n"
+                    "FSDP-style Shard(0) block of every parameter), and print the time, GB/s and a checksum of\n"
+                    "the logical model: per-rank partial checksums add up (mod 2^64) to the whole model's.",
+        run=run)
+    p.add_argument("--model", choices=sorted(MODELS),
+                   help="built-in shape table (default: llama-3-8b on CUDA, tiny on the CPU)")
+    p.add_argument("--dtype", default="bf16", type=_common.dtype_name,
+                   help=f"parameter dtype: {', '.join(_common.DTYPES)} or torch's name (default: bf16)")
+    p.add_argument("--device", type=_common.device_name, help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--world-size", type=_common.int_in(1), default=1, metavar="N",
+                   help="number of ranks the parameters are sharded over, at least 1 (default: 1)")
+    p.add_argument("--rank", type=_common.int_in(0), metavar="R",
+                   help="initialize only this rank's shard, in [0, N) (default: every rank in turn)")
+    p.add_argument("--seed", type=_common.seed_value, default=0, help="Philox key, in [0, 2**64) (default: 0)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="init recipe (default: the model's own)")
+    p.add_argument("--progress", action="store_true", default=None,
+                   help="show a progress bar (default: on a terminal, for CPU runs)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
