@@ -209,7 +209,7 @@ def test_noisy_rows_are_flagged_and_small_numbers_keep_their_digits():
 def test_bench_says_what_it_measures_and_checks_the_kernels(tmp_path, capsys):
     out_json = tmp_path / "bench.json"
     assert main(["bench", "--numel", "4096", "--repeats", "3", "--dtypes", "fp32,bf16",
-                 "--ops", "normal,trunc_normal,orthogonal", "--json", str(out_json)]) == 0
+                 "--ops", "normal,trunc_normal,orthogonal,kaiming_normal", "--json", str(out_json)]) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
     runs = "reference-eager" if not torch.cuda.is_available() else "triton"
@@ -217,7 +217,8 @@ def test_bench_says_what_it_measures_and_checks_the_kernels(tmp_path, capsys):
     report = json.loads(out_json.read_text())
     assert report["numel"] == 4096 and report["repeats"] == 3 and report["openmp"].startswith("OMP_WAIT_POLICY=")
     rows = {(r["op"], r["dtype"]): r for r in report["rows"]}
-    assert set(rows) == {(op, dt) for op in ("normal", "trunc_normal", "orthogonal") for dt in ("float32", "bfloat16")}
+    ops = ("normal", "trunc_normal", "kaiming_normal", "orthogonal")
+    assert set(rows) == {(op, dt) for op in ops for dt in ("float32", "bfloat16")}
     for (op, dtype), row in rows.items():
         line = next(line for line in lines if line.startswith(op) and dtype in line.split()[1])
         assert row["runs"] in line and f"{row['elements']:,}" in line
@@ -231,7 +232,9 @@ def test_bench_says_what_it_measures_and_checks_the_kernels(tmp_path, capsys):
             assert row["elements"] == 4096 and row["error_kind"] == "contract" and 0 < row["error"] <= 1.0
     assert "torch fails" in rows["orthogonal", "bfloat16"]["note"]
     kernel_rows = report["kernel_check"]["rows"]
-    assert [(r["op"], r["dtype"]) for r in kernel_rows] == list(rows)
+    assert [(r["op"], r["dtype"]) for r in kernel_rows] == [key for key in rows if key[0] != "kaiming_normal"]
+    assert "kaiming_normal the normal kernel with a std from the fans: checked by the normal rows" in \
+        " ".join(text.split())
     assert all(r["ok"] for r in kernel_rows) and report["ok"]
     for r in kernel_rows:
         if r["error_kind"] == "contract":

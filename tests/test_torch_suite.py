@@ -87,4 +87,5 @@ def test_orthogonal_with_a_gain_on_weights_with_a_kernel(shape):
     out = triton_init.orthogonal_(torch.zeros(shape), gain=gain, seed=5)
     q = out.reshape(shape[0], -1).double()
     gram = q @ q.t() if q.shape[0] <= q.shape[1] else q.t() @ q
-    torch.testing.assert_close(gram, gain**2 * torch.eye(gram.shape[0], dtype=torch.float64), atol=1e-6 * gain**2, rtol=0)
+    expected = gain**2 * torch.eye(gram.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(gram, expected, atol=1e-6 * gain**2, rtol=0)
