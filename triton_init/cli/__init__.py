@@ -15,8 +15,6 @@ COMMANDS = ("bench", "init")  # modules of this package, in the order the help l
 
 DESCRIPTION = """\
 Fused, shard-invariant parameter initialization (a drop-in for torch.nn.init).
-bench: what tensors run here, timed against torch.nn.init, plus a check of the Triton kernels.
-init:  materialize and initialize a built-in model (or one rank's shard), with a checksum.
 Run 'triton-init COMMAND --help' for a command's options."""
 
 

@@ -142,7 +142,7 @@ def bench_row(op: BenchOp, dtype: torch.dtype, device: str, numel: int, repeats:
     nbytes = tensor.numel() * tensor.element_size()
     ratios = [t / o for t, o in zip(theirs, ours, strict=True)] if theirs else []
     row = {
-        "op": op.name, "dtype": checks._name(dtype), "shape": list(tensor.shape), "elements": tensor.numel(),
+        "op": op.name, "dtype": checks.dtype_str(dtype), "shape": list(tensor.shape), "elements": tensor.numel(),
         "runs": runs if runs_after == runs else f"{runs}, then {runs_after}", "repeats": repeats,
         "ours_s": statistics.median(ours), "torch_s": statistics.median(theirs) if theirs else None,
         "ratio_vs_torch": statistics.median(ratios) if ratios else None,
