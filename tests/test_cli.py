@@ -233,7 +233,7 @@ def test_bench_says_what_it_measures_and_checks_the_kernels(tmp_path, capsys):
     assert "torch fails" in rows["orthogonal", "bfloat16"]["note"]
     kernel_rows = report["kernel_check"]["rows"]
     assert [(r["op"], r["dtype"]) for r in kernel_rows] == [key for key in rows if key[0] != "kaiming_normal"]
-    assert "kaiming_normal the normal kernel with a std from the fans: checked by the normal rows" in \
+    assert "kaiming_normal the normal kernel with scalars from the fans: checked by the normal rows" in \
         " ".join(text.split())
     assert all(r["ok"] for r in kernel_rows) and report["ok"]
     for r in kernel_rows:

@@ -282,7 +282,7 @@ def _kernel_check(ops, dtypes, out) -> dict:
                       f"|QQᵀ-I| {_g(row['orthogonality_error'], 2)}")
         out(f"  {row['op']:<15}{row['dtype']:<9}{detail}  {verdict}")
     for op in covered:
-        out(f"  {op.name:<15}the {op.same_kernel_as} kernel with a std from the fans: checked by the "
+        out(f"  {op.name:<15}the {op.same_kernel_as} kernel with scalars from the fans: checked by the "
             f"{op.same_kernel_as} rows")
     failed = sum(not row["ok"] for row in result["rows"])
     out(f"kernel check: {len(result['rows']) - failed} of {len(result['rows'])} rows ok "
