@@ -110,7 +110,7 @@ def sampled_error(op: BenchOp, tensor: torch.Tensor) -> tuple[float, str]:
     """The output's max error on SAMPLE random positions and both ends, in contract units ("contract"),
     or its orthogonality error for orthogonal ("|QQᵀ-I|")."""
     if op.dist_args is None:
-        return checks.orthogonality_error(tensor.cpu()), "|QQᵀ-I|"
+        return checks.orthogonality_error(tensor), "|QQᵀ-I|"
     flat = tensor.reshape(-1)
     n = flat.numel()
     positions = torch.cat([torch.randint(0, n, (SAMPLE,), generator=torch.Generator().manual_seed(0)),

@@ -66,7 +66,8 @@ def exact_values(logical: torch.Tensor, dist: int, dist_args: dict, seed: int, s
 
 
 def orthogonality_error(out: torch.Tensor) -> float:
-    """max |Q Qᵀ - I| (QᵀQ for a tall Q) in float64: the output's own error, so bf16 shows its rounding."""
+    """max |Q Qᵀ - I| (QᵀQ for a tall Q) in float64 on the output's device: the output's own error, so bf16
+    shows its rounding."""
     q = out.reshape(out.shape[0], -1).double()
     gram = q @ q.t() if q.shape[0] <= q.shape[1] else q.t() @ q
     gram.diagonal().sub_(1.0)
