@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# One command for a GPU machine: the GPU tests, then the throughput run, everything written under $OUT.
+# One command for a GPU machine (NVIDIA, or AMD with a ROCm build of torch): the GPU tests, then the
+# throughput run, everything written under $OUT.
 #
 #   bash bench/device_check.sh            # from the repository root; OUT defaults to bench/results/device-check
 #
 # Needs python3 with torch and triton (no installs: the package is imported from this checkout). Writes
 #   $OUT/device_check.log    everything printed
-#   $OUT/pytest_gpu.log      pytest -m gpu (FAST paths over every u, > 2^31-element buffer, ...)
+#   $OUT/pytest_gpu.log      pytest -m gpu (the target's approximate math over every u, > 2^31 elements, ...)
 #   $OUT/throughput.json     bench/throughput.py records; $OUT/throughput.png its plot (if matplotlib)
 #   $OUT/shard_bench.json    bench/shard_bench.py: one rank's 1/8 shard of Llama-3-70B in bf16 vs torch
-#   $OUT/sass.json           bench/sass_report.py under this machine's triton
+#   $OUT/isa.json            bench/isa_report.py for this GPU's architecture, under this machine's triton
 #   $OUT/<device>-<date>.json  the summary to commit as bench/results/<device>-<date>.json
-# Budget: under 5 minutes (pytest <= 130 s, throughput <= 95 s, shard bench <= 45 s, SASS report <= 25 s;
+# Budget: under 5 minutes (pytest <= 130 s, throughput <= 95 s, shard bench <= 45 s, ISA report <= 25 s;
 # throughput.json is rewritten after every size, so a timeout keeps what was measured).
 set -u -o pipefail
 
@@ -38,10 +39,12 @@ fi
 echo "== machine"
 date -u +%Y-%m-%dT%H:%M:%SZ
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv,noheader 2>/dev/null \
-    || echo "no nvidia-smi"
-"$PYTHON" -P -c "import sys, torch, triton, triton_init.kernels.fill as f; print('python', sys.version.split()[0], \
-'torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.cuda.is_available(), \
-torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
+    || rocm-smi --showproductname --showmeminfo vram --showclocks 2>/dev/null \
+    || echo "neither nvidia-smi nor rocm-smi"
+"$PYTHON" -P -c "import sys, torch, triton, triton_init.kernels.target as t; print('python', sys.version.split()[0], \
+'torch', torch.__version__, 'hip' if torch.version.hip else 'cuda', torch.version.hip or torch.version.cuda, \
+'triton', triton.__version__, 'gpu', torch.cuda.is_available(), torch.cuda.get_device_name() if \
+torch.cuda.is_available() else '', t.of_device(torch.device('cuda')) if torch.cuda.is_available() else '')"
 
 echo "== pytest -m gpu"
 start=$SECONDS
@@ -63,18 +66,18 @@ timeout 45 "$PYTHON" -P "$REPO/bench/shard_bench.py" --model llama-3-70b --dtype
 shard_rc=$?
 echo "shard bench rc=$shard_rc in $((SECONDS - start)) s"
 
-echo "== SASS report (this machine's triton)"
+echo "== ISA report (this GPU's architecture, this machine's triton)"
 start=$SECONDS
-timeout 25 "$PYTHON" -P "$REPO/bench/sass_report.py" --out "$OUT/sass.json" | tail -40
-sass_rc=$?
-echo "sass rc=$sass_rc in $((SECONDS - start)) s"
+timeout 25 "$PYTHON" -P "$REPO/bench/isa_report.py" --targets device --out "$OUT/isa.json" | tail -60
+isa_rc=$?
+echo "isa rc=$isa_rc in $((SECONDS - start)) s"
 
-"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$sass_rc" "$shard_rc" <<'EOF'
+"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$isa_rc" "$shard_rc" <<'EOF'
 import datetime, json, re, sys
 from pathlib import Path
-out, pytest_rc, throughput_rc, sass_rc, shard_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
+out, pytest_rc, throughput_rc, isa_rc, shard_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
 import torch, triton
-device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no-cuda"
+device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no-gpu"
 log = (out / "pytest_gpu.log").read_text() if (out / "pytest_gpu.log").exists() else ""
 summary = [line for line in log.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", line)]
 def load(name):
@@ -83,13 +86,14 @@ def load(name):
 record = {
     "device": device, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     "torch_version": torch.__version__, "triton_version": triton.__version__,
-    "pytest_gpu": {"rc": pytest_rc, "summary": summary[-1:] }, "throughput_rc": throughput_rc, "sass_rc": sass_rc,
-    "throughput": load("throughput.json"), "sass": load("sass.json"),
+    "backend": "hip" if torch.version.hip else "cuda",
+    "pytest_gpu": {"rc": pytest_rc, "summary": summary[-1:] }, "throughput_rc": throughput_rc, "isa_rc": isa_rc,
+    "throughput": load("throughput.json"), "isa": load("isa.json"),
     "shard_bench_rc": shard_rc, "shard_bench": load("shard_bench.json"),
 }
 name = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower() + "-" + datetime.date.today().isoformat() + ".json"
 (out / name).write_text(json.dumps(record, indent=1) + "\n")
 print(f"summary -> {out / name}")
 EOF
-echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, sass rc=$sass_rc"
+echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, isa rc=$isa_rc"
 exit $(( pytest_rc != 0 || throughput_rc != 0 ))

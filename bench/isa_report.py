@@ -7,7 +7,7 @@ specialisations a launch adds) for sm_80, sm_90, sm_100 (SASS from the cuobjdump
 gfx942, gfx950 (AMDGCN from triton's bundled LLVM). Each trunc_normal path is its own variant, so every
 count is straight-line code that the path executes. Prints a table and writes ``bench/results/isa.json``.
 
-    python bench/isa_report.py [--out PATH] [--only REGEX] [--targets sm_90,gfx942] [--jobs N]
+    python bench/isa_report.py [--out PATH] [--only REGEX] [--targets sm_90,gfx942|device] [--jobs N]
     python bench/isa_report.py --check   # the compile check: each specialisation for each target, small
 
 Per (kernel, path, dtype, target): instructions per element, transcendental instructions per element, issue
@@ -238,8 +238,12 @@ def check_variants() -> list:
 
 
 def targets(names=None) -> list:
-    offline = _kernels()[3].OFFLINE_TARGETS
-    return [t for t in offline if names is None or t.name in names]
+    """The offline targets named (all by default); "device" is this machine's GPU, whatever its arch."""
+    target = _kernels()[3]
+    found = [t for t in target.OFFLINE_TARGETS if names is None or t.name in names]
+    if names is not None and "device" in names:
+        found.append(target.of_device(torch.device("cuda")))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -453,7 +457,7 @@ def analyse(variant: Variant, target) -> dict:
     }
     if target.backend == "hip":
         record["valu_per_element"] = round(counts["valu"] / per_thread, 2)
-    for gpu in GPUS:
+    for gpu in GPUS if variant.kernel != "orthogonal_epilogue" else ():  # write-only kernels: the write roofline
         if gpu.target == target.name:
             record["gpu"] = gpu.name
             record["predicted_fraction_of_write_roofline"] = round(gpu.predicted_fraction(record), 3)
@@ -486,16 +490,40 @@ def format_table(records: list) -> str:
     return "\n".join(lines)
 
 
+def markdown(records: list) -> str:
+    """bench/README.md's table: instructions per element and the predicted share of the write roofline, by target."""
+    names = [t.name for t in targets()]
+    rows: dict = {}
+    for r in records:
+        if "error" not in r:
+            rows.setdefault((f"{r['kernel']}/{r['path']}", r["dtype"]), {})[r["target"]] = r
+    lines = ["| kernel/path | dtype | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for (label, dtype), by_target in rows.items():
+        cells = []
+        for name in names:
+            r = by_target.get(name)
+            fraction = None if r is None else r.get("predicted_fraction_of_write_roofline")
+            cells.append("" if r is None else f"{r['instructions_per_element']:.1f}"
+                         + ("" if fraction is None else f" ({fraction:.0%})"))
+        lines.append(f"| {label} | {dtype} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON file to write (default: %(default)s)")
     parser.add_argument("--no-out", action="store_true", help="write no JSON (the compile check)")
     parser.add_argument("--only", default=None, help="only variants whose 'kernel/path/dtype' matches this regex")
-    parser.add_argument("--targets", default=None, help="comma-separated: sm_80,sm_90,sm_100,gfx942,gfx950")
+    parser.add_argument("--targets", default=None,
+                        help="comma-separated: sm_80,sm_90,sm_100,gfx942,gfx950, or device (this machine's GPU)")
     parser.add_argument("--check", action="store_true",
                         help="the compile check: COMPILE_CHECK's variants planned small, no JSON")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--markdown", type=Path, default=None, help="print this report JSON as bench/README's table")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     start = time.perf_counter()
     chosen = check_variants() if args.check else variants()
     chosen = [v for v in chosen if not args.only or re.search(args.only, v.name)]

@@ -1,15 +1,17 @@
 """GPU throughput of triton_init's fills against torch.nn.init and the write ceiling of the same run.
 
-For each op (uniform, normal, trunc_normal, the orthogonal prep: normal into an fp32 column-major
-matrix), each dtype and each size, it times triton_init and torch.nn.init's counterpart with
-``triton.testing.do_bench`` (median), rotating among buffers whose total exceeds the L2, and measures the
-write ceiling on the same bytes: ``fill_``, ``zero_`` and a copy (GB/s counting bytes read + written).
+For each op (uniform, normal, trunc_normal on +-2 std, trunc_normal_(std=0.02) on torch's default [-2, 2] as
+torchtitan and timm call it, the orthogonal prep: normal into an fp32 column-major matrix), each dtype and
+each size, it times triton_init and torch.nn.init's counterpart with ``triton.testing.do_bench`` (median),
+rotating among buffers whose total exceeds the L2, and measures the write ceiling on the same bytes:
+``fill_``, ``zero_`` and a copy (GB/s counting bytes read + written).
 
     python bench/throughput.py [--sizes 24,26,28,30,32] [--dtypes fp32,bf16,fp16] [--out DIR] [--quick]
 
 GB/s = bytes written / time. Writes ``throughput.json`` (records with op, dtype, numel, gbps,
 pct_of_write_ceiling, ratio_vs_torch, device, torch_version, triton_version) and ``throughput.png``
-(matplotlib, if importable) into --out. Needs a CUDA device; exits with status 2 without one.
+(matplotlib, if importable) into --out. Needs a GPU (torch's "cuda" device: NVIDIA, or AMD with a ROCm
+build of torch); exits with status 2 without one.
 """
 
 import argparse
@@ -38,6 +40,8 @@ def _ops():
                    lambda t: torch.nn.init.normal_(t, 0.0, 0.02)),
         "trunc_normal": (lambda t: triton_init.trunc_normal_(t, 0.0, 0.02, -0.04, 0.04, seed=SEED),
                          lambda t: torch.nn.init.trunc_normal_(t, 0.0, 0.02, -0.04, 0.04)),
+        "trunc_normal_std0.02": (lambda t: triton_init.trunc_normal_(t, 0.0, 0.02, seed=SEED),
+                                 lambda t: torch.nn.init.trunc_normal_(t, 0.0, 0.02)),
         # orthogonal_'s Gaussian prep: normal(0, 1) of the logical row-major indices into the column-major
         # fp32 matrix QR takes (see triton_init._orthogonal.gaussian_prep)
         "orthogonal_prep": (lambda t: triton_init.normal_(t, 0.0, 1.0, seed=SEED),
@@ -79,11 +83,15 @@ def measure(sizes, dtypes, warmup_ms: int, rep_ms: int, log=print, device: str =
     import triton
 
     if device == "cuda":
+        from triton_init.kernels.target import of_device
+
         device_name = torch.cuda.get_device_name()
+        arch = of_device(torch.device("cuda")).name
         free = torch.cuda.mem_get_info()[0]
     else:
-        device_name, free = "cpu (smoke test)", 1 << 40
-    common = {"device": device_name, "torch_version": torch.__version__, "triton_version": triton.__version__}
+        device_name, arch, free = "cpu (smoke test)", "", 1 << 40
+    common = {"device": device_name, "arch": arch, "backend": "hip" if torch.version.hip else "cuda",
+              "torch_version": torch.__version__, "triton_version": triton.__version__}
     records = []
     ops = _ops()
     for log2 in sizes:
@@ -169,7 +177,7 @@ def plot(records, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    ops = ["uniform", "normal", "trunc_normal", "orthogonal_prep"]
+    ops = ["uniform", "normal", "trunc_normal", "trunc_normal_std0.02", "orthogonal_prep"]
     fig, axes = plt.subplots(1, len(ops), figsize=(5 * len(ops), 4), sharey=True)
     for ax, op in zip(axes, ops, strict=True):
         for impl in ("triton_init", "torch"):
@@ -205,7 +213,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # "cpu": smoke-test this script
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("throughput.py needs a CUDA device", file=sys.stderr)
+        print("throughput.py needs a GPU (torch's cuda device: NVIDIA, or AMD with ROCm torch)", file=sys.stderr)
         return 2
     sizes = [int(s) for s in args.sizes.split(",") if s]
     dtypes = [d for d in args.dtypes.split(",") if d]
