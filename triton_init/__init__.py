@@ -27,14 +27,21 @@ from ._orthogonal import orthogonal_
 from ._random import normal_, trunc_normal_, uniform_
 from ._spec import Init
 from .flat import Segment, init_flat_, shard_segments
+from .manifest import Manifest, ManifestError, Region
 from .module import init_module_, materialize_
+from .verify import VerificationError, VerifyReport, regenerate_, verify_
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FORMAT_VERSION",
     "Init",
+    "Manifest",
+    "ManifestError",
+    "Region",
     "Segment",
+    "VerificationError",
+    "VerifyReport",
     "backend",
     "calculate_gain",
     "constant_",
@@ -52,12 +59,14 @@ __all__ = [
     "ones_",
     "orthogonal_",
     "recipes",
+    "regenerate_",
     "shard_segments",
     "sparse_",
     "stream_id",
     "trunc_normal_",
     "uniform_",
     "variance_scaling_",
+    "verify_",
     "xavier_normal_",
     "xavier_uniform_",
     "zeros_",
