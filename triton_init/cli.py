@@ -37,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--json", help="also write the rows to this JSON file")
     bench.set_defaults(func=_bench)
-    from . import _init_cmd
+    from . import _init_cmd, _verify_cmd
 
     _init_cmd.add_parser(sub)
+    _verify_cmd.add_parser(sub)
     return parser
 
 

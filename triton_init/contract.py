@@ -6,8 +6,8 @@
 - uniform: 2 fp32 ulps of the exact value, or one ulp of the output dtype where that is coarser;
 - deterministic inits (constant, eye, dirac, ...): exactly torch's values.
 
-``verify_`` measures errors in these units (an error of 1 is the edge of the contract); the tests use the
-same table.
+``verify_`` measures errors in these units (0: as close as the exact value rounded once; 1: the edge of
+the contract); the tests use the same table.
 """
 
 import torch
@@ -43,14 +43,24 @@ def uniform_tolerance(expected: torch.Tensor, dtype: torch.dtype) -> torch.Tenso
     return torch.maximum(UNIFORM_FP32_ULPS * ulp(expected, torch.float32), ulp(expected, dtype))
 
 
-def contract_units(actual: torch.Tensor, expected: torch.Tensor, tolerance: torch.Tensor) -> torch.Tensor:
-    """|actual - expected| / tolerance, elementwise (float64): at most 1 meets the contract. Where the
-    tolerance is 0 (deterministic inits) the error is 0 for an exact match and inf otherwise; a NaN or an
-    infinity where a finite value is expected is inf."""
+def contract_units(actual: torch.Tensor, expected: torch.Tensor, tolerance: torch.Tensor,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """Errors in contract units, elementwise (float64): at most 1 meets the contract.
+
+    The half ulp of ``dtype`` that even the exactly rounded value may lie from ``expected`` is not counted:
+    units = max(0, |actual - expected| - ulp/2) / (tolerance - ulp/2), so 0 means "as close as the exact
+    value rounded once" and 1 is the edge of ``tolerance`` (the pass/fail line is |actual - expected| <=
+    tolerance either way). Where the tolerance is 0 (deterministic inits) an exact match is 0 and anything
+    else inf; a NaN or an infinity where a finite value is expected is inf.
+    """
     actual = actual.double()
     diff = (actual - expected).abs()
+    rounding = 0.5 * ulp(expected, dtype) if dtype.is_floating_point else torch.zeros_like(expected)
+    rounding = torch.minimum(rounding, tolerance)
+    allowance = tolerance - rounding
+    beyond = (diff - rounding).clamp(min=0.0)
+    units = torch.where(allowance > 0, beyond / torch.where(allowance > 0, allowance, torch.ones_like(allowance)),
+                        torch.where(beyond > 0, torch.full_like(diff, float("inf")), torch.zeros_like(diff)))
     same = (actual == expected) | (torch.isnan(actual) & torch.isnan(expected))
-    units = torch.where(tolerance > 0, diff / torch.where(tolerance > 0, tolerance, torch.ones_like(tolerance)),
-                        torch.full_like(diff, float("inf")))
-    units = torch.where(same, torch.zeros_like(units), units)
-    return torch.where(torch.isnan(units), torch.full_like(units, float("inf")), units)
+    units = torch.where(torch.isnan(diff) | torch.isnan(units), torch.full_like(units, float("inf")), units)
+    return torch.where(same, torch.zeros_like(units), units)

@@ -14,9 +14,9 @@ import torch
 from . import _dispatch, reference
 from ._format import kernel_exact, resolve_seed, stream_id
 from ._layout import Layout, _as_int_tuple
-from .manifest import Manifest
 from ._spec import CONSTANT, Init
 from ._validate import SUPPORTED_DTYPES, check_tensor
+from .manifest import Manifest
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,8 @@ class VerifyReport:
         for t in self.tensors:
             verdict = t.verdict + (f": {t.detail}" if t.detail and t.verdict != OK else "")
             lines.append(f"{t.name:<{width}}  {t.checked:>9,}  {_format_error(t.max_error):>9}  {verdict}")
-        lines.append("max error is in units of the stream-format contract: <= 1 passes (deterministic inits: 0)")
+        lines.append("max error: in units of the stream-format contract beyond the output dtype's rounding "
+                     "(0: as close as the exact value rounded once; <= 1 passes; deterministic inits: exactly 0)")
         return "\n".join(lines + [self.summary()])
 
     def to_json(self) -> dict:
@@ -270,7 +271,7 @@ def _check_block(check: _Check, name: str, block: _Block, samples, generator) ->
             report.verdict, report.detail = exc.verdict, str(exc)
             return report, None
         actual = block.read(positions)
-        units = contract_units(actual, expected, tolerance)
+        units = contract_units(actual, expected, tolerance, check.record.dtype)
         bad = units > 1.0
         report.checked += positions.numel()
         max_error = max(max_error, float(units.max())) if units.numel() else max_error
@@ -303,7 +304,7 @@ def _identify(evidence, candidates: list) -> str | None:
             expected, tolerance, _ = check.expected(logical)
         except NotReplayable:
             continue
-        if bool((contract_units(actual, expected, tolerance) <= 1.0).all()):
+        if bool((contract_units(actual, expected, tolerance, check.record.dtype) <= 1.0).all()):
             return check.record.name
     return None
 
@@ -490,7 +491,7 @@ def _write_region(block: _Block, region, replay_) -> None:
     for start in range(0, region.numel, CHUNK):
         k = torch.arange(start, min(region.numel, start + CHUNK), dtype=torch.int64)
         logical = torch.full_like(k, region.offset)
-        for (size, stride), c in zip(dims, coordinates(k, tuple(size for size, _ in dims)), strict=True):
+        for (_, stride), c in zip(dims, coordinates(k, tuple(size for size, _ in dims)), strict=True):
             logical += c * stride
         coords = coordinates(logical, block.shape)
         inside = torch.ones_like(logical, dtype=torch.bool)

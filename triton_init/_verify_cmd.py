@@ -1,0 +1,183 @@
+"""``triton-init verify CHECKPOINT --manifest M.json``: check a saved state dict against its init manifest.
+
+Reads a ``torch.save``d state dict (``weights_only``, memory-mapped: only the sampled elements are read)
+or, when the ``safetensors`` package is installed, a ``.safetensors`` file or a directory of them (one
+tensor in memory at a time). Prints a table, or JSON with ``--json``. Exit status: 0 every recorded
+tensor matched; 1 a tensor failed (mismatch, missing, shape, dtype, invalid entry); 2 the input could not
+be read; 3 nothing failed but some tensors could not be verified (a user callable, a large orthogonal_).
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNVERIFIED = 0, 1, 2, 3
+STATE_DICT_KEYS = ("state_dict", "model")  # where training checkpoints usually keep the model's state dict
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be read as a state dict."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class _SafetensorsFiles:
+    """name -> tensor over one or more .safetensors files, each tensor read when asked for."""
+
+    def __init__(self, paths):
+        try:
+            from safetensors import safe_open
+        except ImportError:
+            raise CheckpointError("reading .safetensors needs the safetensors package (pip install safetensors)") \
+                from None
+        self._open = safe_open
+        self._where = {}
+        for path in paths:
+            try:
+                with safe_open(str(path), framework="pt", device="cpu") as f:
+                    names = list(f.keys())
+            except Exception as exc:  # the package raises its own error types for corrupt headers
+                raise CheckpointError(f"cannot read {path}: {_first_line(exc)}") from None
+            for name in names:
+                if name in self._where:
+                    raise CheckpointError(f"{name} is in both {self._where[name]} and {path}")
+                self._where[name] = path
+
+    def keys(self):
+        return list(self._where)
+
+    def __getitem__(self, name):
+        path = self._where[name]
+        try:
+            with self._open(str(path), framework="pt", device="cpu") as f:
+                return f.get_tensor(name)
+        except Exception as exc:
+            raise CheckpointError(f"cannot read {name} from {path}: {_first_line(exc)}") from None
+
+
+def _state_dict_of(loaded, path):
+    if isinstance(loaded, dict):
+        for key in STATE_DICT_KEYS:
+            if isinstance(loaded.get(key), dict):
+                loaded = loaded[key]
+                break
+        tensors = {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise CheckpointError(f"{path} holds no state dict (a mapping of names to tensors)")
+
+
+def load_checkpoint(path):
+    """A mapping name -> tensor from a torch.save file, a .safetensors file or a directory of them."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors"))
+        if not files:
+            raise CheckpointError(f"{path} is a directory without .safetensors files")
+        return _SafetensorsFiles(files)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        return _SafetensorsFiles([path])
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip archive (the legacy format cannot be mapped): read it whole
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for truncated or foreign files
+            raise CheckpointError(f"cannot read {path} as a torch.save checkpoint: {_first_line(exc)}") from None
+    return _state_dict_of(loaded, path)
+
+
+def _progress(done: int, total: int, name: str, started: float) -> None:
+    width = 30
+    filled = width * done // max(1, total)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tensors "
+                     f"{time.perf_counter() - started:6.1f} s {name[-40:]:<40}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def run(args) -> int:
+    from .manifest import Manifest, ManifestError
+    from .verify import verify_
+
+    def fail(message: str) -> int:
+        print(f"triton-init verify: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    try:
+        manifest = Manifest.load(args.manifest)
+    except (OSError, ManifestError) as exc:
+        return fail(f"cannot read the manifest {_first_line(exc)}" if isinstance(exc, OSError)
+                    else f"bad manifest {_first_line(exc)}")
+    try:
+        state_dict = load_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        return fail(str(exc))
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    started = time.perf_counter()
+    callback = (lambda done, total, name: _progress(done, total, name, started)) if progress else None
+    try:
+        report = verify_(state_dict, manifest, samples=args.samples, seed=args.seed, prefix=args.prefix,
+                         callback=callback)
+    except CheckpointError as exc:
+        return fail(str(exc))
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print(report.table())
+    if report.failures:
+        return EXIT_FAILED
+    return EXIT_UNVERIFIED if report.unverified else EXIT_OK
+
+
+def _samples(text: str):
+    import argparse
+
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive int or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int or 'all', got {value}")
+    return value
+
+
+def _sample_seed(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**63), got {text!r}") from None
+    if not 0 <= value < 1 << 63:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**63), got {value}")
+    return value
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("verify", help="check a checkpoint's tensors against the init manifest, element by element",
+                       description=__doc__)
+    p.add_argument("checkpoint", help="a torch.save'd state dict, a .safetensors file or a directory of them")
+    p.add_argument("--manifest", required=True, help="the JSON manifest written at init (--save-manifest)")
+    p.add_argument("--samples", type=_samples, default=4096,
+                   help="random elements checked per tensor, besides both ends; 'all' checks every element "
+                        "(default: 4096)")
+    p.add_argument("--seed", type=_sample_seed, default=None,
+                   help="seed of the random sample (default: a fresh one, printed)")
+    p.add_argument("--prefix", default="", help="stream prefix of a pipeline stage's names (default: none)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.add_argument("--progress", action="store_true", default=None,
+                   help="show a progress bar (default: when stderr is a terminal)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=run)
