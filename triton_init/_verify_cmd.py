@@ -10,6 +10,7 @@ be read; 3 nothing failed but some tensors could not be verified (a user callabl
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,8 +24,9 @@ class CheckpointError(Exception):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    """The first sentence of an exception's message (torch's load errors go on for paragraphs)."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    return text.split(". ")[0].rstrip(".")
 
 
 class _SafetensorsFiles:
@@ -85,13 +87,16 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path}: no such file")
     if path.suffix == ".safetensors":
         return _SafetensorsFiles([path])
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not a zip archive (the legacy format cannot be mapped): read it whole
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
         try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for truncated or foreign files
-            raise CheckpointError(f"cannot read {path} as a torch.save checkpoint: {_first_line(exc)}") from None
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # not a zip archive (the legacy format cannot be mapped): read it whole
+            try:
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # torch raises many types for truncated or foreign files
+                raise CheckpointError(f"cannot read {path} as a torch.save checkpoint ({type(exc).__name__}): "
+                                      f"{_first_line(exc)}") from None
     return _state_dict_of(loaded, path)
 
 
@@ -115,9 +120,10 @@ def run(args) -> int:
 
     try:
         manifest = Manifest.load(args.manifest)
-    except (OSError, ManifestError) as exc:
-        return fail(f"cannot read the manifest {_first_line(exc)}" if isinstance(exc, OSError)
-                    else f"bad manifest {_first_line(exc)}")
+    except OSError as exc:
+        return fail(f"cannot read the manifest {args.manifest}: {exc.strerror or _first_line(exc)}")
+    except ManifestError as exc:
+        return fail(f"bad manifest {exc}")
     try:
         state_dict = load_checkpoint(args.checkpoint)
     except CheckpointError as exc:
