@@ -101,8 +101,11 @@ def test_region_of_views_and_membership():
         region = Region.of_view(view, base)
         inside = region.contains(torch.arange(60))
         assert sorted(torch.nonzero(inside).flatten().tolist()) == sorted(view.flatten().tolist())
+        assert Region.from_indices(view) == region  # a view's logical indices, as an interception log has them
     with pytest.raises(ValueError, match="overlap"):
         Region(0, (4, 3), (2, 1))
+    with pytest.raises(ValueError, match="not the elements of a view"):
+        Region.from_indices(torch.tensor([[0, 1], [2, 4]]))
 
 
 def test_init_module_records_every_write_in_order_with_padding_rows_and_ties():

@@ -131,6 +131,11 @@ class Region:
             raise ValueError(f"region shape {self.shape} and strides {self.strides} differ in length")
         if any(s < 0 for s in self.shape) or any(s < 0 for s in self.strides):
             raise ValueError(f"region shape {self.shape} and strides {self.strides} must be non-negative")
+        if self.numel <= 1:  # one canonical form per set of indices: no dim steps anywhere
+            object.__setattr__(self, "strides", (0,) * len(self.shape))
+        else:
+            object.__setattr__(self, "strides", tuple(0 if n == 1 else s
+                                                      for n, s in zip(self.shape, self.strides, strict=True)))
         span = 0
         for size, stride in sorted(self.dims(), key=lambda d: d[1]):
             if stride <= span:
@@ -140,7 +145,7 @@ class Region:
 
     def dims(self) -> list:
         """(size, stride) of the dims that index more than one element."""
-        return [(n, s) for n, s in zip(self.shape, self.strides, strict=True) if n != 1]
+        return [(n, s) for n, s in zip(self.shape, self.strides, strict=True) if n > 1]
 
     @property
     def numel(self) -> int:
@@ -157,6 +162,30 @@ class Region:
         if not base.is_contiguous():
             raise ValueError("Region.of_view needs a contiguous base tensor (memory order = logical order)")
         return cls(view.storage_offset() - base.storage_offset(), tuple(view.shape), tuple(view.stride()))
+
+    @classmethod
+    def from_indices(cls, indices: torch.Tensor) -> "Region":
+        """The region whose elements are ``indices``, an integer tensor shaped like the view that holds
+        them (element k of the view at logical index indices[k]). Raises ValueError unless they are
+        ``offset + sum(k_d * strides_d)`` for some strides, as every view's indices are."""
+        indices = indices.to(torch.int64).cpu()
+        if indices.numel() == 0:
+            return cls(0, tuple(indices.shape), (0,) * indices.dim())
+        offset = int(indices[(0,) * indices.dim()])
+        strides = []
+        for d, size in enumerate(indices.shape):
+            step = [0] * indices.dim()
+            step[d] = 1 if size > 1 else 0
+            strides.append(int(indices[tuple(step)]) - offset if size > 1 else 0)
+        region = cls(offset, tuple(indices.shape), tuple(strides))
+        grid = torch.full(indices.shape, offset, dtype=torch.int64)
+        for d, stride in enumerate(strides):
+            shape = [1] * indices.dim()
+            shape[d] = indices.shape[d]
+            grid = grid + torch.arange(indices.shape[d]).reshape(shape) * stride
+        if not torch.equal(grid, indices):
+            raise ValueError("the indices are not the elements of a view (offset + sum(k_d * strides_d))")
+        return region
 
     def contains(self, logical: torch.Tensor) -> torch.Tensor:
         """A bool tensor: which of the int64 ``logical`` indices lie in the region."""
@@ -268,8 +297,9 @@ class Manifest:
 
     def record(self, stream, shape, dtype, fn: str, args, seed: int, region=None, *,
                format_version: int = FORMAT_VERSION) -> Write:
-        """Append one write. ``region``: None (the whole tensor), a ``Region``, or its JSON form
-        ``{"offset", "shape", "strides"}``. A write equal to the tensor's last one is not repeated.
+        """Append one write. ``region``: None (the whole tensor), a ``Region``, its JSON form
+        ``{"offset", "shape", "strides"}``, or the logical indices of the view written (an integer tensor
+        shaped like the view). A write equal to the tensor's last one is not repeated.
 
         Raises ValueError if ``stream`` was recorded with another shape or dtype.
         """
@@ -283,6 +313,8 @@ class Manifest:
         seed = resolve_seed(seed, None)
         if isinstance(region, dict):
             region = Region(**region)
+        elif isinstance(region, torch.Tensor):
+            region = Region.from_indices(region)
         if region is not None and not isinstance(region, Region):
             raise TypeError(f"region must be None, a Region or a dict, got {type(region).__name__}")
         if region is not None and region.numel and region.last >= math.prod(shape):
