@@ -246,6 +246,45 @@ def test_verify_reports_missing_shape_dtype_unrecorded_and_user_callables():
     assert not only_mine.ok and not only_mine.failures and only_mine.unverified
 
 
+def test_writes_that_cannot_be_replayed_leave_the_rest_checked():
+    m = Manifest()
+    w = _record(m, "w", torch.empty(5, 4), lambda t, *, seed, stream: t.fill_(2.0))
+    m.record("w", (5, 4), torch.float32, "zeros_", {}, SEED, Region(4, (4,), (1,)))  # row 1 zeroed after
+    w[1] = 0.0
+    m.record("r", (3, 4), torch.float32, "ones_", {}, SEED, Region(0, (3,), (4,)))  # only column 0 recorded
+    r = torch.zeros(3, 4)
+    r[:, 0] = 1.0
+    report = ti.verify_({"w": w, "r": r}, m, samples=None)
+    assert [(t.verdict, t.checked) for t in report.tensors] == [("not verifiable", 4), ("not verifiable", 3)]
+    assert "4 other elements checked: ok" in report.tensors[0].detail
+    assert "covered by no recorded write" in report.tensors[1].detail
+    w[1, 2], r[2, 0] = 1.0, 0.5
+    report = ti.verify_({"w": w, "r": r}, m, samples=None)
+    assert [(t.verdict, t.first_mismatch["index"]) for t in report.tensors] == [("mismatch", 6), ("mismatch", 8)]
+
+
+def test_sparse_samples_whole_columns_within_a_key_budget(monkeypatch):
+    from triton_init import _replay
+
+    m = Manifest()
+    w = _record(m, "s", torch.empty(40, 300), functools.partial(ti.sparse_, sparsity=0.5))
+    monkeypatch.setattr(_replay, "SPARSE_KEY_BUDGET", 40 * 10)
+    sampled = ti.verify_({"s": w}, m, samples=2000, seed=4)
+    assert sampled.ok and 0 < sampled.tensors[0].checked <= 12 * 40  # 10 random columns and both ends'
+    full = ti.verify_({"s": w}, m, samples=None)
+    assert full.ok and full.tensors[0].checked == 40 * 300
+    w[17, 250] = 0.0 if w[17, 250] != 0 else 1.0
+    assert ti.verify_({"s": w}, m, samples=None).tensors[0].first_mismatch["index"] == 17 * 300 + 250
+
+
+def test_a_pipeline_stage_checks_its_own_tensors():
+    m = Manifest()
+    model = ti.materialize_(build("nano"), "cpu", "llama", seed=SEED, manifest=m)
+    report = ti.verify_(model.layers["1"], m, prefix="layers.1.")
+    assert report.ok and len(report.tensors) == 9
+    assert all(t.stream.startswith("layers.1.") for t in report.tensors)
+
+
 def test_verify_names_the_tensor_whose_values_a_swapped_one_holds():
     m = Manifest()
     model = ti.materialize_(build("nano"), "cpu", "llama", seed=SEED, manifest=m)

@@ -303,7 +303,7 @@ class Manifest:
 
         Raises ValueError if ``stream`` was recorded with another shape or dtype.
         """
-        stream_id(stream)
+        stream = stream if isinstance(stream, str) else stream_id(stream)  # an int stream as a plain int
         shape = _as_int_tuple(shape, "shape")
         dtype = _dtype(dtype, "dtype") if isinstance(dtype, str) else dtype
         if not isinstance(dtype, torch.dtype):
@@ -324,7 +324,8 @@ class Manifest:
             for name, value in args.items():
                 _json_value(value, f"{stream}: argument {name}")
         write = Write(stream, shape, dtype, fn, args, seed, region, format_version)
-        previous = [w for w in self.writes if w.stream == stream]
+        grouped = self._grouped()
+        previous = grouped.get(stream)
         if previous:
             if (previous[0].shape, previous[0].dtype) != (shape, dtype):
                 raise ValueError(f"{stream!r} is recorded with shape {previous[0].shape} and {previous[0].dtype}, "
@@ -332,6 +333,8 @@ class Manifest:
             if previous[-1] == write:
                 return write
         self.writes.append(write)
+        grouped.setdefault(stream, []).append(write)
+        self.__dict__["_by_stream"][0] = len(self.writes)
         return write
 
     def record_init(self, stream, shape, dtype, init, seed: int, region=None) -> Write:
@@ -346,11 +349,26 @@ class Manifest:
 
     def tensors(self) -> dict:
         """name -> ``TensorRecord`` of every recorded tensor, in the order of their first write."""
-        grouped: dict = {}
-        for write in self.writes:
-            grouped.setdefault(write.stream, []).append(write)
-        records = (TensorRecord(s, ws[0].shape, ws[0].dtype, tuple(ws)) for s, ws in grouped.items())
-        return {record.name: record for record in records}
+        return self._index()[0]
+
+    def _grouped(self) -> dict:
+        """stream -> its writes, kept in step with ``writes`` (rebuilt if the list was changed directly)."""
+        cached = self.__dict__.get("_by_stream")
+        if cached is None or cached[0] != len(self.writes):
+            grouped: dict = {}
+            for write in self.writes:
+                grouped.setdefault(write.stream, []).append(write)
+            cached = self.__dict__["_by_stream"] = [len(self.writes), grouped]
+        return cached[1]
+
+    def _index(self):
+        """(name -> record, stream id -> record) of the current writes."""
+        cached = self.__dict__.get("_records")
+        if cached is None or cached[0] != len(self.writes):
+            records = [TensorRecord(s, ws[0].shape, ws[0].dtype, tuple(ws)) for s, ws in self._grouped().items()]
+            cached = (len(self.writes), {r.name: r for r in records}, {stream_id(r.stream): r for r in records})
+            self.__dict__["_records"] = cached
+        return cached[1], cached[2]
 
     def __getitem__(self, name) -> TensorRecord:
         """The record of a tensor by name (a str stream or an alias) or by stream (an int)."""
@@ -361,15 +379,14 @@ class Manifest:
 
     def find(self, name):
         """Like ``manifest[name]``, or None."""
-        tensors = self.tensors()
+        by_name, by_id = self._index()
         name = self.aliases.get(name, name)
-        if isinstance(name, str) and name in tensors:
-            return tensors[name]
+        if isinstance(name, str) and name in by_name:
+            return by_name[name]
         try:
-            key = stream_id(name)
+            return by_id.get(stream_id(name))
         except (TypeError, ValueError):
             return None
-        return next((r for r in tensors.values() if stream_id(r.stream) == key), None)
 
     def __contains__(self, name) -> bool:
         return self.find(name) is not None

@@ -8,6 +8,7 @@ stream-format contract (``triton_init.contract``). It reads only the sampled ele
 ``regenerate_`` replays a tensor's writes, in order, into any block of it.
 """
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -213,26 +214,31 @@ class _Check:
         return owner
 
     def expected(self, logical: torch.Tensor):
-        """(values, tolerance, owner) at ``logical``; raises the ``NotReplayable`` of a write that owns one."""
+        """(values, tolerance, checkable, problem) at ``logical``: ``checkable`` marks the indices whose last
+        write can be recomputed; ``problem`` is a ``NotReplayable`` saying why the others cannot, or None."""
         owner = self.owner(logical)
         values = torch.zeros(logical.shape, dtype=torch.float64)
         tolerance = torch.zeros_like(values)
+        checkable = torch.ones_like(logical, dtype=torch.bool)
+        problem = None
         for k in torch.unique(owner).tolist():
-            if k < 0:
-                raise NotReplayable(INVALID, f"index {int(logical[owner == k][0])} is covered by no recorded write")
-            if self.problems[k] is not None:
-                raise self.problems[k]
             mask = owner == k
+            if k < 0 or self.problems[k] is not None:
+                checkable &= ~mask
+                problem = problem or self.problems[k] or NotReplayable(
+                    NOT_VERIFIABLE, f"index {int(logical[mask][0])} is covered by no recorded write")
+                continue
             values[mask], tolerance[mask] = self.replays[k].expected(logical[mask])
-        return values, tolerance, owner
+        return values, tolerance, checkable, problem
 
 
-def _sample_positions(block: _Block, samples, generator) -> list:
+def _sample_positions(block: _Block, samples, generator):
     """Chunks of sorted local positions to check: every position, or ``samples`` random ones plus both ends
     and the first elements at logical indices past 2^32."""
     n = block.numel
     if samples is None or n <= samples + 2:
-        return [torch.arange(start, min(n, start + CHUNK)) for start in range(0, n, CHUNK)]
+        yield from (torch.arange(start, min(n, start + CHUNK)) for start in range(0, n, CHUNK))
+        return
     extra = [0, n - 1]
     if block.logical_at(n - 1) >= 1 << 32:
         lo, hi = 0, n - 1  # the first position at or past 2^32: local order is logical order within a block
@@ -241,7 +247,7 @@ def _sample_positions(block: _Block, samples, generator) -> list:
             lo, hi = (mid + 1, hi) if block.logical_at(mid) < 1 << 32 else (lo, mid)
         extra += list(range(lo, min(n, lo + PAST_2_32)))
     drawn = torch.randint(0, n, (samples,), generator=generator, dtype=torch.int64)
-    return [torch.unique(torch.cat([drawn, torch.tensor(extra, dtype=torch.int64)]))]
+    yield torch.unique(torch.cat([drawn, torch.tensor(extra, dtype=torch.int64)]))
 
 
 def _check_block(check: _Check, name: str, block: _Block, samples, generator) -> tuple:
@@ -258,18 +264,16 @@ def _check_block(check: _Check, name: str, block: _Block, samples, generator) ->
         return report, None
     if block.offset is None:  # a rank outside the DTensor's mesh holds nothing
         return report, None
-    max_error, evidence = 0.0, []
+    max_error, evidence, problem = 0.0, [], None
     for positions in _sample_positions(block, samples, generator):
         logical = block.logical(positions)
-        for replay_ in check.replays:
+        for replay_ in check.replays if samples is not None else ():
             keep = replay_.columns_to_sample(logical, generator) if replay_ is not None else None
             if keep is not None:
                 positions, logical = positions[keep], logical[keep]
-        try:
-            expected, tolerance, _ = check.expected(logical)
-        except NotReplayable as exc:
-            report.verdict, report.detail = exc.verdict, str(exc)
-            return report, None
+        expected, tolerance, checkable, problem = check.expected(logical)
+        positions, logical = positions[checkable], logical[checkable]
+        expected, tolerance = expected[checkable], tolerance[checkable]
         actual = block.read(positions)
         units = contract_units(actual, expected, tolerance, check.record.dtype)
         bad = units > 1.0
@@ -286,6 +290,9 @@ def _check_block(check: _Check, name: str, block: _Block, samples, generator) ->
             report.mismatches += n_bad
             evidence += list(zip(logical[bad][:16].tolist(), actual[bad][:16].tolist(), strict=True))
     report.max_error = max_error if report.checked else None
+    if problem is not None and not report.mismatches:
+        report.verdict = problem.verdict
+        report.detail = str(problem) + (f" ({report.checked:,} other elements checked: ok)" if report.checked else "")
     if report.mismatches:
         first = report.first_mismatch
         report.verdict = MISMATCH
@@ -300,11 +307,8 @@ def _identify(evidence, candidates: list) -> str | None:
     logical = torch.tensor([index for index, _ in evidence], dtype=torch.int64)
     actual = torch.tensor([value for _, value in evidence], dtype=torch.float64)
     for check in candidates:
-        try:
-            expected, tolerance, _ = check.expected(logical)
-        except NotReplayable:
-            continue
-        if bool((contract_units(actual, expected, tolerance, check.record.dtype) <= 1.0).all()):
+        expected, tolerance, checkable, _ = check.expected(logical)
+        if checkable.all() and bool((contract_units(actual, expected, tolerance, check.record.dtype) <= 1.0).all()):
             return check.record.name
     return None
 
@@ -335,8 +339,8 @@ def _targets(target, manifest, segments, offsets, prefix):
     if isinstance(target, nn.Module):
         named = list(target.named_parameters(remove_duplicate=False))
         named += list(target.named_buffers(remove_duplicate=False))
-    elif hasattr(target, "keys") and hasattr(target, "__getitem__"):
-        named = [(key, target[key]) for key in target.keys()]
+    elif hasattr(target, "keys") and hasattr(target, "__getitem__"):  # each value read when it is checked
+        named = [(key, functools.partial(target.__getitem__, key)) for key in target.keys()]
     else:
         raise TypeError(f"verify_ takes an nn.Module, a state dict, or a flat buffer with segments; got "
                         f"{type(target).__name__}")
@@ -344,9 +348,12 @@ def _targets(target, manifest, segments, offsets, prefix):
     for key, tensor in named:
         record = manifest.find(stream_name(key, prefix)) or manifest.find(key)
         items.append((key, tensor, record, (offsets or {}).get(key)))
-    expected = [r for r in records if isinstance(r.stream, str) and r.stream.startswith(prefix)] if prefix \
-        else records
-    return items, expected
+    return items, _expected(records, prefix)
+
+
+def _expected(records, prefix: str) -> list:
+    """The records a whole model (or a pipeline stage's, by its prefix) must hold."""
+    return [r for r in records if isinstance(r.stream, str) and r.stream.startswith(prefix)] if prefix else records
 
 
 def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = None, segments=None,
@@ -382,12 +389,12 @@ def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = 
     items, expected = _targets(target, manifest, segments, offsets, prefix)
     checks: dict = {}  # record name -> _Check, shared by the names of tied tensors
     found, evidence = [], {}  # (report, record name or None); name -> mismatching (logical, actual) pairs
-    for done, (name, tensor, record, offset) in enumerate(items, 1):
+    for done, (name, source, record, offset) in enumerate(items, 1):
         if record is None:
             found.append((TensorReport(name, None, UNRECORDED, detail="not in the manifest"), None))
         else:
             check = checks.setdefault(record.name, _Check(record))
-            found.append((_check_tensor(check, name, tensor, offset, samples, seed, evidence), record.name))
+            found.append((_check_tensor(check, name, source, offset, samples, seed, evidence), record.name))
         if callback is not None:
             callback(done, len(items), name)
     order = {r.name: k for k, r in enumerate(expected)}
@@ -402,18 +409,25 @@ def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = 
     return report
 
 
-def _check_tensor(check: _Check, name: str, tensor, offset, samples, seed: int, evidence: dict) -> TensorReport:
+def _check_tensor(check: _Check, name: str, source, offset, samples, seed: int, evidence: dict) -> TensorReport:
+    """The report on one target tensor (``source``: a tensor, a flat segment's block, or its loader)."""
     record = check.record
+    tensor = source() if callable(source) else source
     if isinstance(tensor, _Block):
         block = tensor
         if block.shape[0] != math.prod(record.shape):
             return TensorReport(name, record.stream, SHAPE, detail=f"a segment of a parameter of "
                                 f"{block.shape[0]:,} elements, the manifest records {record.shape}")
+    elif not isinstance(tensor, torch.Tensor):
+        return TensorReport(name, record.stream, MISSING, detail=f"a {type(tensor).__name__}, not a tensor")
     else:
         shape = tuple(tensor.shape)
         if shape != record.shape and not (offset is not None and len(shape) == len(record.shape)):
             return TensorReport(name, record.stream, SHAPE, detail=f"{shape}, the manifest records {record.shape}")
-        block = _block_of(tensor, record.shape, offset)
+        try:
+            block = _block_of(tensor, record.shape, offset)
+        except ValueError as exc:
+            return TensorReport(name, record.stream, SHAPE, detail=str(exc))
     generator = torch.Generator().manual_seed(stream_id(f"{seed}/{name}") >> 1)
     report, evidence[name] = _check_block(check, name, block, samples, generator)
     return report
@@ -486,7 +500,7 @@ def regenerate_(tensor, record, *, global_offset=None):
 def _write_region(block: _Block, region, replay_) -> None:
     """Write ``replay_``'s values at the region's logical indices that fall inside ``block``."""
     dims = region.dims()
-    lo = [o for o in block.offset]
+    lo = list(block.offset)
     hi = [o + s for o, s in zip(block.offset, block.local.shape, strict=True)]
     for start in range(0, region.numel, CHUNK):
         k = torch.arange(start, min(region.numel, start + CHUNK), dtype=torch.int64)
