@@ -346,3 +346,19 @@ def test_manifest_regenerate_by_name():
     lost = torch.zeros(16, 32)
     m.regenerate_(lost, "layers.1.feed_forward.w2.weight", global_offset=(16, 64))
     assert torch.equal(lost, model.layers["1"].feed_forward.w2.weight.detach()[16:, 64:96])
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_verify_and_regenerate_on_the_device():
+    m = Manifest()
+    tensors = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        for name, init in _all_calls().items():
+            stream = f"{name}/{dtype}"
+            tensors[stream] = _record(m, stream, torch.full((300, 257), math.nan, dtype=dtype, device="cuda"), init)
+    report = ti.verify_(tensors, m, samples=None)
+    assert report.ok, report.table()
+    for stream, original in tensors.items():
+        block = torch.full((100, 57), math.nan, dtype=original.dtype, device="cuda")
+        ti.regenerate_(block, m[stream], global_offset=(150, 200))
+        assert torch.equal(block, original[150:250, 200:257]), stream

@@ -8,6 +8,7 @@ output dtype (what a CPU init writes). Random inits go through the CPU reference
 """
 
 import math
+import warnings
 
 import torch
 
@@ -207,12 +208,13 @@ def replay(write) -> Replay:
     meta = torch.empty(write.shape, dtype=write.dtype, device="meta")
     keyed = {"seed": write.seed, "stream": write.stream} if write.fn not in DETERMINISTIC else {}
     try:
-        with capture_fills() as calls:
+        with capture_fills() as calls, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # kaiming's warning for zero-size shapes was given at init
             functions[write.fn](meta, **write.args, **keyed)  # validates every argument; writes nothing
     except (TypeError, ValueError) as exc:
         raise NotReplayable("invalid entry", f"{write.fn}{tuple(write.shape)} with {write.args}: {exc}") from None
     if write.fn in RANDOM:
-        return RandomReplay(write, *calls[0]) if calls else DeterministicReplay(write)  # no calls: no elements
+        return RandomReplay(write, *calls[0]) if calls else Replay(write)  # no fill: a zero-size shape
     if write.fn == "orthogonal_":
         return OrthogonalReplay(write)
     if write.fn == "sparse_":
