@@ -102,6 +102,11 @@ def test_region_of_views_and_membership():
         inside = region.contains(torch.arange(60))
         assert sorted(torch.nonzero(inside).flatten().tolist()) == sorted(view.flatten().tolist())
         assert Region.from_indices(view) == region  # a view's logical indices, as an interception log has them
+        m = Manifest()
+        m.record("t", (5, 12), torch.float32, "zeros_", {}, 1, view)
+        logged = type("Logged", (), {"offset": region.offset, "sizes": region.shape, "strides": region.strides})
+        m.record("t", (5, 12), torch.float32, "ones_", {}, 1, logged)
+        assert m.writes[0].region == m.writes[1].region == region
     with pytest.raises(ValueError, match="overlap"):
         Region(0, (4, 3), (2, 1))
     with pytest.raises(ValueError, match="not the elements of a view"):

@@ -297,9 +297,10 @@ class Manifest:
 
     def record(self, stream, shape, dtype, fn: str, args, seed: int, region=None, *,
                format_version: int = FORMAT_VERSION) -> Write:
-        """Append one write. ``region``: None (the whole tensor), a ``Region``, its JSON form
-        ``{"offset", "shape", "strides"}``, or the logical indices of the view written (an integer tensor
-        shaped like the view). A write equal to the tensor's last one is not repeated.
+        """Append one write. ``region``: None (the whole tensor), a ``Region`` (or any object with ``offset``,
+        ``shape`` or ``sizes``, and ``strides``), its JSON form ``{"offset", "shape", "strides"}``, or the
+        logical indices of the view written (an integer tensor shaped like the view). A write equal to the
+        tensor's last one is not repeated.
 
         Raises ValueError if ``stream`` was recorded with another shape or dtype.
         """
@@ -315,8 +316,11 @@ class Manifest:
             region = Region(**region)
         elif isinstance(region, torch.Tensor):
             region = Region.from_indices(region)
+        elif region is not None and not isinstance(region, Region) and hasattr(region, "strides"):
+            # any region-like record: offset, shape (or sizes) and strides of logical indices
+            region = Region(region.offset, getattr(region, "shape", None) or region.sizes, region.strides)
         if region is not None and not isinstance(region, Region):
-            raise TypeError(f"region must be None, a Region or a dict, got {type(region).__name__}")
+            raise TypeError(f"region must be None, a Region, a dict or an index tensor, got {type(region).__name__}")
         if region is not None and region.numel and region.last >= math.prod(shape):
             raise ValueError(f"region reaches logical index {region.last} of a tensor of shape {shape}")
         if args is not None:
