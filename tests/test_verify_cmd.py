@@ -2,6 +2,7 @@
 reported with the right tensor and kind of failure, unreadable inputs as one-line errors with exit status 2."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -83,6 +84,12 @@ def test_each_tamper_names_its_tensor(saved, capsys, tmp_path, tamper, name, ver
     rows = _rows(out)
     assert code == 1 and rows.pop(name).startswith(verdict)
     assert set(rows.values()) == {"ok"}
+    if tamper == "flip":  # NaN too is a mismatch, and the JSON report stays strict JSON
+        code, out, _ = _verify(capsys, _tampered(tmp_path, checkpoint, lambda s: s[name].fill_(math.nan)),
+                               manifest, "--json")
+        failed = [t for t in json.loads(out, parse_constant=pytest.fail)["tensors"] if t["verdict"] != "ok"]
+        assert code == 1 and [(t["name"], t["mismatches"], t["max_error"]) for t in failed] == [(name, 32, "inf")]
+        assert failed[0]["first_mismatch"]["got"] == "nan"
 
 
 def test_swapped_tensors_are_both_named_with_what_they_hold(saved, capsys, tmp_path):

@@ -137,7 +137,7 @@ def run(args) -> int:
     except CheckpointError as exc:
         return fail(str(exc))
     if args.json:
-        print(json.dumps(report.to_json(), indent=1))
+        print(json.dumps(report.to_json(), indent=1, allow_nan=False))
     else:
         print(report.table())
     if report.failures:

@@ -69,10 +69,17 @@ class TensorReport:
         return self.verdict in FAILURES
 
     def to_json(self) -> dict:
-        error = self.max_error
+        """A dict of strict JSON values (non-finite floats as the strings "inf", "-inf", "nan")."""
+        first = self.first_mismatch and {k: _finite_or_str(v) for k, v in self.first_mismatch.items()}
         return {"name": self.name, "stream": self.stream, "verdict": self.verdict, "checked": self.checked,
-                "max_error": "inf" if error == math.inf else error, "mismatches": self.mismatches,
-                "first_mismatch": self.first_mismatch, "detail": self.detail}
+                "max_error": _finite_or_str(self.max_error), "mismatches": self.mismatches,
+                "first_mismatch": first, "detail": self.detail}
+
+
+def _finite_or_str(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
 
 
 @dataclass
