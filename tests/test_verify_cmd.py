@@ -186,9 +186,12 @@ def test_not_verifiable_tensors_exit_3(tmp_path, capsys):
 
 
 def test_init_refuses_a_sharded_checkpoint(capsys, tmp_path):
-    assert main(["init", "--model", "nano", "--device", "cpu", "--world-size", "2", "--no-progress",
-                 "--save-checkpoint", str(tmp_path / "c.pt")]) == 2
-    assert "--world-size 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_status:
+        main(["init", "--model", "nano", "--device", "cpu", "--world-size", "2", "--no-progress",
+              "--save-checkpoint", str(tmp_path / "c.pt")])
+    err = capsys.readouterr().err
+    assert exit_status.value.code == 2 and "--world-size 1" in err and err.count("\n") == 1
+    assert not (tmp_path / "c.pt").exists()
     assert main(["init", "--model", "nano", "--device", "cpu", "--world-size", "2", "--rank", "1", "--no-progress",
                  "--save-manifest", str(tmp_path / "m.json")]) == 0
     whole = tmp_path / "whole.json"

@@ -7,6 +7,7 @@ tensor matched; 1 a tensor failed (mismatch, missing, shape, dtype, invalid entr
 be read; 3 nothing failed but some tensors could not be verified (a user callable, a large orthogonal_).
 """
 
+import argparse
 import json
 import sys
 import time
@@ -14,6 +15,8 @@ import warnings
 from pathlib import Path
 
 import torch
+
+from . import _common
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNVERIFIED = 0, 1, 2, 3
 STATE_DICT_KEYS = ("state_dict", "model")  # where training checkpoints usually keep the model's state dict
@@ -111,8 +114,8 @@ def _progress(done: int, total: int, name: str, started: float) -> None:
 
 
 def run(args) -> int:
-    from .manifest import Manifest, ManifestError
-    from .verify import verify_
+    from ..manifest import Manifest, ManifestError
+    from ..verify import verify_
 
     def fail(message: str) -> int:
         print(f"triton-init verify: error: {message}", file=sys.stderr)
@@ -146,44 +149,33 @@ def run(args) -> int:
 
 
 def _samples(text: str):
-    import argparse
-
+    """A positive number of samples, or "all" (None: every element)."""
     if text == "all":
         return None
     try:
-        value = int(text)
-    except ValueError:
+        return _common.int_in(1)(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"must be a positive int or 'all', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive int or 'all', got {value}")
-    return value
 
 
-def _sample_seed(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**63), got {text!r}") from None
-    if not 0 <= value < 1 << 63:
-        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**63), got {value}")
-    return value
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("verify", help="check a checkpoint's tensors against the init manifest, element by element",
-                       description=__doc__)
+def add_parser(subparsers) -> None:
+    p = _common.add_command(
+        subparsers, "verify", summary="check a checkpoint's tensors against the init manifest, element by element",
+        description="Check every tensor of a saved state dict (torch.save; .safetensors files or a directory of\n"
+                    "them with the safetensors package) against the manifest written at init: a sample of each\n"
+                    "tensor's elements recomputed on the CPU reference, compared within the stream-format\n"
+                    "contract. Exit status: 0 every recorded tensor matched, 1 one failed, 2 unreadable input,\n"
+                    "3 nothing failed but some tensors could not be verified.",
+        run=run)
     p.add_argument("checkpoint", help="a torch.save'd state dict, a .safetensors file or a directory of them")
-    p.add_argument("--manifest", required=True, help="the JSON manifest written at init (--save-manifest)")
-    p.add_argument("--samples", type=_samples, default=4096,
-                   help="random elements checked per tensor, besides both ends; 'all' checks every element "
-                        "(default: 4096)")
-    p.add_argument("--seed", type=_sample_seed, default=None,
-                   help="seed of the random sample (default: a fresh one, printed)")
+    p.add_argument("--manifest", required=True, metavar="PATH",
+                   help="the JSON manifest written at init (triton-init init --save-manifest)")
+    p.add_argument("--samples", type=_samples, default=4096, metavar="N",
+                   help="random elements checked per tensor, besides both ends; 'all': every element (default: 4096)")
+    p.add_argument("--seed", type=_common.int_in(0, 1 << 63, "2**63"), default=None,
+                   help="seed of the random sample, in [0, 2**63) (default: a fresh one, printed)")
     p.add_argument("--prefix", default="", help="stream prefix of a pipeline stage's names (default: none)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.add_argument("--progress", action="store_true", default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.set_defaults(func=run)
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
