@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One command for a GPU machine (NVIDIA, or AMD with a ROCm build of torch): the GPU tests, then the
-# throughput run, everything written under $OUT.
+# One command for a GPU machine (NVIDIA, or AMD with a ROCm build of torch): the GPU tests, the throughput run,
+# a verify pass, everything under $OUT.
 #
 #   bash bench/device_check.sh            # from the repository root; OUT defaults to bench/results/device-check
 #
@@ -9,9 +9,11 @@
 #   $OUT/pytest_gpu.log      pytest -m gpu (the target's approximate math over every u, > 2^31 elements, ...)
 #   $OUT/throughput.json     bench/throughput.py records; $OUT/throughput.png its plot (if matplotlib)
 #   $OUT/shard_bench.json    bench/shard_bench.py: one rank's 1/8 shard of Llama-3-70B in bf16 vs torch
+#   $OUT/verify.json         bench/verify_check.py: models materialized here, verified against their manifests
 #   $OUT/isa.json            bench/isa_report.py for this GPU's architecture, under this machine's triton
 #   $OUT/<device>-<date>.json  the summary to commit as bench/results/<device>-<date>.json
-# Budget: under 5 minutes (pytest <= 130 s, throughput <= 95 s, shard bench <= 45 s, ISA report <= 25 s;
+# Budget: under 5 minutes (pytest <= 115 s, throughput <= 85 s, shard bench <= 45 s, verify <= 30 s,
+# ISA report <= 25 s;
 # throughput.json is rewritten after every size, so a timeout keeps what was measured).
 set -u -o pipefail
 
@@ -48,14 +50,14 @@ torch.cuda.is_available() else '', t.of_device(torch.device('cuda')) if torch.cu
 
 echo "== pytest -m gpu"
 start=$SECONDS
-timeout 130 "$PYTHON" -P -m pytest "$REPO/tests" -m gpu -q -p no:cacheprovider --durations=8 --rootdir "$REPO" \
+timeout 115 "$PYTHON" -P -m pytest "$REPO/tests" -m gpu -q -p no:cacheprovider --durations=8 --rootdir "$REPO" \
     2>&1 | tee "$OUT/pytest_gpu.log"
 pytest_rc=$?
 echo "pytest rc=$pytest_rc in $((SECONDS - start)) s"
 
 echo "== throughput"
 start=$SECONDS
-timeout 95 "$PYTHON" -P "$REPO/bench/throughput.py" --quick --out "$OUT"
+timeout 85 "$PYTHON" -P "$REPO/bench/throughput.py" --quick --out "$OUT"
 throughput_rc=$?
 echo "throughput rc=$throughput_rc in $((SECONDS - start)) s"
 
@@ -66,16 +68,22 @@ timeout 45 "$PYTHON" -P "$REPO/bench/shard_bench.py" --model llama-3-70b --dtype
 shard_rc=$?
 echo "shard bench rc=$shard_rc in $((SECONDS - start)) s"
 
+echo "== verify (llama-3-8b bf16 and every init, materialized here, against their manifests)"
+start=$SECONDS
+timeout 30 "$PYTHON" -P "$REPO/bench/verify_check.py" --json "$OUT/verify.json"
+verify_rc=$?
+echo "verify rc=$verify_rc in $((SECONDS - start)) s"
+
 echo "== ISA report (this GPU's architecture, this machine's triton)"
 start=$SECONDS
 timeout 25 "$PYTHON" -P "$REPO/bench/isa_report.py" --targets device --out "$OUT/isa.json" | tail -60
 isa_rc=$?
 echo "isa rc=$isa_rc in $((SECONDS - start)) s"
 
-"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$isa_rc" "$shard_rc" <<'EOF'
+"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$isa_rc" "$shard_rc" "$verify_rc" <<'EOF'
 import datetime, json, re, sys
 from pathlib import Path
-out, pytest_rc, throughput_rc, isa_rc, shard_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
+out, pytest_rc, throughput_rc, isa_rc, shard_rc, verify_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
 import torch, triton
 device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no-gpu"
 log = (out / "pytest_gpu.log").read_text() if (out / "pytest_gpu.log").exists() else ""
@@ -90,10 +98,12 @@ record = {
     "pytest_gpu": {"rc": pytest_rc, "summary": summary[-1:] }, "throughput_rc": throughput_rc, "isa_rc": isa_rc,
     "throughput": load("throughput.json"), "isa": load("isa.json"),
     "shard_bench_rc": shard_rc, "shard_bench": load("shard_bench.json"),
+    "verify_rc": verify_rc, "verify": load("verify.json"),
 }
 name = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower() + "-" + datetime.date.today().isoformat() + ".json"
 (out / name).write_text(json.dumps(record, indent=1) + "\n")
 print(f"summary -> {out / name}")
 EOF
-echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, isa rc=$isa_rc"
-exit $(( pytest_rc != 0 || throughput_rc != 0 ))
+echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, verify rc=$verify_rc, \
+isa rc=$isa_rc"
+exit $(( pytest_rc != 0 || throughput_rc != 0 || verify_rc != 0 ))

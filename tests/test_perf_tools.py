@@ -1,6 +1,9 @@
-"""The compiled-CPU decision logic and its math (run eagerly: no compile here)."""
+"""The compiled-CPU decision logic and its math (run eagerly: no compile here), and the verify check."""
 
+import importlib.util
+import json
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +11,8 @@ import torch
 from triton_init import _cpu_compiled, reference
 from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM
 from triton_init._layout import make_layout
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -114,3 +119,15 @@ def test_chunk_math_matches_reference(fresh_compiled_state, dist, kw, dtype):
     expected = reference.values_at(torch.arange(n) + base, dist, params, 99, 2**64 - 5, dtype)
     tol = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 2.0 ** -7}[dtype]
     assert torch.allclose(out.double(), expected.double(), rtol=tol, atol=tol * kw.get("std", 1.0))
+
+
+def test_verify_check_runs_every_part_on_the_cpu(tmp_path, monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("verify_check", ROOT / "bench" / "verify_check.py")
+    verify_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(verify_check)
+    monkeypatch.setattr(verify_check, "SHAPES", ((9, 7),))
+    out = tmp_path / "verify.json"
+    assert verify_check.main(["--device", "cpu", "--model", "nano", "--json", str(out)]) == 0
+    parts = json.loads(out.read_text())["parts"]
+    assert [p["ok"] for p in parts] == [True, True, True] and parts[2]["checked"] == 2 * 12 * 63
+    assert "skipped" in capsys.readouterr().out  # the tensor past 2^32 needs CUDA

@@ -41,6 +41,13 @@ _EXPORTS = {
     "shard_segments": ".flat",
     "init_module_": ".module",
     "materialize_": ".module",
+    "Manifest": ".manifest",
+    "ManifestError": ".manifest",
+    "Region": ".manifest",
+    "verify_": ".verify",
+    "regenerate_": ".verify",
+    "VerifyReport": ".verify",
+    "VerificationError": ".verify",
     "recipes": ".recipes",
     # torch.nn.init's deprecated names without the trailing underscore (each warns, then calls name + "_")
     "uniform": "._deprecated",
