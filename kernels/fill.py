@@ -28,7 +28,7 @@ from .philox import (
     uniform01,
     uniform01_f64,
 )
-from .target import INTERPRETER, Target, of_device
+from .target import Target, of_device
 from .transcendentals import cos_angle, sin_angle
 
 UNIFORM = 0
@@ -227,7 +227,7 @@ def _store_values(out_ptr, ptrs, values, mask, EXACT_BF16: tl.constexpr):
     """Cast to the output dtype (rounded once; fp64 -> bf16 through fp32, as torch) and store."""
     if out_ptr.dtype.element_ty == tl.bfloat16:
         values = values.to(tl.float32)
-        if EXACT_BF16:  # the interpreter's fp32 -> bf16 cast truncates
+        if EXACT_BF16:  # the interpreter's cast truncates; some AMD archs convert slower than this
             values = _bf16_round_nearest_even(values)
     tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask, eviction_policy="evict_first")
 
@@ -255,7 +255,7 @@ def _fill_kernel(
     TRUNC_PATH: tl.constexpr,  # trunc_normal's inverse-CDF path (trunc_paths)
     CLAMP: tl.constexpr,  # trunc_normal values may leave [a, b]: clamp them
     MATH: tl.constexpr,  # the transcendental set (target)
-    EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand: the interpreter's cast truncates
+    EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand (Target.rounds_bf16_by_hand)
     UNIFORM_F32: tl.constexpr = False,  # uniform as one fp32 fma (see _transform)
     ALIGNED: tl.constexpr = False,  # FLAT and base // 4 a multiple of BLOCK_GROUPS: no carry into j hi
 ):
@@ -467,7 +467,7 @@ def _dist_constexprs(out: torch.Tensor, dist: int, params, target: Target, trunc
         path = trunc_path
         clamp = trunc_paths.needs_clamp(path, *params)
     return {"DIST": dist, "TRUNC_PATH": path, "CLAMP": clamp, "MATH": target.math,
-            "EXACT_BF16": target == INTERPRETER,
+            "EXACT_BF16": target.rounds_bf16_by_hand,
             "UNIFORM_F32": dist == UNIFORM and uniform_in_f32(out.dtype == torch.float64, params[0], params[1])}
 
 

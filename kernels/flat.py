@@ -53,7 +53,7 @@ def _flat_fill_kernel(
     TRUNC_PATH: tl.constexpr,  # trunc_normal's inverse-CDF path (trunc_paths)
     CLAMP: tl.constexpr,
     MATH: tl.constexpr,  # the transcendental set (target)
-    EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand (the interpreter's cast truncates), as fill does
+    EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand (Target.rounds_bf16_by_hand), as fill does
     UNIFORM_F32: tl.constexpr = False,  # uniform as one fp32 fma, decided per segment as fill's launcher does
     VEC: tl.constexpr = 1,  # every offset and numel a multiple of VEC elements (16 bytes), every start of 4
     ALIGNED: tl.constexpr = False,  # every start a multiple of 4 * BLOCK_GROUPS: no carry into j hi

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from .fill import THREADS_PER_PROGRAM, Launch, _store_values
-from .target import INTERPRETER, Target, of_device
+from .target import Target, of_device
 
 DEFAULT_BLOCK_ROWS = 32
 DEFAULT_BLOCK_COLS = 64
@@ -38,7 +38,7 @@ def _orthogonal_epilogue_kernel(
     TRANSPOSED: tl.constexpr,  # QR ran on the transpose: Q is (cols, rows)
     BLOCK_ROWS: tl.constexpr,
     BLOCK_COLS: tl.constexpr,
-    EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand: the interpreter's cast truncates
+    EXACT_BF16: tl.constexpr = False,  # round fp32 -> bf16 by hand (Target.rounds_bf16_by_hand)
 ):
     pid = tl.program_id(0).to(tl.int64)  # one grid axis: its limit is 2^31, not 65535
     pid_r = pid // col_blocks
@@ -83,7 +83,7 @@ def epilogue_launch(out: torch.Tensor, q: torch.Tensor, r: torch.Tensor, col_ind
     args = (out, q, r, col_index, col_mem, n_rows, n_cols, col_blocks, row_offset, out.stride(0),
             q.stride(0), q.stride(1), r.stride(0) + r.stride(1), gain_bits)
     constexprs = {"TRANSPOSED": transposed, "BLOCK_ROWS": block_rows, "BLOCK_COLS": block_cols,
-                  "EXACT_BF16": target == INTERPRETER}
+                  "EXACT_BF16": target.rounds_bf16_by_hand}
     return Launch(_orthogonal_epilogue_kernel, grid, args, constexprs,
                   num_warps or max(1, THREADS_PER_PROGRAM // target.warp_size))
 

@@ -18,6 +18,12 @@ MATH_AMD = 2
 MATH_NAMES = {MATH_ACCURATE: "accurate", MATH_NVIDIA: "nvidia", MATH_AMD: "amd"}
 
 
+# Archs whose fp32 -> bf16 cast costs more than rounding to nearest even with integer ops: CDNA1-3 have no
+# conversion instruction (gfx942's cast is four VALU ops with a NaN check the kernels' finite values never need,
+# against three by hand); gfx950 and NVIDIA convert in one.
+BF16_ROUNDED_BY_HAND = ("gfx908", "gfx90a", "gfx942")
+
+
 @dataclass(frozen=True)
 class Target:
     """A compilation target: Triton's backend name ("cuda", "hip", ...), its arch (90, "gfx942"), warp size."""
@@ -30,6 +36,12 @@ class Target:
     def math(self) -> int:
         """The transcendental set for this target: the vendor's proven approximations, else accurate math."""
         return {"cuda": MATH_NVIDIA, "hip": MATH_AMD}.get(self.backend, MATH_ACCURATE)
+
+    @property
+    def rounds_bf16_by_hand(self) -> bool:
+        """Whether bf16 outputs are rounded with integer ops: the interpreter's cast truncates, and some
+        AMD archs have no conversion instruction."""
+        return self.backend == "interpreter" or (self.backend == "hip" and str(self.arch) in BF16_ROUNDED_BY_HAND)
 
     @property
     def name(self) -> str:

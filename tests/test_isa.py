@@ -94,7 +94,8 @@ def test_rocm_device_resolves_to_the_amd_set(rocm_torch):
     assert resolved == Target("hip", "gfx942", 64) and resolved.math == MATH_AMD and resolved.name == "gfx942"
     (launch,) = fill.fill_launches(torch.empty(0, dtype=torch.bfloat16), fill.NORMAL, (0.0, 1.0), 1, 2, (4096,), (1,),
                                    (1,), 0, target=resolved)
-    assert launch.constexprs["MATH"] == MATH_AMD and launch.constexprs["EXACT_BF16"] is False
+    assert launch.constexprs["MATH"] == MATH_AMD
+    assert launch.constexprs["EXACT_BF16"] is True  # gfx942 has no bf16 conversion: rounded with integer ops
     assert launch.num_warps == 2  # 128 threads: two 64-wide wavefronts, as four warps on NVIDIA
 
 
@@ -103,6 +104,12 @@ def test_vendor_mismatch_is_an_error(rocm_torch):
     rocm_torch(GPUTarget("cuda", 90, 32))
     with pytest.raises(RuntimeError, match="torch was built for 'hip'"):
         target.of_device(torch.device("cuda", 0))
+
+
+def test_bf16_rounding_by_arch():
+    """Integer rounding to bf16 where the cast truncates (the interpreter) or costs more (CDNA1-3)."""
+    assert target.INTERPRETER.rounds_bf16_by_hand and Target("hip", "gfx942", 64).rounds_bf16_by_hand
+    assert not Target("hip", "gfx950", 64).rounds_bf16_by_hand and not Target("cuda", 90, 32).rounds_bf16_by_hand
 
 
 def test_cpu_and_interpreter_take_accurate_math():
