@@ -428,7 +428,7 @@ class Intercept:
     def _serve_method(self, func, method, args, kwargs):
         name, names, defaults = method
         tensor = args[0]
-        values = dict(zip(names, defaults, strict=True))
+        values = dict(zip(names, defaults, strict=False))
         values.update(zip(names, args[1:], strict=False))
         values.update((k, v) for k, v in kwargs.items() if k in names)
         if name == "uniform_":
