@@ -494,7 +494,7 @@ class Intercept:
             function, resolved = _resolve(name, shape, params)
             if function is None:  # a no-op
                 return
-            distribution = (function, tuple(sorted(resolved.items())))
+            distribution = (function, tuple(resolved.items()))
         pending = _Pending(name, tuple(sorted(params.items())), distribution, shape, call_site())
         self._taints.set(tensor, _Taint((pending,), True, (pending.site,)))
 
@@ -599,7 +599,7 @@ class Intercept:
             if known is None:
                 self._taints.set(out, _Taint((), False, (site,)))
             else:
-                distribution = (known[0], tuple(sorted(known[1].items())))
+                distribution = (known[0], tuple(known[1].items()))
                 pending = _Pending(getattr(func, "__name__", "random"), (), distribution, tuple(out.shape), site)
                 self._taints.set(out, _Taint((pending,), True, (site,)))
         return result
