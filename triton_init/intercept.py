@@ -445,10 +445,7 @@ class Intercept:
         if tensor.device.type == "meta":
             return False
         try:
-            target = self._index.locate(tensor)
-            if target is None and name not in DETERMINISTIC:
-                self._index.refresh()  # the module may have new tensors (re-assigned, re-tied, materialized)
-                target = self._index.locate(tensor)
+            target = self._index.locate(tensor, refresh=name not in DETERMINISTIC)
         except UnmappedView as err:
             self._left_to_torch(str(err))
             original(**args)
@@ -518,24 +515,27 @@ class Intercept:
                     if isinstance(out, torch.Tensor):
                         self._taints.set(out, moved)
             return result
+        held = self._taints.get(dest)
+        if taint is None:  # nothing random is written: deterministic, or arithmetic on a temporary
+            result = func(*args, **kwargs)
+            if held is not None and name not in _MOVES:
+                self._taints.set(dest, _Taint(held.pending, False, held.sites))
+            return result
         self._serving += 1
         try:
             target = self._write_target(func, dest, args)
         finally:
             self._serving -= 1
-        if target is None:  # a temporary: it now holds what it held and what was written
-            result = func(*args, **kwargs)
-            held = self._taints.get(dest)
-            if taint is not None or held is not None:
-                overwritten = name == "copy_" and len(args) > 1 and dest.shape == args[1].shape
-                parts = [t for t in (taint, None if overwritten else held) if t is not None]
-                pure = all(t.pure for t in parts) and name in _MOVES
-                self._taints.set(dest, _Taint(tuple(dict.fromkeys(p for t in parts for p in t.pending)), pure,
-                                              tuple(dict.fromkeys(s for t in parts for s in t.sites))))
-            return result
-        if taint is None:
-            return func(*args, **kwargs)
-        return self._copy_into_model(func, args, kwargs, target, taint, name)
+        if target is not None:
+            return self._copy_into_model(func, args, kwargs, target, taint, name)
+        # a temporary: it now holds what was written, and what it held unless all of it was overwritten
+        result = func(*args, **kwargs)
+        overwritten = name == "copy_" and len(args) > 1 and dest.shape == args[1].shape
+        parts = [taint] if overwritten or held is None else [taint, held]
+        self._taints.set(dest, _Taint(tuple(dict.fromkeys(p for t in parts for p in t.pending)),
+                                      all(t.pure for t in parts) and name in _MOVES,
+                                      tuple(dict.fromkeys(s for t in parts for s in t.sites))))
+        return result
 
     def _write_target(self, func, dest, args):
         """The model ``Target`` a write into ``dest`` lands in (``dest[index]`` for ``__setitem__``), or None."""

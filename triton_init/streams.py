@@ -151,34 +151,52 @@ class TensorIndex:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the module's tensors (after ``to_empty``, re-tying or re-assigned parameters)."""
+        """Re-read the module's tensors (after ``to_empty``, re-tying or re-assigned parameters); entries of
+        tensors whose storage did not change are kept."""
+        previous = getattr(self, "_entries", {})
+        self._entries: dict = {}
         self._by_storage: dict = {}
         for fqn, _, _, tensor, _ in named_tensors(self.module):
             local = _local(tensor)
             if local.device.type == "meta" or local.numel() == 0:
                 continue
-            if is_dtensor(tensor):
-                _, shape, offset = dtensor_block(tensor)
-                if offset is None:  # this rank is outside the tensor's mesh
-                    continue
-            else:
-                shape, offset = tuple(tensor.shape), (0,) * tensor.dim()
-            entry = _Entry(stream_name(fqn, self.prefix), tensor, local, tuple(shape), tuple(offset))
+            key = (id(tensor), _storage_key(local), local.storage_offset(), tuple(local.shape))
+            entry = previous.get(key)
+            if entry is None or entry.tensor is not tensor:
+                if is_dtensor(tensor):
+                    _, shape, offset = dtensor_block(tensor)
+                    if offset is None:  # this rank is outside the tensor's mesh
+                        continue
+                else:
+                    shape, offset = tuple(tensor.shape), (0,) * tensor.dim()
+                entry = _Entry(stream_name(fqn, self.prefix), tensor, local, tuple(shape), tuple(offset))
+            self._entries[key] = entry
             self._by_storage.setdefault(_storage_key(local), []).append(entry)
 
     def shares_storage(self, tensor) -> bool:
         local = _local(tensor)
-        return local.device.type != "meta" and local.numel() > 0 and _storage_key(local) in self._by_storage
+        return local.device.type != "meta" and local.numel() > 0 and bool(self._current(_storage_key(local)))
 
-    def locate(self, tensor) -> Target | None:
-        """The ``Target`` of a write into ``tensor``, None if it shares no storage with the model.
+    def _current(self, key) -> list:
+        """The entries in storage ``key`` that still hold it (``to_empty`` gives tensors new storage, and
+        the old addresses are reused)."""
+        entries = self._by_storage.get(key, ())
+        return [e for e in entries if _local(e.tensor) is e.local and _storage_key(e.local) == key]
+
+    def locate(self, tensor, *, refresh: bool = True) -> Target | None:
+        """The ``Target`` of a write into ``tensor``, None if it shares no storage with the model (looked up
+        again after a ``refresh`` when it seems not to: the module may have new storage).
 
         Raises ``UnmappedView`` when it does but its elements cannot be mapped to logical indices.
         """
         local = _local(tensor)
         if local.device.type == "meta" or local.numel() == 0:
             return None
-        entries = self._by_storage.get(_storage_key(local))
+        key = _storage_key(local)
+        entries = self._current(key)
+        if not entries and refresh:
+            self.refresh()
+            entries = self._current(key)
         if not entries:
             return None
         for entry in entries:
