@@ -6,7 +6,7 @@ What is intercepted while the context is active (in the thread that entered it; 
   of the originals, ``from torch.nn.init import ...``): for the duration each function object runs a
   trampoline into this module instead of its own code (``_TorchInit``), so every reference reaches it;
 - tensor methods on model tensors, and every write into the model, through a ``TorchFunctionMode``;
-- timm's own truncated normal (``timm.layers.weight_init._trunc_normal_``) when timm is imported.
+- timm's own truncated normals (``timm.layers.weight_init``) when timm is imported.
 The rule for random inits into tensors that are not in the model (temporaries) is in ``Intercept``.
 """
 
@@ -189,7 +189,7 @@ class _TorchInit:
         self.count = 0
         self.originals = {}  # name -> a function with torch's own code
         self.saved_code = {}
-        self.timm = None  # (module, original) while patched
+        self.timm = None  # (module, {name: original}) while patched
 
     def install(self) -> None:
         with self.lock:
@@ -211,8 +211,9 @@ class _TorchInit:
                     getattr(torch.nn.init, name).__code__ = code
                 self.saved_code.clear()
                 if self.timm is not None:
-                    module, original = self.timm
-                    module._trunc_normal_ = original
+                    module, patched = self.timm
+                    for name, original in patched.items():
+                        setattr(module, name, original)
                     self.timm = None
 
     @staticmethod
@@ -236,21 +237,43 @@ class _TorchInit:
         module = sys.modules.get(TIMM_MODULE)
         if module is None:
             return
-        original = getattr(module, "_trunc_normal_", None)
-        if not callable(original):
-            version = getattr(sys.modules.get("timm"), "__version__", "?")
-            raise RuntimeError(f"triton_init.intercept does not support timm {version}: {TIMM_MODULE} has no "
-                               "_trunc_normal_(tensor, mean, std, a, b) (timm 0.9 to 1.0.31 have it)")
+        patched = {}
+        for name, as_trunc_normal in TIMM_TRUNCATED_NORMALS.items():
+            original = getattr(module, name, None)
+            if not callable(original):
+                version = getattr(sys.modules.get("timm"), "__version__", "?")
+                raise RuntimeError(f"triton_init.intercept does not support timm {version}: {TIMM_MODULE} has no "
+                                   f"{name} (timm 0.9 to 1.0.31 have it)")
+            patched[name] = original
+            setattr(module, name, _timm_wrapper(original, as_trunc_normal))
+        self.timm = (module, patched)
 
-        def timm_trunc_normal_(tensor, mean, std, a, b):
-            active = _active()
-            args = {"tensor": tensor, "mean": mean, "std": std, "a": a, "b": b}
-            if active is None:
-                return original(**args)
-            return active._serve_call("trunc_normal_", args, original)
 
-        module._trunc_normal_ = timm_trunc_normal_
-        self.timm = (module, original)
+def _timm_wrapper(original, as_trunc_normal):
+    import inspect
+
+    signature = inspect.signature(original)
+
+    def wrapper(*args, **kwargs):
+        active = _active()
+        if active is None:
+            return original(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        tensor, mean, std, a, b = (bound.arguments[k] for k in ("tensor", "mean", "std", "a", "b"))
+        args = {"tensor": tensor, **as_trunc_normal(mean, std, a, b)}
+        return active._serve_call("trunc_normal_", args, lambda **_: original(*bound.args, **bound.kwargs))
+
+    return wrapper
+
+
+# timm's truncated normals, as torch.nn.init.trunc_normal_'s arguments: ``_trunc_normal_`` is behind
+# ``trunc_normal_`` everywhere; ``trunc_normal_tf_`` (bounds in units of std around 0, then scaled and
+# shifted) is behind ``variance_scaling_``/``lecun_normal_``.
+TIMM_TRUNCATED_NORMALS = {
+    "_trunc_normal_": lambda mean, std, a, b: {"mean": mean, "std": std, "a": a, "b": b},
+    "trunc_normal_tf_": lambda mean, std, a, b: {"mean": mean, "std": std, "a": mean + a * std, "b": mean + b * std},
+}
 
 
 def _copy_function(fn):
