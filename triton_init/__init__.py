@@ -27,6 +27,7 @@ from ._orthogonal import orthogonal_
 from ._random import normal_, trunc_normal_, uniform_
 from ._spec import Init
 from .flat import Segment, init_flat_, shard_segments
+from .intercept import Intercept, Served, intercept
 from .module import init_module_, materialize_
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FORMAT_VERSION",
     "Init",
+    "Intercept",
     "Segment",
     "backend",
     "calculate_gain",
@@ -43,6 +45,7 @@ __all__ = [
     "eye_",
     "init_flat_",
     "init_module_",
+    "intercept",
     "kaiming_normal_",
     "kaiming_uniform_",
     "lecun_normal_",
@@ -52,6 +55,7 @@ __all__ = [
     "ones_",
     "orthogonal_",
     "recipes",
+    "Served",
     "shard_segments",
     "sparse_",
     "stream_id",

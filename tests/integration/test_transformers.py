@@ -8,10 +8,10 @@ transformers = require("transformers", "transformers 5.24")
 STD = 0.02
 
 
-def llama():
+def llama(pad_token_id=3):
     config = transformers.LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                      pad_token_id=3, initializer_range=STD, tie_word_embeddings=False)
+                                      pad_token_id=pad_token_id, initializer_range=STD, tie_word_embeddings=False)
     return transformers.LlamaForCausalLM(config)
 
 
