@@ -148,6 +148,12 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
 def run(args) -> int:
     from .cli import DTYPES
 
+    if args.hf_config or args.torchtitan:
+        if args.model or args.recipe or (args.hf_config and args.torchtitan):
+            raise SystemExit("triton-init init: --hf-config, --torchtitan and --model/--recipe exclude each other")
+        from . import frameworks
+
+        return frameworks.run(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     name = args.model or ("llama-3-8b" if device.startswith("cuda") else "tiny")
     dtype = DTYPES[args.dtype]
@@ -171,6 +177,8 @@ def run(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("init", help="materialize and initialize a built-in model (or one rank's shard)")
     p.add_argument("--model", choices=sorted(MODELS), help="default: llama-3-8b on CUDA, tiny on CPU")
+    p.add_argument("--hf-config", help="a transformers config.json (or its folder): the model, by its own init")
+    p.add_argument("--torchtitan", metavar="MODEL:FLAVOR", help="a torchtitan model, e.g. llama3:debugmodel")
     p.add_argument("--dtype", default="bf16", choices=["fp32", "bf16", "fp16", "fp64"])
     p.add_argument("--device", help="cuda, cuda:N or cpu (default: cuda if present)")
     p.add_argument("--world-size", type=int, default=1)
