@@ -14,7 +14,7 @@ CONFIG = os.path.join(os.path.dirname(__file__), "configs", "tiny-llama", "confi
 
 def test_hf_config_checksum_is_the_same_for_every_world_size():
     require("transformers", "transformers 5.24")
-    from triton_init.frameworks import hf_model, init_framework_model
+    from triton_init.cli.frameworks import hf_model, init_framework_model
 
     model = hf_model(CONFIG)
     whole = init_framework_model(model, dtype=torch.float32, seed=3)["checksum"]

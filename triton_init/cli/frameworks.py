@@ -4,7 +4,7 @@
 For one rank of a world, the model is sharded with FSDP2 (``fully_shard``, every parameter ``Shard(0)``) over
 a fake process group, so that each rank's shards are initialized with no peers, each rank in a fresh process
 (DTensor keeps the first of equal meshes it saw, whose coordinate would be another rank's). The checksum of
-each rank's shards (``_init_cmd.block_checksum`` at their logical offsets) adds up to the whole model's, the
+each rank's shards (``init.block_checksum`` at their logical offsets) adds up to the whole model's, the
 same for every world size. Nothing is downloaded: configs are local files.
 """
 
@@ -17,10 +17,11 @@ import time
 
 import torch
 
-from ._init_cmd import block_checksum, combine
-from ._sharding import dtensor_block, is_dtensor
-from .intercept import intercept
-from .streams import named_tensors, stream_name
+from .._sharding import dtensor_block, is_dtensor
+from ..intercept import intercept
+from ..streams import named_tensors, stream_name
+from . import _common
+from .init import block_checksum, combine
 
 
 class FrameworkModel:
@@ -31,27 +32,27 @@ class FrameworkModel:
         self.name, self.build, self.init = name, build, init
 
 
-def _require(module: str, package: str):
+def _require(module: str, package: str, option: str):
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise SystemExit(f"triton-init init: {package} is not installed ({err}); "
-                         "bash tests/integration/install.sh installs the supported versions") from None
+        raise _common.UsageError(f"{option}: {package} is not installed ({err}); "
+                                 "bash tests/integration/install.sh installs the supported versions") from None
 
 
 def hf_model(path: str) -> FrameworkModel:
     """A transformers causal LM (or base model) from a local config.json, initialized by
     ``initialize_weights``."""
-    transformers = _require("transformers", "transformers")
+    transformers = _require("transformers", "transformers", "argument --hf-config")
     if os.path.isdir(path):
         path = os.path.join(path, "config.json")
     try:
         with open(path) as f:
             fields = json.load(f)
     except (OSError, ValueError) as err:
-        raise SystemExit(f"triton-init init: --hf-config {path}: {err}") from None
+        raise _common.UsageError(f"argument --hf-config: {path}: {err}") from None
     if "model_type" not in fields:
-        raise SystemExit(f"triton-init init: --hf-config {path} has no model_type")
+        raise _common.UsageError(f"argument --hf-config: {path} has no model_type")
     config = transformers.AutoConfig.for_model(**fields)
 
     def build():
@@ -71,19 +72,19 @@ def torchtitan_model(spec: str) -> FrameworkModel:
     """A torchtitan model flavor, e.g. ``llama3:debugmodel``, initialized by ``init_weights``."""
     model_name, _, flavor = spec.partition(":")
     if not model_name or not flavor:
-        raise SystemExit(f"triton-init init: --torchtitan takes MODEL:FLAVOR (e.g. llama3:debugmodel), got {spec!r}")
-    _require("torchtitan", "torchtitan")
+        raise _common.UsageError(f"argument --torchtitan: expected MODEL:FLAVOR (e.g. llama3:debugmodel), got {spec!r}")
+    _require("torchtitan", "torchtitan", "argument --torchtitan")
     try:
         module = importlib.import_module(f"torchtitan.models.{model_name}")
     except ImportError as err:
-        raise SystemExit(f"triton-init init: no torchtitan model {model_name!r} ({err})") from None
+        raise _common.UsageError(f"argument --torchtitan: no torchtitan model {model_name!r} ({err})") from None
     registry = getattr(module, "model_registry", None)
     if registry is None:
-        raise SystemExit(f"triton-init init: torchtitan.models.{model_name} has no model_registry")
+        raise _common.UsageError(f"argument --torchtitan: torchtitan.models.{model_name} has no model_registry")
     try:
         model_spec = registry(flavor)
     except KeyError:
-        raise SystemExit(f"triton-init init: torchtitan {model_name} has no flavor {flavor!r}") from None
+        raise _common.UsageError(f"argument --torchtitan: torchtitan {model_name} has no flavor {flavor!r}") from None
 
     def init(model):
         with torch.no_grad():
@@ -111,9 +112,9 @@ def _fake_world(world_size: int, rank: int):
     try:
         from torch.testing._internal.distributed.fake_pg import FakeStore
     except ImportError as err:  # pragma: no cover - torch builds without it
-        raise SystemExit(f"triton-init init: --world-size needs torch's fake process group ({err})") from None
+        raise RuntimeError(f"--world-size needs torch's fake process group ({err})") from None
     if dist.is_initialized():
-        raise SystemExit("triton-init init: a process group is already initialized")
+        raise RuntimeError("a process group is already initialized: run one rank per process instead")
     dist.init_process_group("fake", rank=rank, world_size=world_size, store=FakeStore())
     try:
         yield
@@ -172,9 +173,7 @@ def _framework(args) -> FrameworkModel:
 
 
 def _rank_in_fresh_process(args, device: str, rank: int) -> dict:
-    from .cli import DTYPES
-
-    return init_framework_model(_framework(args), dtype=DTYPES[args.dtype], device=device,
+    return init_framework_model(_framework(args), dtype=_common.torch_dtype(args.dtype), device=device,
                                 world_size=args.world_size, rank=rank, seed=args.seed)
 
 
@@ -184,7 +183,9 @@ def run(args) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
     framework = _framework(args)  # fails early on a bad config or flavor
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.rank is not None and args.rank >= args.world_size:
+        raise _common.UsageError(f"argument --rank: must be in [0, --world-size={args.world_size}), got {args.rank}")
+    device = args.device or _common.default_device()
     ranks = [args.rank] if args.rank is not None else list(range(args.world_size))
     partials = []
     for rank in ranks:
