@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for a GPU machine: the GPU tests, then the throughput run, everything written under $OUT.
+# One command for a GPU machine: the GPU tests, the throughput run, a verify pass, everything under $OUT.
 #
 #   bash bench/device_check.sh            # from the repository root; OUT defaults to bench/results/device-check
 #
@@ -8,12 +8,19 @@
 #   $OUT/pytest_gpu.log      pytest -m gpu (FAST paths over every u, > 2^31-element buffer, ...)
 #   $OUT/throughput.json     bench/throughput.py records; $OUT/throughput.png its plot (if matplotlib)
 #   $OUT/shard_bench.json    bench/shard_bench.py: one rank's 1/8 shard of Llama-3-70B in bf16 vs torch
+#   $OUT/verify.json         bench/verify_check.py: models materialized here, verified against their manifests
 #   $OUT/sass.json           bench/sass_report.py under this machine's triton
 #   $OUT/frameworks.json     bench/frameworks.py: each installed framework's init, own vs under intercept
 #   $OUT/<device>-<date>.json  the summary to commit as bench/results/<device>-<date>.json
+<<<<<<< HEAD
 # Budget: under 5 minutes (pytest <= 115 s, throughput <= 80 s, shard bench <= 45 s, SASS report <= 25 s,
 # frameworks <= 30 s; throughput.json and frameworks.json are rewritten after every row, so a timeout keeps
 # what was measured; frameworks that are not installed are skipped by name).
+=======
+# Budget: under 5 minutes (pytest <= 115 s, throughput <= 85 s, shard bench <= 45 s, verify <= 30 s,
+# SASS report <= 25 s;
+# throughput.json is rewritten after every size, so a timeout keeps what was measured).
+>>>>>>> main
 set -u -o pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,7 +61,11 @@ echo "pytest rc=$pytest_rc in $((SECONDS - start)) s"
 
 echo "== throughput"
 start=$SECONDS
+<<<<<<< HEAD
 timeout 80 "$PYTHON" -P "$REPO/bench/throughput.py" --quick --out "$OUT"
+=======
+timeout 85 "$PYTHON" -P "$REPO/bench/throughput.py" --quick --out "$OUT"
+>>>>>>> main
 throughput_rc=$?
 echo "throughput rc=$throughput_rc in $((SECONDS - start)) s"
 
@@ -65,12 +76,19 @@ timeout 45 "$PYTHON" -P "$REPO/bench/shard_bench.py" --model llama-3-70b --dtype
 shard_rc=$?
 echo "shard bench rc=$shard_rc in $((SECONDS - start)) s"
 
+echo "== verify (llama-3-8b bf16 and every init, materialized here, against their manifests)"
+start=$SECONDS
+timeout 30 "$PYTHON" -P "$REPO/bench/verify_check.py" --json "$OUT/verify.json"
+verify_rc=$?
+echo "verify rc=$verify_rc in $((SECONDS - start)) s"
+
 echo "== SASS report (this machine's triton)"
 start=$SECONDS
 timeout 25 "$PYTHON" -P "$REPO/bench/sass_report.py" --out "$OUT/sass.json" | tail -40
 sass_rc=$?
 echo "sass rc=$sass_rc in $((SECONDS - start)) s"
 
+<<<<<<< HEAD
 echo "== frameworks (own init vs under intercept, installed ones)"
 start=$SECONDS
 timeout 30 "$PYTHON" -P "$REPO/bench/frameworks.py" --device cuda --sizes small --repeats 2 \
@@ -82,6 +100,12 @@ echo "frameworks rc=$frameworks_rc in $((SECONDS - start)) s"
 import datetime, json, re, sys
 from pathlib import Path
 out, pytest_rc, throughput_rc, sass_rc, shard_rc, frameworks_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
+=======
+"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$sass_rc" "$shard_rc" "$verify_rc" <<'EOF'
+import datetime, json, re, sys
+from pathlib import Path
+out, pytest_rc, throughput_rc, sass_rc, shard_rc, verify_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
+>>>>>>> main
 import torch, triton
 device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no-cuda"
 log = (out / "pytest_gpu.log").read_text() if (out / "pytest_gpu.log").exists() else ""
@@ -95,12 +119,22 @@ record = {
     "pytest_gpu": {"rc": pytest_rc, "summary": summary[-1:] }, "throughput_rc": throughput_rc, "sass_rc": sass_rc,
     "throughput": load("throughput.json"), "sass": load("sass.json"),
     "shard_bench_rc": shard_rc, "shard_bench": load("shard_bench.json"),
+<<<<<<< HEAD
     "frameworks_rc": frameworks_rc, "frameworks": load("frameworks.json"),
+=======
+    "verify_rc": verify_rc, "verify": load("verify.json"),
+>>>>>>> main
 }
 name = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower() + "-" + datetime.date.today().isoformat() + ".json"
 (out / name).write_text(json.dumps(record, indent=1) + "\n")
 print(f"summary -> {out / name}")
 EOF
+<<<<<<< HEAD
 echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, sass rc=$sass_rc, \
 frameworks rc=$frameworks_rc"
 exit $(( pytest_rc != 0 || throughput_rc != 0 ))
+=======
+echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, verify rc=$verify_rc, \
+sass rc=$sass_rc"
+exit $(( pytest_rc != 0 || throughput_rc != 0 || verify_rc != 0 ))
+>>>>>>> main

@@ -14,7 +14,7 @@ import torch.nn as nn
 
 import triton_init
 from triton_init.intercept import TORCH_INIT_SIGNATURES, intercept
-from triton_init.streams import Region
+from triton_init.manifest import Region
 
 SEED = 1234
 # Bound before any intercept exists, as torchtitan and Megatron bind them at import.
@@ -100,7 +100,7 @@ def test_bound_functions_tables_and_tensor_methods_are_served():
                                            "proj.bias", "conv.bias", "norm.weight", "norm.bias", "scale"]
     padding = ctx.log[3]
     assert padding.function == "constant_" and padding.args == {"val": 0.0}
-    assert padding.region == Region(18, (6,), (1,)) and padding.region.describe((11, 6)) == "[3:4, 0:6]"
+    assert padding.region == Region(18, (6,), (1,))  # row 3
 
 
 def test_views_get_their_logical_indices_and_fans_of_their_own_shape():
@@ -117,7 +117,7 @@ def test_views_get_their_logical_indices_and_fans_of_their_own_shape():
     bound = math.sqrt(3.0) * math.sqrt(2.0 / (1 + 1.0)) / math.sqrt(9)
     whole_u = direct(triton_init.uniform_, (4, 3, 3, 3), "conv.weight", -bound, bound)
     torch.testing.assert_close(w.detach(), whole_u, rtol=0, atol=0)
-    assert ctx.log[0].region.box((9, 6)) == ((0, 9), (2, 5))
+    assert ctx.log[0].region == Region(2, (9, 3), (6, 1))  # columns 2:5
     assert ctx.log[2].region == Region(5, (9,), (6,))  # column 5, all 9 rows
     assert all(r.function == "uniform_" and r.args["b"] == pytest.approx(bound) for r in ctx.log[3:])
 
@@ -304,3 +304,29 @@ def test_bad_arguments():
         intercept(nn.Linear(2, 2), seed=-1)
     with pytest.raises(TypeError, match="strict"):
         intercept(nn.Linear(2, 2), seed=1, strict="yes")
+
+
+def test_the_log_is_a_manifest_that_verifies_the_model():
+    from triton_init.manifest import Manifest
+
+    net = poisoned_net()
+    with intercept(net, seed=SEED) as ctx:
+        BOUND_TRUNC_NORMAL(net.proj.weight)
+        nn.init.xavier_uniform_(net.conv.weight, gain=0.5)
+        nn.init.normal_(net.embed.weight)
+        nn.init.zeros_(net.embed.weight[net.embed.padding_idx])
+        tmp = torch.empty(9)
+        nn.init.uniform_(tmp, -1.0, 1.0)
+        with torch.no_grad():
+            net.proj.bias.copy_(tmp)
+            net.conv.bias.zero_()
+            net.scale.fill_(2.0)
+        net.norm.reset_parameters()
+    manifest = Manifest()
+    for r in ctx.log:
+        manifest.record(r.stream, r.shape, r.dtype, r.function, r.args, r.seed, r.region)
+    report = triton_init.verify_(net, manifest, samples=None)
+    assert not report.failures and len(report.tensors) == 8
+    with torch.no_grad():
+        net.embed.weight[3, 2] += 1e-3
+    assert [t.name for t in triton_init.verify_(net, manifest, samples=None).failures] == ["embed.weight"]

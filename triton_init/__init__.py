@@ -44,6 +44,13 @@ _EXPORTS = {
     "intercept": ".intercept",  # the module, callable as the function of that name (see there)
     "Intercept": ".intercept",
     "Served": ".intercept",
+    "Manifest": ".manifest",
+    "ManifestError": ".manifest",
+    "Region": ".manifest",
+    "verify_": ".verify",
+    "regenerate_": ".verify",
+    "VerifyReport": ".verify",
+    "VerificationError": ".verify",
     "recipes": ".recipes",
     # torch.nn.init's deprecated names without the trailing underscore (each warns, then calls name + "_")
     "uniform": "._deprecated",

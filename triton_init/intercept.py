@@ -30,8 +30,9 @@ from ._nn_init import SQRT3
 from ._orthogonal import orthogonal_
 from ._random import normal_, trunc_normal_, uniform_
 from ._validate import check_interval, check_real, check_std, check_tensor
+from .manifest import Region
 from .reference import call_params
-from .streams import Region, TensorIndex, UnmappedView
+from .streams import TensorIndex, UnmappedView
 
 # torch.nn.init's functions and the parameters this module knows them by (torch 2.5 to 2.13).
 TORCH_INIT_SIGNATURES = {
@@ -59,7 +60,8 @@ class Served:
     """One write triton_init served: ``function(tensor, **args, seed=seed, stream=stream)`` gives its values.
 
     ``shape`` is the tensor's logical (global) shape. ``region`` is None when the write was the whole tensor
-    in its own layout; otherwise the logical indices it covered, and ``function`` is then the distribution
+    in its own layout; otherwise the logical indices it covered (a ``manifest.Region``: offset, shape,
+    strides), and ``function`` is then the distribution
     written there (uniform_, normal_, trunc_normal_ or constant_, with fans already applied), whose values
     at those indices are the ones written. ``via`` is "call" for an init call on the tensor, "copy" for a
     copy from a temporary that an init had filled (re-served on this tensor's stream).
@@ -493,7 +495,7 @@ class Intercept:
             original(**args)
             self._record(target, name, params, region=target.region)
         else:
-            self._left_to_torch(f"{name} on part of {target.stream} ({target.region.describe(target.logical_shape)})")
+            self._left_to_torch(f"{name} on part of {target.stream} (region {target.region.to_json()})")
             original(**args)
 
     def _serve_temporary(self, name, tensor, params, original, args) -> None:

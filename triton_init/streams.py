@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from ._layout import Layout, coalesce, row_major_strides
 from ._sharding import dtensor_block, is_dtensor
+from .manifest import Region
 from .recipes import ParamInfo, get
 
 # Wrapper modules that insert a name component without changing the model: dropped from streams.
@@ -71,39 +72,6 @@ def plan(module: nn.Module, recipe="torch", *, prefix: str = "", **options) -> l
         raise ValueError(f"recipe {recipe.name!r} has no rule for: {', '.join(unmatched)}; add rules, e.g. "
                          f"recipe=triton_init.recipes.get({recipe.name!r}).extend({{'name.pattern': init}})")
     return out
-
-
-@dataclass(frozen=True)
-class Region:
-    """Logical indices a write covered: element (k_0, ..., k_n) of the view, 0 <= k_d < sizes[d], is the
-    logical (row-major) index ``offset + sum(k_d * strides[d])`` of the tensor's logical shape."""
-
-    offset: int
-    sizes: tuple
-    strides: tuple
-
-    def box(self, shape) -> tuple | None:
-        """((start, stop), ...) per dim of ``shape`` when the region is such a box, else None."""
-        lstrides = row_major_strides(shape)
-        steps = {}
-        for size, stride in zip(self.sizes, self.strides, strict=True):
-            if stride not in lstrides or stride in steps:
-                return None
-            steps[stride] = size
-        out, rest = [], self.offset
-        for dim, lstride in enumerate(lstrides):
-            start = rest // lstride
-            rest -= start * lstride
-            out.append((start, start + steps.get(lstride, 1)))
-            if out[-1][1] > shape[dim]:
-                return None
-        return tuple(out)
-
-    def describe(self, shape) -> str:
-        box = self.box(shape)
-        if box is None:
-            return f"offset {self.offset}, sizes {self.sizes}, strides {self.strides}"
-        return "[" + ", ".join(f"{a}:{b}" for a, b in box) + "]"
 
 
 @dataclass(frozen=True)
