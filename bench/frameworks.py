@@ -30,6 +30,14 @@ def _no_grad(fn):
     return run
 
 
+def _hf_initialize(model):
+    """transformers' init of every module: it skips what it marked initialized, so clear the marks first."""
+    for t in list(model.modules()) + list(model.parameters()) + list(model.buffers()):
+        t.__dict__.pop("_is_hf_initialized", None)
+    with torch.no_grad():
+        model.initialize_weights()
+
+
 def transformers_llama(size):
     import transformers
 
@@ -37,7 +45,7 @@ def transformers_llama(size):
     config = transformers.LlamaConfig(vocab_size=8 * hidden, hidden_size=hidden, intermediate_size=4 * hidden,
                                       num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
                                       max_position_embeddings=256, tie_word_embeddings=False)
-    return (lambda: transformers.LlamaForCausalLM(config)), _no_grad(lambda m: m.initialize_weights())
+    return (lambda: transformers.LlamaForCausalLM(config)), _hf_initialize
 
 
 def torchtitan_llama3(size):

@@ -330,3 +330,37 @@ def test_the_log_is_a_manifest_that_verifies_the_model():
     with torch.no_grad():
         net.embed.weight[3, 2] += 1e-3
     assert [t.name for t in triton_init.verify_(net, manifest, samples=None).failures] == ["embed.weight"]
+
+
+class BuiltAndInitialized(nn.Module):
+    """A model that initializes in its constructor, Megatron's way: a master weight drawn, split and copied
+    into each parameter, before any model exists."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(6, 4))
+        master = torch.empty(6, 4)
+        nn.init.normal_(master, 0.0, 0.5)
+        with torch.no_grad():
+            self.weight.data.copy_(torch.cat(torch.split(master, 3, dim=0)))
+        self.bias = nn.Parameter(torch.empty(6))
+        nn.init.zeros_(self.bias)
+        self.gate = nn.Parameter(torch.empty(3, 4))
+        nn.init.kaiming_uniform_(self.gate, a=1.0)
+
+
+def test_a_model_that_initializes_in_its_constructor_is_attached():
+    with intercept(None, seed=SEED, prefix="m.") as ctx:
+        model = BuiltAndInitialized()
+        ctx.attach(model)
+    torch.testing.assert_close(model.weight.detach(), direct(triton_init.normal_, (6, 4), "m.weight", 0.0, 0.5),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(model.gate.detach(), direct(triton_init.kaiming_uniform_, (3, 4), "m.gate", 1.0),
+                               rtol=0, atol=0)
+    assert torch.equal(model.bias.detach(), torch.zeros(6))
+    assert sorted((r.stream, r.function, r.via) for r in ctx.log) == [
+        ("m.bias", "zeros_", "call"), ("m.gate", "uniform_", "copy"), ("m.weight", "normal_", "copy")]
+    with pytest.warns(UserWarning, match="attach"), intercept(None, seed=SEED):
+        BuiltAndInitialized()
+    with pytest.raises(RuntimeError, match="attach"), intercept(model, seed=SEED) as ctx:
+        ctx.attach(model)

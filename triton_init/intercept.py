@@ -52,7 +52,7 @@ TORCH_INIT_SIGNATURES = {
     "sparse_": ("tensor", "sparsity", "std", "generator"),
 }
 TIMM_MODULE = "timm.layers.weight_init"
-_PACKAGE_DIRS = (os.path.dirname(torch.__file__), os.path.dirname(__file__))
+_PACKAGE_DIRS = (os.path.dirname(torch.__file__), os.path.dirname(__file__), "<triton_init.intercept")
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ _MOVES = frozenset((
     "type", "float", "double", "half", "bfloat16", "cpu", "cuda", "t", "transpose", "permute", "narrow", "split",
     "split_with_sizes", "chunk", "tensor_split", "unbind", "flatten", "unflatten", "squeeze", "unsqueeze", "cat",
     "concat", "concatenate", "stack", "hstack", "vstack", "movedim", "moveaxis", "swapaxes", "swapdims", "select",
-    "index_select", "copy_", "__setitem__", "requires_grad_", "detach_", "to_local", "redistribute",
+    "index_select", "copy_", "__setitem__", "requires_grad_", "detach_", "to_dense", "to_local", "redistribute",
     "full_tensor", "from_local", "distribute_tensor"))
 _IN_PLACE_DUNDERS = frozenset(("__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__",
                                "__imod__", "__ipow__", "__iand__", "__ior__", "__ixor__", "__ilshift__",
@@ -377,9 +377,9 @@ class Intercept:
     raises ``RuntimeError`` at the write instead, before it happens.
     """
 
-    def __init__(self, model: nn.Module, *, seed, strict: bool = False, prefix: str = ""):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    def __init__(self, model: nn.Module | None, *, seed, strict: bool = False, prefix: str = ""):
+        if model is not None and not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module (or None, then attach it), got {type(model).__name__}")
         if not isinstance(strict, bool):
             raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
         if not isinstance(prefix, str):
@@ -400,15 +400,21 @@ class Intercept:
         if active is not None:
             raise RuntimeError("triton_init.intercept is already active in this thread: nested intercepts are not "
                                "supported (one intercept serves the whole model; other threads may have their own)")
-        self._index = TensorIndex(self.model, self.prefix)
+        self._index = TensorIndex(self.model if self.model is not None else nn.Module(), self.prefix)
         self._taints = _Taints()
         self._temporaries = 0
+        self._created = {} if self.model is None else None  # id -> parameter created inside the context
+        self._constructed = {}  # id -> (created parameter, the taint of its values)
+        self._hook = None
+        if self._created is not None:
+            self._hook = nn.modules.module.register_module_parameter_registration_hook(self._parameter_created)
         _TORCH_INIT.install()
         try:
             self._mode = _Mode(self)
             self._mode.__enter__()
         except BaseException:
             _TORCH_INIT.uninstall()
+            self._remove_hook()
             raise
         _local.active = self
         self._entered = True
@@ -421,13 +427,95 @@ class Intercept:
             self._mode.__exit__(None, None, None)
         finally:
             _TORCH_INIT.uninstall()
+            self._remove_hook()
             self._taints = _Taints()
+        if self.model is None and exc_type is None:
+            warnings.warn("triton_init.intercept(None, ...): attach(model) was not called, so nothing built inside "
+                          "was served on its stream", stacklevel=2)
         if self.left_to_torch and exc_type is None:
             total = sum(self.left_to_torch.values())
             sites = "; ".join(f"{count} at {site}" for site, count in self.left_to_torch.items())
             warnings.warn(f"triton_init.intercept: {total} write(s) of random values into the model were left to "
                           f"torch (not shard-invariant): {sites}. strict=True raises at such a write.", stacklevel=2)
         return False
+
+    # ---- models that initialize in their constructors -------------------------------------------------------
+
+    def attach(self, model: nn.Module) -> None:
+        """The model built inside ``intercept(None, seed=...)``, before leaving the context: each of its
+        parameters created inside gets, on its own stream, the values of the init that filled it (whole,
+        at its own logical indices: e.g. Megatron's constructors, which fill each parameter from a master
+        weight or directly, before any model exists)."""
+        if not self._entered or self._created is None:
+            raise RuntimeError("attach(model) is for a model built inside an active intercept(None, seed=...)")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self._remove_hook()
+        self._serving += 1
+        try:
+            self._index = TensorIndex(model, self.prefix)
+            for param, source in self._constructed.values():
+                target = self._index.locate(param)
+                if target is None:
+                    continue
+                if isinstance(source, _Taint):
+                    self._serve_constructed(target, source)
+                else:  # written whole by a deterministic init: already right, recorded
+                    self._record(target, *source)
+        finally:
+            self._serving -= 1
+            self._constructed = {}
+            self._created = None
+
+    def _serve_constructed(self, target, taint) -> None:
+        distributions = {p.distribution for p in taint.pending}
+        pending = taint.pending[0] if taint.pending else None
+        if not taint.pure or len(distributions) != 1:
+            self._left_to_torch(f"{target.stream}: built from random values that are no single init's "
+                                f"({', '.join(taint.sites)})")
+        elif pending.distribution is not None:
+            function, params = pending.distribution[0], dict(pending.distribution[1])
+            _fill(target.local, target.layout, function, params, self.seed, target.stream)
+            self._record(target, function, params, via="copy")
+        elif pending.shape == target.logical_shape:
+            params = dict(pending.args)
+            _api(pending.function)(target.tensor, **params, seed=self.seed, stream=target.stream)
+            self._record(target, pending.function, params, via="copy")
+        else:
+            self._left_to_torch(f"{target.stream}: built from a {pending.function} of shape {pending.shape}")
+
+    def _parameter_created(self, module, name, param):
+        if param is not None and getattr(_local, "active", None) is self and self._created is not None:
+            self._created[id(param)] = param
+
+    def _remove_hook(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def _note_construction(self, dest, taint, deterministic=None) -> None:
+        """A write into a temporary: if it is (a view of) a parameter created inside the context, remember
+        where its values come from: ``taint`` (random), or None (``deterministic``: the (function, args)
+        that wrote it whole, recorded when the model is attached)."""
+        if not self._created or dest.device.type == "meta":
+            return
+        key = _Taints._key(dest)
+        for param in self._created.values():
+            if _Taints._key(param) == key:
+                covers = getattr(dest, "_local_tensor", dest).numel() == param.numel()
+                if taint is None and covers and deterministic is not None:
+                    self._constructed[id(param)] = (param, deterministic)
+                elif taint is None and covers:
+                    self._constructed.pop(id(param), None)
+                elif taint is not None and covers:
+                    self._constructed[id(param)] = (param, taint)
+                elif isinstance(self._constructed.get(id(param), (None, None))[1], _Taint):
+                    held = self._constructed[id(param)][1]  # part of it written: no longer one init's values
+                    self._constructed[id(param)] = (param, _Taint(held.pending, False, held.sites))
+                else:
+                    self._constructed.pop(id(param), None)
+                return
 
     # ---- serving ---------------------------------------------------------------------------------------------
 
@@ -502,13 +590,16 @@ class Intercept:
         if name in DETERMINISTIC:
             original(**args)
             self._taints.discard(tensor)
+            self._note_construction(tensor, None, (name, params))
             return
         shape = tuple(tensor.shape)
         try:
             _api(name)(tensor, **params, seed=self.seed, stream=f"temporary/{self._temporaries}")
         except TypeError:  # a dtype triton_init does not fill: torch draws it
             original(**args)
-            self._taints.set(tensor, _Taint((), False, (call_site(),)))
+            taint = _Taint((), False, (call_site(),))
+            self._taints.set(tensor, taint)
+            self._note_construction(tensor, taint)
             return
         self._temporaries += 1
         distribution = None
@@ -518,14 +609,16 @@ class Intercept:
                 return
             distribution = (function, tuple(resolved.items()))
         pending = _Pending(name, tuple(sorted(params.items())), distribution, shape, call_site())
-        self._taints.set(tensor, _Taint((pending,), True, (pending.site,)))
+        taint = _Taint((pending,), True, (pending.site,))
+        self._taints.set(tensor, taint)
+        self._note_construction(tensor, taint)
 
     # ---- watching every other op ----------------------------------------------------------------------------
 
     def _watch(self, func, args, kwargs):
         if func in _RANDOM_IN_PLACE or func in _RANDOM_FACTORIES or func in _OTHER_RANDOM:
             return self._random_op(func, args, kwargs)
-        if not self._taints:
+        if not self._taints and not self._constructed:
             return func(*args, **kwargs)
         dest = _writes_into(func, args, kwargs)
         flat, _ = tree_flatten((args, kwargs))
@@ -545,6 +638,8 @@ class Intercept:
             result = func(*args, **kwargs)
             if held is not None and name not in _MOVES:
                 self._taints.set(dest, _Taint(held.pending, False, held.sites))
+            if self._created:
+                self._note_construction(dest, None)
             return result
         self._serving += 1
         try:
@@ -557,9 +652,11 @@ class Intercept:
         result = func(*args, **kwargs)
         overwritten = name == "copy_" and len(args) > 1 and dest.shape == args[1].shape
         parts = [taint] if overwritten or held is None else [taint, held]
-        self._taints.set(dest, _Taint(tuple(dict.fromkeys(p for t in parts for p in t.pending)),
-                                      all(t.pure for t in parts) and name in _MOVES,
-                                      tuple(dict.fromkeys(s for t in parts for s in t.sites))))
+        written = _Taint(tuple(dict.fromkeys(p for t in parts for p in t.pending)),
+                         all(t.pure for t in parts) and name in _MOVES,
+                         tuple(dict.fromkeys(s for t in parts for s in t.sites)))
+        self._taints.set(dest, written)
+        self._note_construction(dest, written)
         return result
 
     def _write_target(self, func, dest, args):

@@ -53,6 +53,13 @@ def materialized(build):
 
 
 def run_intercepted(build, init, seed, *, no_grad=True):
+    """The model initialized under intercept; ``init=None``: a framework that initializes in its constructors,
+    built inside ``intercept(None, ...)`` and attached."""
+    if init is None:
+        with intercept(None, seed=seed) as ctx:
+            model = build()
+            ctx.attach(model)
+        return model, ctx
     model = materialized(build)
     with torch.no_grad() if no_grad else contextlib.nullcontext(), intercept(model, seed=seed) as ctx:
         init(model)
@@ -60,9 +67,10 @@ def run_intercepted(build, init, seed, *, no_grad=True):
 
 
 def check_framework(build, init, direct, *, fixed=(), no_grad=True):
-    """Run checks (a) to (d); ``direct`` lists (tensor name, triton_init function, arguments) for (c),
-    ``fixed`` names tensors the framework sets deterministically (compared exactly in (d)). Returns the
-    intercept context of the first run and the kinds (normal_, trunc_normal_, constant_, ...) (c) checked."""
+    """Run checks (a) to (d) (``init=None``: see ``run_intercepted``). ``direct`` lists (tensor name,
+    triton_init function, arguments) for (c); ``fixed`` names tensors the framework sets deterministically
+    (compared exactly in (d)). Returns the intercept context of the first run and the kinds (normal_,
+    trunc_normal_, constant_, ...) (c) checked."""
     model, ctx = run_intercepted(build, init, SEED, no_grad=no_grad)
     values = {name: full(t) for name, t in tensors(model).items()}
     # (a)
@@ -91,9 +99,12 @@ def check_framework(build, init, direct, *, fixed=(), no_grad=True):
         kinds.add({"ones_": "constant_", "zeros_": "constant_"}.get(function, function))
     # (d)
     torch.manual_seed(0)
-    reference = materialized(build)
-    with torch.no_grad() if no_grad else contextlib.nullcontext():
-        init(reference)
+    if init is None:
+        reference = build()
+    else:
+        reference = materialized(build)
+        with torch.no_grad() if no_grad else contextlib.nullcontext():
+            init(reference)
     for name, theirs in tensors(reference).items():
         compare_distribution(name, values[name], full(theirs), exact=name in fixed)
     return ctx, kinds
