@@ -783,8 +783,11 @@ class _Taints:
                       tuple(dict.fromkeys(s for t in found for s in t.sites)))
 
 
-def intercept(model: nn.Module, *, seed, strict: bool = False, prefix: str = "") -> Intercept:
+def intercept(model: nn.Module | None, *, seed, strict: bool = False, prefix: str = "") -> Intercept:
     """Serve ``model``'s own init code by triton_init: ``with triton_init.intercept(model, seed=0): init(model)``.
+
+    ``model=None`` is for models that initialize in their constructors: build the model inside the context and
+    ``attach`` it before leaving (see ``Intercept.attach``).
 
     Every init write that lands in a parameter or buffer of ``model`` gets triton_init's values for
     ``seed`` and that tensor's stream: ``prefix`` + its fully qualified name without wrapper components (tied
@@ -802,7 +805,7 @@ class _CallableModule(types.ModuleType):
     """``triton_init.intercept`` names both this module and its function: importing the submodule binds the
     package attribute to the module, so calling the module calls the function."""
 
-    def __call__(self, model: nn.Module, *, seed, strict: bool = False, prefix: str = "") -> Intercept:
+    def __call__(self, model: nn.Module | None, *, seed, strict: bool = False, prefix: str = "") -> Intercept:
         return intercept(model, seed=seed, strict=strict, prefix=prefix)
 
 
