@@ -8,6 +8,7 @@ each rank's shards (``init.block_checksum`` at their logical offsets) adds up to
 same for every world size. Nothing is downloaded: configs are local files.
 """
 
+import argparse
 import contextlib
 import importlib
 import json
@@ -172,6 +173,9 @@ def _framework(args) -> FrameworkModel:
     return hf_model(args.hf_config) if args.hf_config else torchtitan_model(args.torchtitan)
 
 
+_RANK_FIELDS = ("hf_config", "torchtitan", "dtype", "world_size", "seed")  # what a rank's process needs
+
+
 def _rank_in_fresh_process(args, device: str, rank: int) -> dict:
     return init_framework_model(_framework(args), dtype=_common.torch_dtype(args.dtype), device=device,
                                 world_size=args.world_size, rank=rank, seed=args.seed)
@@ -192,8 +196,9 @@ def run(args) -> int:
         if args.world_size == 1:
             result = _rank_in_fresh_process(args, device, rank)
         else:
+            fields = argparse.Namespace(**{k: getattr(args, k) for k in _RANK_FIELDS})  # picklable
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                result = pool.submit(_rank_in_fresh_process, args, device, rank).result()
+                result = pool.submit(_rank_in_fresh_process, fields, device, rank).result()
         partials.append(result["checksum"])
         gbps = result["bytes"] / max(result["seconds"], 1e-12) / 1e9
         print(f"{framework.name} {args.dtype} on {device}, rank {rank}/{args.world_size}: {result['elements']:,} "
