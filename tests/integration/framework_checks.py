@@ -21,9 +21,9 @@ SEED = 20260
 INSTALL = "bash tests/integration/install.sh installs the pinned frameworks (README: Inside your framework)"
 
 
-def require(module: str, package: str):
+def require(module: str, package: str, install: str = INSTALL):
     """Import ``module`` or skip, saying why and how to install it."""
-    return pytest.importorskip(module, reason=f"{package} is not installed: {INSTALL}")
+    return pytest.importorskip(module, reason=f"{package} is not installed: {install}")
 
 
 def tensors(model):

@@ -14,7 +14,8 @@ import torch
 import torch.distributed as dist
 from framework_checks import check_framework, require
 
-require("megatron.core", "megatron-core 0.19.2 (bash tests/integration/install.sh --megatron)")
+require("megatron.core", "megatron-core 0.19.2",
+        "bash tests/integration/install.sh --megatron builds it from its sdist (its wheel is cp312-only)")
 
 STD = 0.02
 N_LAYERS = 2
