@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 import triton_init
-from triton_init.intercept import TORCH_INIT_SIGNATURES, intercept
+from triton_init._intercept import TORCH_INIT_SIGNATURES, intercept
 from triton_init.manifest import Region
 
 SEED = 1234

@@ -41,9 +41,9 @@ _EXPORTS = {
     "shard_segments": ".flat",
     "init_module_": ".module",
     "materialize_": ".module",
-    "intercept": ".intercept",  # the module, callable as the function of that name (see there)
-    "Intercept": ".intercept",
-    "Served": ".intercept",
+    "intercept": "._intercept",
+    "Intercept": "._intercept",
+    "Served": "._intercept",
     "Manifest": ".manifest",
     "ManifestError": ".manifest",
     "Region": ".manifest",

@@ -15,7 +15,7 @@ import torch
 from scipy import stats
 
 import triton_init
-from triton_init.intercept import intercept
+from triton_init._intercept import intercept
 
 SEED = 20260
 INSTALL = "bash tests/integration/install.sh installs the pinned frameworks (README: Inside your framework)"

@@ -19,7 +19,7 @@ import time
 import torch
 
 from .._sharding import dtensor_block, is_dtensor
-from ..intercept import intercept
+from .._intercept import intercept
 from ..streams import named_tensors, stream_name
 from . import _common
 from .init import block_checksum, combine

@@ -801,13 +801,4 @@ def intercept(model: nn.Module | None, *, seed, strict: bool = False, prefix: st
     return Intercept(model, seed=seed, strict=strict, prefix=prefix)
 
 
-class _CallableModule(types.ModuleType):
-    """``triton_init.intercept`` names both this module and its function: importing the submodule binds the
-    package attribute to the module, so calling the module calls the function."""
-
-    def __call__(self, model: nn.Module | None, *, seed, strict: bool = False, prefix: str = "") -> Intercept:
-        return intercept(model, seed=seed, strict=strict, prefix=prefix)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 __all__ = ["Intercept", "Served", "intercept"]
