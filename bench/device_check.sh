@@ -11,10 +11,11 @@
 #   $OUT/shard_bench.json    bench/shard_bench.py: one rank's 1/8 shard of Llama-3-70B in bf16 vs torch
 #   $OUT/verify.json         bench/verify_check.py: models materialized here, verified against their manifests
 #   $OUT/isa.json            bench/isa_report.py for this GPU's architecture, under this machine's triton
+#   $OUT/frameworks.json     bench/frameworks.py: each installed framework's init, own vs under intercept
 #   $OUT/<device>-<date>.json  the summary to commit as bench/results/<device>-<date>.json
-# Budget: under 5 minutes (pytest <= 115 s, throughput <= 85 s, shard bench <= 45 s, verify <= 30 s,
-# ISA report <= 25 s;
-# throughput.json is rewritten after every size, so a timeout keeps what was measured).
+# Budget: under 5 minutes (pytest <= 110 s, throughput <= 75 s, shard bench <= 45 s, verify <= 30 s,
+# ISA report <= 25 s, frameworks <= 15 s; throughput.json and frameworks.json are rewritten after every row,
+# so a timeout keeps what was measured; frameworks not installed on the machine are skipped by name).
 set -u -o pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,14 +51,14 @@ torch.cuda.is_available() else '', t.of_device(torch.device('cuda')) if torch.cu
 
 echo "== pytest -m gpu"
 start=$SECONDS
-timeout 115 "$PYTHON" -P -m pytest "$REPO/tests" -m gpu -q -p no:cacheprovider --durations=8 --rootdir "$REPO" \
+timeout 110 "$PYTHON" -P -m pytest "$REPO/tests" -m gpu -q -p no:cacheprovider --durations=8 --rootdir "$REPO" \
     2>&1 | tee "$OUT/pytest_gpu.log"
 pytest_rc=$?
 echo "pytest rc=$pytest_rc in $((SECONDS - start)) s"
 
 echo "== throughput"
 start=$SECONDS
-timeout 85 "$PYTHON" -P "$REPO/bench/throughput.py" --quick --out "$OUT"
+timeout 75 "$PYTHON" -P "$REPO/bench/throughput.py" --quick --out "$OUT"
 throughput_rc=$?
 echo "throughput rc=$throughput_rc in $((SECONDS - start)) s"
 
@@ -80,10 +81,18 @@ timeout 25 "$PYTHON" -P "$REPO/bench/isa_report.py" --targets device --out "$OUT
 isa_rc=$?
 echo "isa rc=$isa_rc in $((SECONDS - start)) s"
 
-"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$isa_rc" "$shard_rc" "$verify_rc" <<'EOF'
+echo "== frameworks (own init vs under intercept, the installed ones)"
+start=$SECONDS
+timeout 15 "$PYTHON" -P "$REPO/bench/frameworks.py" --device cuda --sizes small --repeats 2 \
+    --json "$OUT/frameworks.json"
+frameworks_rc=$?
+echo "frameworks rc=$frameworks_rc in $((SECONDS - start)) s"
+
+"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$isa_rc" "$shard_rc" "$verify_rc" "$frameworks_rc" <<'EOF'
 import datetime, json, re, sys
 from pathlib import Path
-out, pytest_rc, throughput_rc, isa_rc, shard_rc, verify_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
+out, pytest_rc, throughput_rc, isa_rc, shard_rc, verify_rc, frameworks_rc = (Path(sys.argv[1]),
+                                                                             *map(int, sys.argv[2:]))
 import torch, triton
 device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no-gpu"
 log = (out / "pytest_gpu.log").read_text() if (out / "pytest_gpu.log").exists() else ""
@@ -99,11 +108,12 @@ record = {
     "throughput": load("throughput.json"), "isa": load("isa.json"),
     "shard_bench_rc": shard_rc, "shard_bench": load("shard_bench.json"),
     "verify_rc": verify_rc, "verify": load("verify.json"),
+    "frameworks_rc": frameworks_rc, "frameworks": load("frameworks.json"),
 }
 name = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower() + "-" + datetime.date.today().isoformat() + ".json"
 (out / name).write_text(json.dumps(record, indent=1) + "\n")
 print(f"summary -> {out / name}")
 EOF
 echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, verify rc=$verify_rc, \
-isa rc=$isa_rc"
+isa rc=$isa_rc, frameworks rc=$frameworks_rc"
 exit $(( pytest_rc != 0 || throughput_rc != 0 || verify_rc != 0 ))

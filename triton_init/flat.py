@@ -17,6 +17,7 @@ from ._layout import Layout, _as_int_tuple
 from ._spec import CONSTANT, Init
 from ._validate import SUPPORTED_DTYPES, check_tensor
 from .manifest import Manifest
+from .streams import plan
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,6 @@ def module_segments(module, recipe, start: int, stop: int, *, prefix: str = "", 
                     **options) -> list:
     """``shard_segments`` for the parameters of ``module`` in ``named_parameters`` order, each with its
     recipe init and its qualified-name stream (as ``init_module_`` gives them)."""
-    from .module import plan
-
     params = []
     for stream, tensor, init, info in plan(module, recipe, prefix=prefix, **options):
         if info.is_buffer:

@@ -5,7 +5,6 @@ neither the order of initialization, the pipeline stage holding it, nor its shar
 parameter (FSDP2, tensor parallel) gets its local block of the values the whole tensor would get.
 """
 
-import re
 from itertools import chain
 
 import torch
@@ -16,60 +15,7 @@ from ._spec import Init
 from .flat import fill_blocks_
 from .manifest import Manifest, Region
 from .recipes import ParamInfo, get
-
-# Wrapper modules that insert a name component without changing the model: dropped from streams.
-WRAPPER_NAMES = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module")
-_LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
-
-
-def stream_name(fqn: str, prefix: str = "") -> str:
-    """The stream of a tensor: ``prefix`` + its fully qualified name without wrapper components."""
-    parts = [p for p in fqn.split(".") if p not in WRAPPER_NAMES]
-    return prefix + ".".join(parts)
-
-
-def _layer_of(fqn: str):
-    match = _LAYER.search(fqn)
-    return int(match.group(1)) if match else None
-
-
-def _named_tensors(module: nn.Module):
-    """(fqn, owner, local name, tensor, is_buffer) of every parameter and buffer, shared ones once."""
-    seen = set()
-    for owner_name, owner in module.named_modules():
-        for kind, table in (("param", owner._parameters), ("buffer", owner._buffers)):
-            for name, tensor in table.items():
-                if tensor is None or id(tensor) in seen:
-                    continue
-                seen.add(id(tensor))
-                fqn = f"{owner_name}.{name}" if owner_name else name
-                yield fqn, owner, name, tensor, kind == "buffer"
-
-
-def plan(module: nn.Module, recipe="torch", *, prefix: str = "", **options) -> list:
-    """The init of every parameter and buffer: a list of (stream, tensor, init, info).
-
-    ``init`` is an ``Init``, an init call, or None (left as is: unmatched buffers, rules mapping to None).
-    Raises ValueError naming every parameter no rule matches.
-    """
-    recipe = get(recipe, **options)
-    entries = [(stream_name(fqn, prefix), owner, name, tensor, is_buffer)
-               for fqn, owner, name, tensor, is_buffer in _named_tensors(module)]
-    n_layers = recipe.n_layers
-    if n_layers is None:
-        layers = [_layer_of(stream) for stream, *_ in entries]
-        n_layers = max((k for k in layers if k is not None), default=0) + 1
-    out, unmatched = [], []
-    for stream, owner, name, tensor, is_buffer in entries:
-        info = ParamInfo(stream, name, owner, tuple(tensor.shape), _layer_of(stream), n_layers, is_buffer)
-        matched, init = recipe.lookup(info)
-        if not matched and not is_buffer:
-            unmatched.append(f"{stream} ({type(owner).__name__})")
-        out.append((stream, tensor, init, info))
-    if unmatched:
-        raise ValueError(f"recipe {recipe.name!r} has no rule for: {', '.join(unmatched)}; add rules, e.g. "
-                         f"recipe=triton_init.recipes.get({recipe.name!r}).extend({{'name.pattern': init}})")
-    return out
+from .streams import plan, stream_name
 
 
 def apply_init(tensor, init, *, seed: int, stream: str, global_shape=None, global_offset=None):

@@ -151,6 +151,12 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
 
 
 def run(args) -> int:
+    if args.hf_config or args.torchtitan:
+        if args.model or args.recipe or (args.hf_config and args.torchtitan):
+            raise _common.UsageError("arguments --hf-config, --torchtitan and --model/--recipe exclude each other")
+        from . import frameworks
+
+        return frameworks.run(args)
     if args.rank is not None and args.rank >= args.world_size:
         raise _common.UsageError(f"argument --rank: must be in [0, --world-size={args.world_size}), got {args.rank}")
     device = args.device or _common.default_device()
@@ -195,6 +201,10 @@ def add_parser(subparsers) -> None:
         run=run)
     p.add_argument("--model", choices=sorted(MODELS),
                    help="built-in shape table (default: llama-3-8b on CUDA, tiny on the CPU)")
+    p.add_argument("--hf-config", metavar="PATH",
+                   help="a local transformers config.json (or its folder): that model, by its own init")
+    p.add_argument("--torchtitan", metavar="MODEL:FLAVOR",
+                   help="a torchtitan model flavor, by its own init, e.g. llama3:debugmodel")
     p.add_argument("--dtype", default="bf16", type=_common.dtype_name,
                    help=f"parameter dtype: {', '.join(_common.DTYPES)} or torch's name (default: bf16)")
     p.add_argument("--device", type=_common.device_name, help="cpu, cuda or cuda:N (default: cuda if available)")
