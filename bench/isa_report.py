@@ -464,10 +464,18 @@ def analyse(variant: Variant, target) -> dict:
     return record
 
 
+def compile_only(variant: Variant, target) -> dict:
+    """The compile check's record: the variant built for the target (to its cubin or hsaco), nothing counted."""
+    start = time.perf_counter()
+    compile_launch(variant.plan(target), target)
+    return {"kernel": variant.kernel, "path": variant.path, "dtype": variant.dtype, "target": target.name,
+            "compile_s": round(time.perf_counter() - start, 2)}
+
+
 def _analyse_safely(job) -> dict:
-    variant, target = job
+    variant, target, check = job
     try:
-        return analyse(variant, target)
+        return compile_only(variant, target) if check else analyse(variant, target)
     except Exception as exc:  # report and go on: one broken variant must not hide the rest
         return {"kernel": variant.kernel, "path": variant.path, "dtype": variant.dtype, "target": target.name,
                 "error": f"{type(exc).__name__}: {exc}"[:2000]}
@@ -527,13 +535,17 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     chosen = check_variants() if args.check else variants()
     chosen = [v for v in chosen if not args.only or re.search(args.only, v.name)]
-    jobs = [(v, t) for t in targets(args.targets.split(",") if args.targets else None) for v in chosen]
+    jobs = [(v, t, args.check) for t in targets(args.targets.split(",") if args.targets else None) for v in chosen]
     if args.jobs > 1 and len(jobs) > 1:
         with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
             records = list(pool.map(_analyse_safely, jobs))
     else:
         records = [_analyse_safely(job) for job in jobs]
-    print(format_table(records))
+    if args.check:
+        for r in records:
+            print(f"{r['kernel']}/{r['path']}/{r['dtype']} {r['target']}: " + r.get("error", f"{r['compile_s']} s"))
+    else:
+        print(format_table(records))
     if not (args.no_out or args.check):
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(records, indent=1) + "\n")
