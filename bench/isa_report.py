@@ -94,7 +94,7 @@ class Variant:
     """One kernel specialisation: the launcher's launch for ``call`` on a target."""
 
     kernel: str  # "fill", "flat" or "orthogonal_epilogue"
-    path: str  # what it computes: "normal", "trunc_normal_untruncated", "normal_rows", ...
+    path: str  # what it computes: "normal", "trunc_normal_untruncated", "normal_strided", ...
     dtype: str
     call: str  # the representative call, in words
     plan: object  # Target -> Launch
@@ -184,15 +184,15 @@ def variants(small: bool = False) -> list:
                          _fill("fp32", fill.UNIFORM, (0.1, 0.6), (n,), (1,), (1,))))
     shard = cols // 2
     for dtype in ("bf16", "fp32"):
-        found.append(Variant("fill", "normal_rows", dtype, f"normal_ of rank 3's tensor-parallel Shard(1) block "
+        found.append(Variant("fill", "normal_strided", dtype, f"normal_ of rank 3's tensor-parallel Shard(1) block "
                              f"({rows}, {shard}) of a ({rows}, {8 * shard}) weight: tiles of whole rows",
                              _fill(dtype, fill.NORMAL, (0.0, 0.02), (rows, shard), (shard, 1), (8 * shard, 1),
                                    base=3 * shard)))
-    found.append(Variant("fill", "normal_rows_unaligned", "bf16", f"normal_ of a ({rows}, {cols - 1}) block at an "
+    found.append(Variant("fill", "normal_strided_unaligned", "bf16", f"normal_ of a ({rows}, {cols - 1}) block at an "
                          "odd offset: rows that start mid-group",
                          _fill("bf16", fill.NORMAL, (0.0, 0.02), (rows, cols - 1), (cols, 1), (8 * cols - 3, 1),
                                base=5)))
-    found.append(Variant("fill", "normal_strided", "bf16", f"normal_ of a transposed ({rows}, {cols}) view at an odd "
+    found.append(Variant("fill", "normal_scattered", "bf16", f"normal_ of a transposed ({rows}, {cols}) view at an odd "
                          "offset: one element per store",
                          _fill("bf16", fill.NORMAL, (0.0, 0.02), (cols, rows), (1, cols), (rows, 1), base=1)))
     found.append(Variant("fill", "normal_column_major", "fp32", "orthogonal_'s Gaussian into QR's column-major "
@@ -228,8 +228,8 @@ def variants(small: bool = False) -> list:
 COMPILE_CHECK = re.compile(
     r"^fill/(uniform|normal)/(fp32|bf16)$|^fill/normal/(fp16|fp64)$"
     r"|^fill/trunc_normal_(central|untruncated|wide|tail)/bf16$|^fill/trunc_normal_wide_unclamped/fp32$"
-    r"|^fill/trunc_normal_central/fp64$|^fill/(uniform_fp64_math|normal_strided|normal_column_major)/"
-    r"|^fill/normal_rows/bf16$|^flat/(normal|trunc_normal_central)/bf16$|^flat/(trunc_normal_untruncated|constant)/fp32$"
+    r"|^fill/trunc_normal_central/fp64$|^fill/(uniform_fp64_math|normal_scattered|normal_column_major)/"
+    r"|^fill/normal_strided/bf16$|^flat/(normal|trunc_normal_central)/bf16$|^flat/(trunc_normal_untruncated|constant)/fp32$"
     r"|^orthogonal_epilogue/")
 
 
