@@ -8,7 +8,7 @@ import torch
 
 from . import _dispatch
 from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, resolve_seed, stream_id
-from ._layout import make_layout
+from ._layout import logical_block, make_layout
 from ._sharding import dtensor_block, is_dtensor
 from ._validate import check_interval, check_real, check_std, check_tensor
 from .reference import call_params
@@ -25,17 +25,25 @@ def resolve_block(tensor, global_shape, global_offset):
     return tensor, global_shape, global_offset
 
 
+def random_block(tensor, seed, stream, global_shape, global_offset):
+    """The checks every random init makes before writing anything: returns (local tensor, global_shape,
+    global_offset, stream id), the block validated; ``seed`` is range-checked if given."""
+    local, global_shape, global_offset = resolve_block(tensor, global_shape, global_offset)
+    check_tensor(local)
+    global_shape, global_offset = logical_block(local.shape, global_shape, global_offset)
+    stream = stream_id(stream)
+    if seed is not None:
+        resolve_seed(seed, None)
+    return local, global_shape, global_offset, stream
+
+
 def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, global_offset, **dist_args):
     """Validate everything, then fill ``tensor`` with ``dist`` (UNIFORM/NORMAL/TRUNC_NORMAL).
 
     ``dist_args`` are already-checked floats: a, b for UNIFORM; mean, std for NORMAL; all four for
     TRUNC_NORMAL. Returns ``tensor``.
     """
-    local, global_shape, global_offset = resolve_block(tensor, global_shape, global_offset)
-    check_tensor(local)
-    stream = stream_id(stream)
-    if seed is not None:
-        seed = resolve_seed(seed, None)
+    local, global_shape, global_offset, stream = random_block(tensor, seed, stream, global_shape, global_offset)
     layout = make_layout(local, global_shape, global_offset)
     if local.device.type == "meta" or local.numel() == 0:
         return tensor
