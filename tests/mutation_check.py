@@ -1,7 +1,7 @@
 """Mutation check: plant realistic bugs in the kernels and their launchers, one at a time, in a temporary
 copy of the repository, run the CPU tests that guard each, and print a caught / survived table.
 
-    python tests/mutation_check.py [--jobs 2] [--only SUBSTRING] [--list] [--keep]
+    python tests/mutation_check.py [--jobs 2] [--only SUBSTRING ...] [--list] [--keep]
 
 Each mutation is an exact text replacement that must match once. The copy imports as ``triton_init`` from
 itself alone (its ``kernels/`` linked in as ``triton_init/kernels``, the copy first on ``PYTHONPATH``);
@@ -16,6 +16,7 @@ Exit status 0 when every mutation meets its expectation.
 import argparse
 import concurrent.futures
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-KERNEL_TESTS = ("tests/test_kernel_contract.py", "tests/test_kernels.py", "tests/test_stream_format.py")
+# Fastest first: pytest stops at the first failure (-x).
+KERNEL_TESTS = ("tests/test_stream_format.py", "tests/test_kernel_contract.py", "tests/test_kernels.py")
 FLAT_TESTS = ("tests/test_flat.py", "tests/test_kernel_contract.py")
 ORTHOGONAL_TESTS = ("tests/test_orthogonal.py",)
 
@@ -54,7 +56,7 @@ MUTATIONS = [
     Mutation("bf16 rounding: ties away from zero", FILL,
              "bits = bits + (0x7FFF + ((bits >> 16) & 1))", "bits = bits + 0x8000"),
     Mutation("bf16 rounding: truncation (the round-to-nearest add dropped)", FILL,
-             "        bits = bits + (0x7FFF + ((bits >> 16) & 1))\n", ""),
+             "    bits = bits + (0x7FFF + ((bits >> 16) & 1))\n", ""),
     Mutation("fp16 store: truncating cast", FILL,
              "tl.store(ptrs, values.to(out_ptr.dtype.element_ty),",
              'tl.store(ptrs, values.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtz"),'),
@@ -206,7 +208,8 @@ def verify_import(repo: Path, mutation: Mutation | None) -> None:
 
 
 def run_tests(repo: Path, args, junit: Path, timeout: float):
-    """(pytest's return code, the failed node ids, the output's tail)."""
+    """(pytest's return code, the failed node ids, the output's tail). A test that kills the process (an
+    out-of-bounds store can corrupt the interpreter's memory) is found in faulthandler's traceback."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *args]
     try:
         out = subprocess.run(cmd, cwd=repo, env=_env(repo), capture_output=True, text=True, timeout=timeout)
@@ -218,6 +221,9 @@ def run_tests(repo: Path, args, junit: Path, timeout: float):
             if case.find("failure") is not None or case.find("error") is not None:
                 module = case.get("classname", "").replace(".", "/")
                 failed.append(f"{module}.py::{case.get('name')}")
+    elif out.returncode < 0:
+        frames = re.findall(r'File "[^"]*/(tests/test_\w+\.py)", line \d+ in (test_\w+)', out.stderr)
+        failed = [f"{path}::{name}" for path, name in frames[:1]]
     return out.returncode, failed, (out.stdout + out.stderr)[-3000:]
 
 
@@ -241,8 +247,10 @@ def check(mutation: Mutation, timeout: float, keep: bool) -> Result:
         code, failed, tail = run_tests(repo, mutation.tests, parent / "junit.xml", timeout)
         if code == 0:
             result.outcome = "survived"
-        elif code == 1 and failed:
+        elif (code == 1 or code is not None and code < 0) and failed:
             result.outcome, result.caught_by = "caught", failed
+            if code < 0:
+                result.detail = f"the test process died (signal {-code})"
         else:
             result.outcome, result.detail = "error", f"pytest returned {code}: {tail}"
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
@@ -274,12 +282,13 @@ def control(results, timeout: float) -> tuple:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2, help="mutations checked at once (default 2)")
-    parser.add_argument("--only", default="", help="only mutations whose name contains this")
+    parser.add_argument("--only", action="append", default=[],
+                        help="only mutations whose name contains this (repeatable)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per mutation's test run")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
     args = parser.parse_args(argv)
-    mutations = [m for m in MUTATIONS if args.only.lower() in m.name.lower()]
+    mutations = [m for m in MUTATIONS if not args.only or any(o.lower() in m.name.lower() for o in args.only)]
     if args.list:
         for m in mutations:
             print(f"{m.name:64} {m.path:24} {m.expect}")
@@ -295,7 +304,7 @@ def main(argv=None) -> int:
     print(f"{'mutation':64} {'file':24} {'changes output':16} {'result':9} {'s':>5}  caught by / note")
     print("-" * 150)
     for r in results:
-        note = r.caught_by[0] if r.caught_by else r.detail.splitlines()[0] if r.detail else ""
+        note = " ".join([*r.caught_by[:1], *r.detail.splitlines()[:1]])
         flag = "" if r.as_expected else "  <-- UNEXPECTED"
         print(f"{r.mutation.name:64} {r.mutation.path:24} {r.mutation.expect:16} {r.outcome:9} {r.seconds:5.0f}  "
               f"{note}{flag}")

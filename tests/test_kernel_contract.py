@@ -1,10 +1,10 @@
 """Every property the kernels must hold, checked on the kernel path (the Triton interpreter on CPU tensors).
 
-- trunc_normal values lie in [a, b] after the rounding to every output dtype, on each inverse-CDF path
-  (central, wide, tail), each path shown to be the one the kernel took (no float64 reference fallback);
 - counters carry from the low word into the high one: flat, strided and tiled runs across multiples of
   2^32 groups, and up to logical index 2^64 - 1, in the per-tensor and the flat-buffer kernels;
 - fp32 -> bf16/fp16 rounds to nearest even, bit for bit, on constructed ties;
+- trunc_normal values lie in [a, b] after the rounding to every output dtype, on each inverse-CDF path
+  (central, wide, tail), each path shown to be the one the kernel took (no float64 reference fallback);
 - the values do not depend on the block size. The interpreter runs a program as whole-tensor numpy ops,
   so ``num_warps`` has no effect there: its invariance is checked on a GPU (``tests/test_gpu.py``,
   ``tests/test_gpu_perf_paths.py``).
@@ -59,6 +59,146 @@ def trunc_path(params) -> str:
         return "central"
     _, fits = trunc_piece_z(torch.zeros(1, dtype=torch.int64), *params[2:5], "wide")
     return "wide" if fits else "tail"
+
+
+# ---- counters: the carry into the high word, up to 2^64 - 1 ---------------------------------------------
+
+ROW = 2**20 + 4  # a row length that is a multiple of 4: column-major blocks of it take the tile path
+
+
+def _rows_from(first: int, row: int, rows: int) -> tuple:
+    """(global_shape, global_offset) of a (rows, 40) block of a (2^24, row) tensor whose row 0 starts at
+    logical index ``first``."""
+    offset = divmod(first, row)
+    assert offset[1] + 40 <= row
+    return (2**24, row), offset
+
+
+COUNTER_BLOCKS = {
+    # name: (global_shape, global_offset, local shape, storage)
+    "flat across group 2^32": ((2**40,), (2**34 - 21,), (40,), "flat"),
+    "flat across group 2^34": ((2**40,), (2**36 - 20,), (40,), "flat"),  # a block starting at group 2^34 - 5
+    "flat across the high word's last carry": ((2**64,), (2**64 - 2**34 - 18,), (40,), "flat"),
+    "flat up to 2^64 - 1": ((2**64,), (2**64 - 37,), (37,), "flat"),
+    "strided across group 2^32": (*_rows_from(2**34 - 19, ROW - 1, 3), (3, 40), "column-major"),
+    "tiles across group 2^32": (*_rows_from(2**34 - 20, ROW, 3), (3, 40), "column-major"),
+    "rows up to 2^64 - 1": ((2**32, 2**32), (2**32 - 3, 2**32 - 40), (3, 40), "padded rows"),
+    "tiles up to 2^64 - 1": ((2**32, 2**32), (2**32 - 3, 2**32 - 40), (3, 40), "column-major"),
+}
+# The counters are the same for every distribution: one per dtype, 4-byte (one group per value tensor) and
+# 2-byte (two groups per thread, paired) outputs.
+COUNTER_CASES = {
+    "normal": ("normal", dict(mean=0.5, std=2.0), torch.float32),
+    "trunc wide": ("trunc_normal", dict(mean=0.0, std=0.02, a=-2.0, b=2.0), torch.bfloat16),
+    # a, b - a not exact in fp32 (and their fp32 roundings not proportional, so the error does not cancel)
+    "uniform, fp64 math": ("uniform", dict(a=-0.3, b=0.1), torch.float32),
+}
+
+
+def _crosses(indices) -> bool:
+    """Whether the groups of these logical indices lie on both sides of a multiple of 2^32, or reach the last
+    group (2^62 - 1, whose words are all ones)."""
+    groups = [i >> 2 for i in indices]
+    return len({g >> 32 for g in groups}) > 1 or max(groups) == 2**62 - 1
+
+
+@pytest.mark.parametrize("case", list(COUNTER_CASES))
+@pytest.mark.parametrize("block", list(COUNTER_BLOCKS))
+def test_counters_carry_into_the_high_word(block, case, poisoned):
+    dist, kwargs, dtype = COUNTER_CASES[case]
+    gshape, offset, shape, storage = COUNTER_BLOCKS[block]
+    indices = logical_indices(shape, gshape, offset)
+    assert _crosses(indices)
+    if storage == "column-major":
+        out = poisoned(*shape[::-1], dtype=dtype).t()
+    elif storage == "padded rows":
+        out = poisoned(shape[0], shape[1] + 9, dtype=dtype)[:, :shape[1]]
+    else:
+        out = poisoned(*shape, dtype=dtype)
+    with triton_init.backend("triton"):
+        FILLS[dist](out, **kwargs, seed=SEED, stream=STREAM, global_shape=gshape, global_offset=offset)
+    check_against_oracle(out, dist, kwargs, SEED, STREAM, indices)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("aligned", [True, False], ids=["16-byte segments", "mid-group segments"])
+def test_flat_buffer_counters_carry_into_the_high_word(aligned, dtype, triton_backend, poisoned):
+    """The segment-table kernel, its whole-group (VEC) layout and the general one, across 2^32 groups. The
+    mid-group segments are 16-byte aligned and whole 16-byte vectors long: only their start (2 mod 4)
+    rules the whole-group layout out."""
+    cases = [("uniform", dict(a=-0.75, b=2.5)), ("normal", dict(mean=0.5, std=2.0)),
+             ("trunc_normal", dict(mean=0.0, std=1.0, a=-2.0, b=2.0))]
+    if aligned:
+        numel, starts = 40, [((2**40,), 2**34 - 24), ((2**64,), 2**64 - 2**34 - 16), ((2**64,), 2**64 - 40)]
+    else:
+        numel, starts = 32, [((2**40,), 2**34 - 22), ((2**64,), 2**64 - 2**34 - 14), ((2**64,), 2**64 - 34)]
+    segments, expected = [], []
+    for dist, kwargs in cases:
+        for gshape, start in starts:
+            segments.append(Segment(getattr(Init, dist)(**kwargs), dist, gshape, start, numel, 48 * len(segments)))
+            expected.append((dist, kwargs, logical_indices((numel,), gshape, (start,))))
+    buffer = poisoned(48 * len(segments), dtype=dtype)
+    init_flat_(buffer, segments, seed=SEED)
+    for segment, (dist, kwargs, indices) in zip(segments, expected, strict=True):
+        assert _crosses(indices)
+        piece = buffer[segment.offset:segment.offset + segment.numel]
+        check_against_oracle(piece, dist, kwargs, SEED, dist, indices)
+
+
+# ---- rounding to bf16 / fp16: nearest even, bit for bit -------------------------------------------------
+
+def _ties(dtype: torch.dtype) -> torch.Tensor:
+    """fp32 values exactly halfway between neighbouring ``dtype`` values (normal and subnormal, both signs),
+    with the values just below and above each tie."""
+    patterns = torch.arange(0, 0x7C00 if dtype == torch.float16 else 0x7F80, 7, dtype=torch.int32)
+    values = patterns.to(torch.int16).view(dtype).float()
+    above = (patterns + 1).to(torch.int16).view(dtype).float()
+    ties = (values.double() + above.double()) / 2
+    assert torch.equal(ties.float().double(), ties)  # exact in fp32
+    ties = ties.float()
+    near = torch.cat([ties, torch.nextafter(ties, torch.full_like(ties, -1.0)),
+                      torch.nextafter(ties, torch.full_like(ties, 2.0**20))])
+    return torch.cat([near, -near])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_store_rounds_ties_to_even(dtype):
+    """The kernels' store (``_store_values``: the cast, with bf16 rounded by hand under the interpreter)
+    against torch's round-to-nearest-even cast, on every seventh tie of the dtype's range."""
+    values = _ties(dtype)
+    expected = values.to(dtype)
+    stored = store_rounded(values, dtype)
+    assert torch.equal(bits(stored), bits(expected))
+    ties = values[: values.numel() // 6]
+    down = stored[: ties.numel()].float().abs() < ties.abs()
+    assert 0.3 < down.float().mean() < 0.7  # ties go both ways: to the even neighbour, not away from zero
+
+
+def _tie_above(x: float, dtype: torch.dtype, ulps: int = 0) -> float:
+    """The fp32 value halfway between the dtype values x + ulps ulp and x + (ulps + 1) ulp (x a dtype value)."""
+    u = float(ulp(x, dtype))
+    return math.copysign(abs(x) + (ulps + 0.5) * u, x)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_fills_round_ties_to_even(dtype, poisoned):
+    """The fill kernels end to end: a zero-width uniform and a std-0 normal (every value the tie itself) in
+    the per-tensor kernel, and a constant segment in the flat-buffer kernel."""
+    layout = make_layout(poisoned(101))
+    fill = triton_init._dispatch.kernel_module("fill")
+    ties = [_tie_above(1.0, dtype), _tie_above(1.0, dtype, 1), _tie_above(-1.0, dtype), _tie_above(1000.0, dtype),
+            _tie_above(-3.0, dtype, 1)]  # rounding down, up, down (toward 0), down, up (away from 0)
+    for tie in ties:
+        expected = torch.tensor(tie, dtype=torch.float32).to(dtype)
+        for dist in (UNIFORM, NORMAL):
+            out = poisoned(101, dtype=dtype)
+            fill.fill_(out, dist, (tie, 0.0), SEED, 1, layout.sizes, layout.mem_strides, layout.logical_strides,
+                       layout.base)
+            assert torch.equal(bits(out), bits(expected.expand(101))), (dist, tie)
+        with triton_init.backend("triton"):
+            out = init_flat_(poisoned(101, dtype=dtype), [Segment(Init.constant(tie), "c", (101,), 0, 101, 0)],
+                             seed=SEED)
+        assert torch.equal(bits(out), bits(expected.expand(101))), ("constant", tie)
 
 
 # ---- trunc_normal values lie in [a, b] after rounding, on every path ------------------------------------
@@ -159,141 +299,6 @@ def test_beyond_the_kernels_reach_the_reference_serves(alpha, beta, monkeypatch,
     with triton_init.backend("triton"):
         out = triton_init.trunc_normal_(poisoned(1031), **kwargs, seed=SEED, stream=STREAM)
     check_against_oracle(out, "trunc_normal", kwargs, SEED, STREAM, range(1031))
-
-
-# ---- counters: the carry into the high word, up to 2^64 - 1 ---------------------------------------------
-
-ROW = 2**20 + 4  # a row length that is a multiple of 4: column-major blocks of it take the tile path
-
-
-def _rows_from(first: int, row: int, rows: int) -> tuple:
-    """(global_shape, global_offset) of a (rows, 40) block of a (2^24, row) tensor whose row 0 starts at
-    logical index ``first``."""
-    offset = divmod(first, row)
-    assert offset[1] + 40 <= row
-    return (2**24, row), offset
-
-
-COUNTER_BLOCKS = {
-    # name: (global_shape, global_offset, local shape, storage)
-    "flat across group 2^32": ((2**40,), (2**34 - 21,), (40,), "flat"),
-    "flat across group 2^34": ((2**40,), (2**36 - 20,), (40,), "flat"),  # a block starting at group 2^34 - 5
-    "flat across the high word's last carry": ((2**64,), (2**64 - 2**34 - 18,), (40,), "flat"),
-    "flat up to 2^64 - 1": ((2**64,), (2**64 - 37,), (37,), "flat"),
-    "strided across group 2^32": (*_rows_from(2**34 - 19, ROW - 1, 3), (3, 40), "column-major"),
-    "tiles across group 2^32": (*_rows_from(2**34 - 20, ROW, 3), (3, 40), "column-major"),
-    "rows up to 2^64 - 1": ((2**32, 2**32), (2**32 - 3, 2**32 - 40), (3, 40), "padded rows"),
-    "tiles up to 2^64 - 1": ((2**32, 2**32), (2**32 - 3, 2**32 - 40), (3, 40), "column-major"),
-}
-# The counters are the same for every distribution: one per dtype, 4-byte (one group per value tensor) and
-# 2-byte (two groups per thread, paired) outputs.
-COUNTER_CASES = {
-    "normal": ("normal", dict(mean=0.5, std=2.0), torch.float32),
-    "trunc wide": ("trunc_normal", dict(mean=0.0, std=0.02, a=-2.0, b=2.0), torch.bfloat16),
-    "uniform, fp64 math": ("uniform", dict(a=-0.1, b=0.3), torch.float32),  # a, b - a not exact in fp32
-}
-
-
-def _crosses(indices) -> bool:
-    """Whether the groups of these logical indices lie on both sides of a multiple of 2^32, or reach the last."""
-    his = {(i >> 2) >> 32 for i in indices}
-    return len(his) > 1 or max(indices) == 2**64 - 1
-
-
-@pytest.mark.parametrize("case", list(COUNTER_CASES))
-@pytest.mark.parametrize("block", list(COUNTER_BLOCKS))
-def test_counters_carry_into_the_high_word(block, case, poisoned):
-    dist, kwargs, dtype = COUNTER_CASES[case]
-    gshape, offset, shape, storage = COUNTER_BLOCKS[block]
-    indices = logical_indices(shape, gshape, offset)
-    assert _crosses(indices)
-    if storage == "column-major":
-        out = poisoned(*shape[::-1], dtype=dtype).t()
-    elif storage == "padded rows":
-        out = poisoned(shape[0], shape[1] + 9, dtype=dtype)[:, :shape[1]]
-    else:
-        out = poisoned(*shape, dtype=dtype)
-    with triton_init.backend("triton"):
-        FILLS[dist](out, **kwargs, seed=SEED, stream=STREAM, global_shape=gshape, global_offset=offset)
-    check_against_oracle(out, dist, kwargs, SEED, STREAM, indices)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("aligned", [True, False], ids=["16-byte segments", "mid-group segments"])
-def test_flat_buffer_counters_carry_into_the_high_word(aligned, dtype, triton_backend, poisoned):
-    """The segment-table kernel, its whole-group (VEC) layout and the general one, across 2^32 groups."""
-    cases = [("uniform", dict(a=-0.75, b=2.5)), ("normal", dict(mean=0.5, std=2.0)),
-             ("trunc_normal", dict(mean=0.0, std=1.0, a=-2.0, b=2.0))]
-    starts = [((2**40,), 2**34 - 24), ((2**64,), 2**64 - 2**34 - 16), ((2**64,), 2**64 - 40)]
-    shift = 0 if aligned else 3
-    segments, expected = [], []
-    for dist, kwargs in cases:
-        for gshape, start in starts:
-            segments.append(Segment(getattr(Init, dist)(**kwargs), dist, gshape, start + shift, 40 - shift,
-                                    48 * len(segments)))
-            expected.append((dist, kwargs, logical_indices((40 - shift,), gshape, (start + shift,))))
-    buffer = poisoned(48 * len(segments), dtype=dtype)
-    init_flat_(buffer, segments, seed=SEED)
-    for segment, (dist, kwargs, indices) in zip(segments, expected, strict=True):
-        assert _crosses(indices)
-        piece = buffer[segment.offset:segment.offset + segment.numel]
-        check_against_oracle(piece, dist, kwargs, SEED, dist, indices)
-
-
-# ---- rounding to bf16 / fp16: nearest even, bit for bit -------------------------------------------------
-
-def _ties(dtype: torch.dtype) -> torch.Tensor:
-    """fp32 values exactly halfway between neighbouring ``dtype`` values (normal and subnormal, both signs),
-    with the values just below and above each tie."""
-    patterns = torch.arange(0, 0x7C00 if dtype == torch.float16 else 0x7F80, 7, dtype=torch.int32)
-    values = patterns.to(torch.int16).view(dtype).float()
-    above = (patterns + 1).to(torch.int16).view(dtype).float()
-    ties = (values.double() + above.double()) / 2
-    assert torch.equal(ties.float().double(), ties)  # exact in fp32
-    ties = ties.float()
-    near = torch.cat([ties, torch.nextafter(ties, torch.full_like(ties, -1.0)),
-                      torch.nextafter(ties, torch.full_like(ties, 2.0**20))])
-    return torch.cat([near, -near])
-
-
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
-def test_store_rounds_ties_to_even(dtype):
-    """The kernels' store (``_store_values``: the cast, with bf16 rounded by hand under the interpreter)
-    against torch's round-to-nearest-even cast, on every seventh tie of the dtype's range."""
-    values = _ties(dtype)
-    expected = values.to(dtype)
-    stored = store_rounded(values, dtype)
-    assert torch.equal(bits(stored), bits(expected))
-    ties = values[: values.numel() // 6]
-    down = stored[: ties.numel()].float().abs() < ties.abs()
-    assert 0.3 < down.float().mean() < 0.7  # ties go both ways: to the even neighbour, not away from zero
-
-
-def _tie_above(x: float, dtype: torch.dtype, ulps: int = 0) -> float:
-    """The fp32 value halfway between the dtype values x + ulps ulp and x + (ulps + 1) ulp (x a dtype value)."""
-    u = float(ulp(x, dtype))
-    return math.copysign(abs(x) + (ulps + 0.5) * u, x)
-
-
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
-def test_fills_round_ties_to_even(dtype, poisoned):
-    """The fill kernels end to end: a zero-width uniform and a std-0 normal (every value the tie itself) in
-    the per-tensor kernel, and a constant segment in the flat-buffer kernel."""
-    layout = make_layout(poisoned(101))
-    fill = triton_init._dispatch.kernel_module("fill")
-    ties = [_tie_above(1.0, dtype), _tie_above(1.0, dtype, 1), _tie_above(-1.0, dtype), _tie_above(1000.0, dtype),
-            _tie_above(-3.0, dtype, 1)]  # rounding down, up, down (toward 0), down, up (away from 0)
-    for tie in ties:
-        expected = torch.tensor(tie, dtype=torch.float32).to(dtype)
-        for dist in (UNIFORM, NORMAL):
-            out = poisoned(101, dtype=dtype)
-            fill.fill_(out, dist, (tie, 0.0), SEED, 1, layout.sizes, layout.mem_strides, layout.logical_strides,
-                       layout.base)
-            assert torch.equal(bits(out), bits(expected.expand(101))), (dist, tie)
-        with triton_init.backend("triton"):
-            out = init_flat_(poisoned(101, dtype=dtype), [Segment(Init.constant(tie), "c", (101,), 0, 101, 0)],
-                             seed=SEED)
-        assert torch.equal(bits(out), bits(expected.expand(101))), ("constant", tie)
 
 
 # ---- launch configuration: the block size never changes a bit -------------------------------------------
