@@ -172,9 +172,6 @@ def make_copy(parent: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     (repo / "triton_init" / "kernels").symlink_to(repo / "kernels", target_is_directory=True)
-    shared = ROOT.parent / "shared"  # the golden file's home beside a checkout, where there is one
-    if shared.is_dir():
-        (parent / "shared").symlink_to(shared.resolve(), target_is_directory=True)
     return repo
 
 
