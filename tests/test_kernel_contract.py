@@ -306,9 +306,7 @@ def test_beyond_the_kernels_reach_the_reference_serves(alpha, beta, monkeypatch,
 BLOCK_GROUPS = [None, 1, 2, 4]  # None: the launcher's default; 1: bf16/fp16 without paired groups
 LAUNCH_CASES = [
     ("uniform", dict(a=-0.75, b=2.5), torch.float32),
-    ("uniform", dict(a=-0.1, b=0.3), torch.float16),  # a, b - a not exact in fp32: fp64 math
     ("normal", dict(mean=0.5, std=2.0), torch.bfloat16),
-    ("normal", dict(mean=0.5, std=2.0), torch.float64),
     ("trunc_normal", dict(mean=0.0, std=1.0, a=-2.0, b=2.0), torch.float16),
     ("trunc_normal", dict(mean=0.0, std=0.02, a=-2.0, b=2.0), torch.float32),
     ("trunc_normal", dict(mean=0.0, std=1.0, a=5.0, b=7.0), torch.bfloat16),
