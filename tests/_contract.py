@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import TOLERANCE
 from scipy import special
 
 import triton_init
+from triton_init import contract
 from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM
 
 # The repository's own copy of the golden values (its "provenance" field says where they come from).
@@ -23,8 +23,6 @@ GOLDEN_PATH = Path(__file__).resolve().parent / "data" / "stream_v1.json"
 MASK32 = np.uint64(0xFFFFFFFF)
 PHILOX_M0, PHILOX_M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
 PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
-MANTISSA_BITS = {torch.float64: 52, torch.float32: 23, torch.float16: 10, torch.bfloat16: 7}
-MIN_NORMAL_EXPONENT = {torch.float64: -1022, torch.float32: -126, torch.float16: -14, torch.bfloat16: -126}
 
 # The public fills and the format's distribution codes, by distribution name.
 FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
@@ -117,10 +115,8 @@ def interval_of(dist: str, kwargs):
 
 
 def ulp(x, dtype: torch.dtype) -> np.ndarray:
-    """The spacing of ``dtype`` values at |x|."""
-    x = np.abs(np.asarray(x, dtype=np.float64))
-    exponent = np.maximum(np.floor(np.log2(np.where(x > 0, x, 1.0))), MIN_NORMAL_EXPONENT[dtype])
-    return 2.0 ** (exponent - MANTISSA_BITS[dtype])
+    """The spacing of ``dtype`` values at |x| (``triton_init.contract.ulp`` on numpy values)."""
+    return contract.ulp(torch.from_numpy(np.asarray(x, dtype=np.float64)), dtype).numpy()
 
 
 def _report(actual, expected, err, tol):
@@ -131,20 +127,18 @@ def _report(actual, expected, err, tol):
 
 
 def assert_contract(actual: torch.Tensor, z_exact, *, mean=0.0, std=1.0, interval=None) -> None:
-    """|x - (mean + std z_exact)| <= 2e-5 std max(1, |z|), plus the single rounding to the output dtype.
+    """|x - (mean + std z_exact)| within ``triton_init.contract.normal_tolerance``: 2e-5 std max(1, |z|), the
+    arithmetic of mean + std z, and half an ulp for the one rounding to float16/bfloat16.
 
     With ``interval`` (trunc_normal's absolute [a, b]) a value within one ulp of a bound may instead be the
     outermost dtype value inside [a, b], where the clamp put it rather than rounding past the bound.
     """
-    atol, compute_ulps, output_ulps = TOLERANCE[actual.dtype]
-    compute = torch.float64 if actual.dtype == torch.float64 else torch.float32
     got = actual.detach().cpu().double().numpy().ravel()
     z = np.asarray(z_exact, dtype=np.float64).ravel()
     expected = mean + std * z
     assert np.isfinite(got).all(), f"{(~np.isfinite(got)).sum()} non-finite values"
     err = np.abs(got - expected)
-    tol = (atol * std * np.maximum(1.0, np.abs(z)) + compute_ulps * ulp(np.abs(expected) + abs(mean), compute)
-           + output_ulps * ulp(expected, actual.dtype))
+    tol = contract.normal_tolerance(torch.from_numpy(expected), mean, std, actual.dtype).numpy()
     if interval is not None:
         a, b = interval
         step = ulp(expected, actual.dtype)
@@ -154,13 +148,12 @@ def assert_contract(actual: torch.Tensor, z_exact, *, mean=0.0, std=1.0, interva
 
 
 def assert_uniform(actual: torch.Tensor, exact_values, slack: float = 0.0) -> None:
-    """Within 2 fp32 ulps of the exact value, plus half an ulp of the one rounding to float16/bfloat16 (plus
-    ``slack``, see ``interpreter_fma_slack``)."""
+    """Within ``triton_init.contract.uniform_tolerance``: 2 fp32 ulps of the exact value, plus half an ulp of the
+    one rounding to float16/bfloat16 (plus ``slack``, see ``interpreter_fma_slack``)."""
     got = actual.detach().cpu().double().numpy().ravel()
     expected = np.asarray(exact_values, dtype=np.float64).ravel()
     err = np.abs(got - expected)
-    output_ulps = TOLERANCE[actual.dtype][2]
-    tol = 2 * ulp(expected, torch.float32) + output_ulps * ulp(expected, actual.dtype) + slack
+    tol = contract.uniform_tolerance(torch.from_numpy(expected), actual.dtype).numpy() + slack
     assert (err <= tol).all(), _report(got, expected, err, tol)
 
 

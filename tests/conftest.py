@@ -17,19 +17,6 @@ import triton_init  # noqa: E402
 
 INTERPRET = os.environ.get("TRITON_INTERPRET")
 
-# One tolerance table by dtype, for values compared against the exact math (the oracle or the golden file):
-# (absolute tolerance in units of std, ulps of the compute dtype at |x| + |mean|, ulps of the output dtype at |x|).
-#   The first is the format's contract, |dz| <= 2e-5 * max(1, |z|), for every dtype.
-#   The second: mean, std and std * z each rounded in the compute dtype (fp64 for float64 outputs, else
-#   fp32), then the sum; a few ulps, at the magnitude of the larger operand.
-#   The third: float16/bfloat16 round the fp32 result once to the output dtype, half an ulp (so a truncating
-#   cast, off by up to a whole ulp, fails).
-TOLERANCE = {
-    torch.float64: (2e-5, 4.0, 0.0),
-    torch.float32: (2e-5, 2.0, 0.0),
-    torch.float16: (2e-5, 2.0, 0.5),
-    torch.bfloat16: (2e-5, 2.0, 0.5),
-}
 ALL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 

@@ -18,7 +18,7 @@ from ._fans import (
     warn_if_empty,
     xavier_std,
 )
-from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, stream_id
+from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, resolve_seed, stream_id
 from ._layout import logical_block, make_layout
 from ._random import random_block, random_fill_, resolve_block
 from ._validate import check_real, check_std
@@ -238,10 +238,10 @@ def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, stream=Non
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"sparsity must lie in [0, 1], got {sparsity}")
     std = check_std(std)
-    local, global_shape, global_offset, stream, seed = random_block(tensor, seed, stream, generator, global_shape,
-                                                                    global_offset)
-    if seed is None:
+    local, global_shape, global_offset, stream = random_block(tensor, seed, stream, global_shape, global_offset)
+    if local.numel() == 0 or local.device.type == "meta":
         return tensor
+    seed = resolve_seed(seed, generator)
     random_fill_(local, NORMAL, mean=0.0, std=std, seed=seed, stream=stream, generator=None,
                  global_shape=global_shape, global_offset=global_offset)
     rows, cols = global_shape

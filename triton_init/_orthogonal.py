@@ -13,7 +13,7 @@ from contextlib import nullcontext
 import torch
 
 from . import _dispatch
-from ._format import NORMAL
+from ._format import NORMAL, resolve_seed
 from ._layout import make_layout
 from ._random import random_block
 from ._validate import check_real
@@ -88,10 +88,10 @@ def orthogonal_(tensor, gain=1, generator=None, *, seed=None, stream=None, globa
     if tensor.ndimension() < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     gain = check_real(gain, "gain")
-    local, global_shape, global_offset, stream, seed = random_block(tensor, seed, stream, generator, global_shape,
-                                                                    global_offset)
-    if seed is None:
+    local, global_shape, global_offset, stream = random_block(tensor, seed, stream, global_shape, global_offset)
+    if local.numel() == 0 or local.device.type == "meta":
         return tensor
+    seed = resolve_seed(seed, generator)
     rows = global_shape[0]
     cols = 1
     for s in global_shape[1:]:

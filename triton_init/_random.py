@@ -4,6 +4,9 @@ Every other random init (kaiming, xavier, variance scaling, ...) computes its bo
 of these through ``random_fill_``.
 """
 
+import threading
+from contextlib import contextmanager
+
 import torch
 
 from . import _dispatch
@@ -25,19 +28,31 @@ def resolve_block(tensor, global_shape, global_offset):
     return tensor, global_shape, global_offset
 
 
-def random_block(tensor, seed, stream, generator, global_shape, global_offset):
-    """The checks every random init makes before writing anything, then its key: returns (local tensor,
-    global_shape, global_offset, stream id, seed), the block validated. The seed is None when there is
-    nothing to write (a meta or empty tensor): then nothing is drawn from ``generator`` either."""
+def random_block(tensor, seed, stream, global_shape, global_offset):
+    """The checks every random init makes before writing anything: returns (local tensor, global_shape,
+    global_offset, stream id), the block validated; ``seed`` is range-checked if given."""
     local, global_shape, global_offset = resolve_block(tensor, global_shape, global_offset)
     check_tensor(local)
     global_shape, global_offset = logical_block(local.shape, global_shape, global_offset)
     stream = stream_id(stream)
     if seed is not None:
         resolve_seed(seed, None)
-    if local.device.type == "meta" or local.numel() == 0:
-        return local, global_shape, global_offset, stream, None
-    return local, global_shape, global_offset, stream, resolve_seed(seed, generator)
+    return local, global_shape, global_offset, stream
+
+
+_capture = threading.local()
+
+
+@contextmanager
+def capture_fills():
+    """Inside, ``random_fill_`` validates its call and appends (dist, dist_args) to the yielded list instead of
+    writing: what an init call draws, for ``verify_`` to evaluate at chosen logical indices."""
+    previous = getattr(_capture, "calls", None)
+    _capture.calls = []
+    try:
+        yield _capture.calls
+    finally:
+        _capture.calls = previous
 
 
 def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, global_offset, **dist_args):
@@ -46,10 +61,13 @@ def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, gl
     ``dist_args`` are already-checked floats: a, b for UNIFORM; mean, std for NORMAL; all four for
     TRUNC_NORMAL. Returns ``tensor``.
     """
-    local, global_shape, global_offset, stream, seed = random_block(tensor, seed, stream, generator, global_shape,
-                                                                    global_offset)
-    if seed is None:
+    local, global_shape, global_offset, stream = random_block(tensor, seed, stream, global_shape, global_offset)
+    if getattr(_capture, "calls", None) is not None:
+        _capture.calls.append((dist, dist_args))
         return tensor
+    if local.device.type == "meta" or local.numel() == 0:
+        return tensor
+    seed = resolve_seed(seed, generator)
     dist, params = call_params(dist, local.dtype, **dist_args)
     with torch.no_grad():
         _dispatch.fill_random_(local, dist, params, seed, stream, make_layout(local, global_shape, global_offset))
