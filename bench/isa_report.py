@@ -43,10 +43,11 @@ STREAM = 0xFEDCBA9876543210
 
 
 def _kernels():
-    """The kernel modules (``triton_init.kernels``: install the package, or use bench/device_check.sh's shim)."""
-    from triton_init.kernels import fill, flat, orthogonal, target
+    """The kernel modules (``triton_init.kernels``: install the package, or use bench/device_check.sh's shim)
+    and ``interface``, the distribution codes they share with their callers."""
+    from triton_init.kernels import fill, flat, interface, orthogonal, target
 
-    return fill, flat, orthogonal, target
+    return fill, flat, orthogonal, target, interface
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -111,8 +112,8 @@ def _meta(shape, dtype):
 def _trunc_params(dtype: str, mean, std, a, b):
     from triton_init.reference import dist_params
 
-    fill = _kernels()[0]
-    return dist_params(fill.TRUNC_NORMAL, DTYPES[dtype], mean=mean, std=std, a=a, b=b)
+    codes = _kernels()[4]
+    return dist_params(codes.TRUNC_NORMAL, DTYPES[dtype], mean=mean, std=std, a=a, b=b)
 
 
 def _plan_fill(dtype: str, dist: int, params, sizes, mem_strides, logical_strides, base, target):
@@ -167,54 +168,54 @@ def variants(small: bool = False) -> list:
     The report plans the calls large (whole programs of the default block: the counts per element); the
     compile check plans them ``small``, which compiles the same code over shorter blocks, faster.
     """
-    fill, flat = _kernels()[:2]
+    codes = _kernels()[4]
     n = 256 if small else 1 << 24
     rows, cols = (8, 64) if small else (4096, 1024)
     found = []
     for dtype in DTYPES:
         found.append(Variant("fill", "uniform", dtype, "uniform_(a=-1, b=1)",
-                             _fill(dtype, fill.UNIFORM, (-1.0, 2.0), (n,), (1,), (1,))))
+                             _fill(dtype, codes.UNIFORM, (-1.0, 2.0), (n,), (1,), (1,))))
         found.append(Variant("fill", "normal", dtype, "normal_(std=0.02)",
-                             _fill(dtype, fill.NORMAL, (0.0, 0.02), (n,), (1,), (1,))))
+                             _fill(dtype, codes.NORMAL, (0.0, 0.02), (n,), (1,), (1,))))
         for name, call in TRUNC_CALLS.items():
             found.append(Variant("fill", f"trunc_normal_{name}", dtype,
                                  "trunc_normal_(mean={:g}, std={:g}, a={:g}, b={:g})".format(*call),
-                                 _fill(dtype, fill.TRUNC_NORMAL, _trunc_params(dtype, *call), (n,), (1,), (1,))))
+                                 _fill(dtype, codes.TRUNC_NORMAL, _trunc_params(dtype, *call), (n,), (1,), (1,))))
     found.append(Variant("fill", "uniform_fp64_math", "fp32", "uniform_(a=0.1, b=0.7): b - a not exact in fp32",
-                         _fill("fp32", fill.UNIFORM, (0.1, 0.6), (n,), (1,), (1,))))
+                         _fill("fp32", codes.UNIFORM, (0.1, 0.6), (n,), (1,), (1,))))
     shard = cols // 2
     for dtype in ("bf16", "fp32"):
         found.append(Variant("fill", "normal_strided", dtype, f"normal_ of rank 3's tensor-parallel Shard(1) block "
                              f"({rows}, {shard}) of a ({rows}, {8 * shard}) weight: tiles of whole rows",
-                             _fill(dtype, fill.NORMAL, (0.0, 0.02), (rows, shard), (shard, 1), (8 * shard, 1),
+                             _fill(dtype, codes.NORMAL, (0.0, 0.02), (rows, shard), (shard, 1), (8 * shard, 1),
                                    base=3 * shard)))
     found.append(Variant("fill", "normal_strided_unaligned", "bf16", f"normal_ of a ({rows}, {cols - 1}) block at an "
                          "odd offset: rows that start mid-group",
-                         _fill("bf16", fill.NORMAL, (0.0, 0.02), (rows, cols - 1), (cols, 1), (8 * cols - 3, 1),
+                         _fill("bf16", codes.NORMAL, (0.0, 0.02), (rows, cols - 1), (cols, 1), (8 * cols - 3, 1),
                                base=5)))
     found.append(Variant("fill", "normal_scattered", "bf16", f"normal_ of a transposed ({rows}, {cols}) view at an odd "
                          "offset: one element per store",
-                         _fill("bf16", fill.NORMAL, (0.0, 0.02), (cols, rows), (1, cols), (rows, 1), base=1)))
+                         _fill("bf16", codes.NORMAL, (0.0, 0.02), (cols, rows), (1, cols), (rows, 1), base=1)))
     found.append(Variant("fill", "normal_column_major", "fp32", "orthogonal_'s Gaussian into QR's column-major "
-                         "matrix (tiles)", _fill("fp32", fill.NORMAL, (0.0, 1.0), (cols, rows), (1, cols), (rows, 1))))
+                         "matrix (tiles)", _fill("fp32", codes.NORMAL, (0.0, 1.0), (cols, rows), (1, cols), (rows, 1))))
     found.append(Variant("fill", "normal_unaligned", "bf16", "normal_ of a flat run starting mid-group",
-                         _fill("bf16", fill.NORMAL, (0.0, 0.02), (n - 3,), (1,), (1,), base=4 * 1000 + 3)))
+                         _fill("bf16", codes.NORMAL, (0.0, 0.02), (n - 3,), (1,), (1,), base=4 * 1000 + 3)))
     segment = n // 2
     for dtype in ("bf16", "fp32"):
         found.append(Variant("flat", "normal", dtype, "init_flat_: normal segments, 16-byte aligned",
-                             _flat(dtype, fill.NORMAL, (0.0, 0.02), segment, True)))
+                             _flat(dtype, codes.NORMAL, (0.0, 0.02), segment, True)))
         found.append(Variant("flat", "trunc_normal_untruncated", dtype, "init_flat_: trunc_normal_(std=0.02)",
-                             _flat(dtype, fill.TRUNC_NORMAL, _trunc_params(dtype, *TRUNC_CALLS["untruncated"]),
+                             _flat(dtype, codes.TRUNC_NORMAL, _trunc_params(dtype, *TRUNC_CALLS["untruncated"]),
                                    segment, True)))
         found.append(Variant("flat", "trunc_normal_central", dtype, "init_flat_: trunc_normal_ on +-2 std",
-                             _flat(dtype, fill.TRUNC_NORMAL, _trunc_params(dtype, *TRUNC_CALLS["central"]),
+                             _flat(dtype, codes.TRUNC_NORMAL, _trunc_params(dtype, *TRUNC_CALLS["central"]),
                                    segment, True)))
         found.append(Variant("flat", "uniform", dtype, "init_flat_: uniform segments",
-                             _flat(dtype, fill.UNIFORM, (-1.0, 2.0), segment, True)))
+                             _flat(dtype, codes.UNIFORM, (-1.0, 2.0), segment, True)))
     found.append(Variant("flat", "normal_unaligned", "bf16", "init_flat_: FSDP1 segments starting mid-group",
-                         _flat("bf16", fill.NORMAL, (0.0, 0.02), segment - 5, False)))
+                         _flat("bf16", codes.NORMAL, (0.0, 0.02), segment - 5, False)))
     found.append(Variant("flat", "constant", "fp32", "init_flat_: constant segments",
-                         _flat("fp32", flat.CONSTANT, (1.0,), segment, True)))
+                         _flat("fp32", codes.CONSTANT, (1.0,), segment, True)))
     for transposed in (False, True):
         found.append(Variant("orthogonal_epilogue", "transposed" if transposed else "direct", "bf16",
                              "orthogonal_: sign(diag R) * gain * Q, cast to bf16", _epilogue("bf16", transposed,

@@ -14,6 +14,17 @@ import triton
 import triton.language as tl
 
 from . import trunc_paths
+from .interface import (
+    DEFAULT_BLOCK_GROUPS,
+    HEAVY_BLOCK_GROUPS,
+    NORMAL,
+    THREADS_PER_PROGRAM,
+    TRUNC_NORMAL,
+    UNIFORM,
+    default_num_warps,
+    param_bits,
+    uint64_words,
+)
 from .philox import (
     ONE_MINUS_HALF_ULP,
     SQRT_2LN2,
@@ -31,20 +42,14 @@ from .philox import (
 from .target import Target, of_device
 from .transcendentals import cos_angle, sin_angle
 
-UNIFORM = 0
-NORMAL = 1
-TRUNC_NORMAL = 2
+# The distribution codes as constexprs: kernel bodies cannot read plain module-level ints.
+DIST_UNIFORM, DIST_NORMAL, DIST_TRUNC_NORMAL = (tl.constexpr(code) for code in (UNIFORM, NORMAL, TRUNC_NORMAL))
 
 # The trunc_normal paths as constexprs (kernel bodies cannot read plain module-level ints).
 TRUNC_CENTRAL, TRUNC_UNTRUNCATED, TRUNC_WIDE = (tl.constexpr(path) for path in (
     trunc_paths.CENTRAL, trunc_paths.UNTRUNCATED, trunc_paths.WIDE))
 
 MAX_OUTER_DIMS = 3
-DEFAULT_BLOCK_GROUPS = 1024
-# fp64 output and the tail trunc_normal path hold more live values per group: half the groups per program
-# keeps them clear of spills (triton 3.6 spilled fp64 trunc_normal at 1024).
-HEAVY_BLOCK_GROUPS = 512
-THREADS_PER_PROGRAM = 128  # 4 warps of 32 on NVIDIA, 2 wavefronts of 64 on AMD CDNA
 
 
 @triton.jit
@@ -102,7 +107,7 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
     fp32 fma of exact operands: the exact a + (b - a) u rounded once, within half an fp32 ulp. trunc_normal
     takes TRUNC_PATH (``trunc_paths``) with std and mean folded into its last fma, and clamps if CLAMP.
     """
-    if DIST == 0:
+    if DIST == DIST_UNIFORM:
         if UNIFORM_F32:
             a32 = _f64(prm0).to(tl.float32)
             width32 = _f64(prm1).to(tl.float32)
@@ -117,7 +122,7 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
             v1 = a + width * uniform01_f64(w1)
             v2 = a + width * uniform01_f64(w2)
             v3 = a + width * uniform01_f64(w3)
-    elif DIST == 1:
+    elif DIST == DIST_NORMAL:
         mean = _f64(prm0)
         std = _f64(prm1)
         if OUT_F64:
@@ -398,14 +403,6 @@ def _fill_transposed_kernel(
     _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
 
 
-def _bits(x: float) -> int:
-    return struct.unpack("<q", struct.pack("<d", float(x)))[0]
-
-
-def _words(x: int) -> tuple[int, int]:
-    return x & 0xFFFFFFFF, x >> 32
-
-
 def _exact_f32(x: float) -> bool:
     try:
         return math.isfinite(x) and struct.unpack("<f", struct.pack("<f", x))[0] == x
@@ -429,13 +426,6 @@ def default_block_groups(out_f64: bool, dist: int, trunc_path: int) -> int:
     """Groups per program for a long row (values never depend on it)."""
     heavy = out_f64 or (dist == TRUNC_NORMAL and trunc_path == trunc_paths.TAIL)
     return HEAVY_BLOCK_GROUPS if heavy else DEFAULT_BLOCK_GROUPS
-
-
-def default_num_warps(block_groups: int, target: Target, itemsize: int = 4) -> int:
-    """Warps (wavefronts) for ``block_groups`` groups: THREADS_PER_PROGRAM threads, fewer for small blocks
-    (one group per thread, a pair of groups with 2-byte outputs: no thread computes another's values)."""
-    per_thread = 2 if itemsize == 2 else 1
-    return max(1, min(THREADS_PER_PROGRAM, block_groups // per_thread) // target.warp_size)
 
 
 @dataclass
@@ -497,12 +487,12 @@ def fill_launches(out: torch.Tensor, dist: int, params, seed: int, stream: int, 
                                             trunc_path=trunc_path, block_groups=block_groups, num_warps=num_warps,
                                             mem_offset=mem_offset + k * mem_strides[0])]
     constexprs = _dist_constexprs(out, dist, params, target, trunc_path)
-    prm = [_bits(p) for p in params] + [0] * (7 - len(params))
+    prm = param_bits(params)
     if _transposed_tiles(sizes, mem_strides, logical_strides, base) and block_groups is None:
         n_rows, n_cols = sizes
         col_tiles = triton.cdiv(n_cols, 4 * TILE_GROUPS)
         args = (out, mem_offset, n_rows, n_cols, mem_strides[1], logical_strides[0] // 4, col_tiles,
-                *_words(base // 4), *_words(seed), *_words(stream), *prm)
+                *uint64_words(base // 4), *uint64_words(seed), *uint64_words(stream), *prm)
         constexprs.update(TILE_ROWS=TILE_ROWS, TILE_GROUPS=TILE_GROUPS)
         grid = (triton.cdiv(n_rows, TILE_ROWS) * col_tiles,)
         num_warps = default_num_warps(THREADS_PER_PROGRAM, target)
@@ -528,7 +518,7 @@ def fill_launches(out: torch.Tensor, dist: int, params, seed: int, stream: int, 
         blocks_per_row = triton.cdiv(groups_per_row, block_groups)
         args = (out, mem_offset, rows, n_inner, blocks_per_row, outer[1], outer[2],
                 outer_m[0], outer_m[1], outer_m[2], outer_l[0], outer_l[1], outer_l[2],
-                *_words(base), *_words(seed), *_words(stream), *prm)
+                *uint64_words(base), *uint64_words(seed), *uint64_words(stream), *prm)
         aligned = all((start >> 2) % block_groups == 0 for start in (base, *outer_l))
         constexprs.update(BLOCK_GROUPS=block_groups, ROWS=tile_rows, VEC=vec, ALIGNED=aligned)
         grid = (triton.cdiv(rows, tile_rows) * blocks_per_row,)
@@ -539,7 +529,7 @@ def fill_launches(out: torch.Tensor, dist: int, params, seed: int, stream: int, 
     blocks_per_row = triton.cdiv(groups_per_row, block_groups)
     args = (out, mem_offset, n_inner, mem_strides[-1], blocks_per_row, outer[1], outer[2],
             outer_m[0], outer_m[1], outer_m[2], outer_l[0], outer_l[1], outer_l[2],
-            *_words(base), *_words(seed), *_words(stream), *prm)
+            *uint64_words(base), *uint64_words(seed), *uint64_words(stream), *prm)
     constexprs.update(BLOCK_GROUPS=block_groups, FLAT=flat, HEAD=base % 4 if flat else 0,
                       ALIGNED=flat and (base >> 2) % block_groups == 0)
     return [Launch(_fill_kernel, (rows * blocks_per_row,), args, constexprs,

@@ -6,19 +6,15 @@ one distribution family go in one launch; each program reads its segment from a 
 and writes stream format v1 values exactly as the per-parameter fill does.
 """
 
-import struct
-
 import torch
 import triton
 import triton.language as tl
 
-from .fill import Launch, _block_values, _dist_constexprs, _f64, _store_values, default_num_warps
+from . import interface
+from .fill import Launch, _block_values, _dist_constexprs, _f64, _store_values
 from .target import Target, of_device
 
-UNIFORM = 0
-NORMAL = 1
-TRUNC_NORMAL = 2
-CONSTANT = 3  # prm0 everywhere, no Philox
+DIST_CONSTANT = tl.constexpr(interface.CONSTANT)  # prm0 everywhere, no Philox
 
 # Columns of the int64 segment table, one row per segment.
 COL_OFFSET = tl.constexpr(0)  # element offset of the segment from out_ptr
@@ -26,10 +22,8 @@ COL_START = tl.constexpr(1)  # first logical index (uint64 bit pattern)
 COL_NUMEL = tl.constexpr(2)
 COL_STREAM = tl.constexpr(3)  # uint64 bit pattern
 COL_FIRST_BLOCK = tl.constexpr(4)  # index of the segment's first program
-COL_PARAMS = tl.constexpr(5)  # 7 float64 parameters as bit patterns (see fill._transform)
-TABLE_COLS = tl.constexpr(12)
-
-DEFAULT_BLOCK_GROUPS = 1024
+COL_PARAMS = tl.constexpr(5)  # N_PARAMS float64 parameters as bit patterns (see fill._transform)
+TABLE_COLS = tl.constexpr(COL_PARAMS.value + interface.N_PARAMS)
 
 
 @triton.jit
@@ -75,7 +69,7 @@ def _flat_fill_kernel(
         element = block * (4 * BLOCK_GROUPS) - head + tl.arange(0, 4 * BLOCK_GROUPS)  # index within the segment
         mask = (element >= 0) & (element < numel)
         ptrs = out_ptr + buffer_offset + element
-    if DIST == 3:
+    if DIST == DIST_CONSTANT:
         values = tl.zeros([4 * BLOCK_GROUPS], dtype=tl.float64) + _f64(prm0)
     else:
         stream = tl.load(row + COL_STREAM)
@@ -87,10 +81,6 @@ def _flat_fill_kernel(
                                tl.load(row + COL_PARAMS + 5), tl.load(row + COL_PARAMS + 6),
                                DIST, BLOCK_GROUPS, TRUNC_PATH, CLAMP, MATH, UNIFORM_F32, ALIGNED)
     _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
-
-
-def _bits(x: float) -> int:
-    return struct.unpack("<q", struct.pack("<d", float(x)))[0]
 
 
 def _signed(x: int) -> int:
@@ -131,13 +121,12 @@ def _launch(out, constexprs, segments, seed, target, block_groups, num_warps) ->
         vec = 1
     if block_groups is None:
         longest = max(s[2] for s in segments)
-        cap = DEFAULT_BLOCK_GROUPS if vec > 1 else DEFAULT_BLOCK_GROUPS // 2
+        cap = interface.DEFAULT_BLOCK_GROUPS if vec > 1 else interface.DEFAULT_BLOCK_GROUPS // 2
         block_groups = min(cap, triton.next_power_of_2((longest + 6) // 4))
     aligned = all(s[1] % (4 * block_groups) == 0 for s in segments)
     rows, counts, first_block = [], [], 0
     for offset, start, numel, stream, params in segments:
-        prm = [_bits(p) for p in params] + [0] * (7 - len(params))
-        rows.append([offset, _signed(start), numel, _signed(stream), first_block, *prm])
+        rows.append([offset, _signed(start), numel, _signed(stream), first_block, *interface.param_bits(params)])
         counts.append(triton.cdiv((start % 4) + numel, 4 * block_groups))
         first_block += counts[-1]
     table = torch.tensor(rows, dtype=torch.int64, device=out.device)
@@ -147,5 +136,5 @@ def _launch(out, constexprs, segments, seed, target, block_groups, num_warps) ->
         torch.arange(len(rows), dtype=torch.int32, device=out.device),
         torch.tensor(counts, dtype=torch.int64, device=out.device), output_size=first_block)
     constexprs = dict(constexprs, BLOCK_GROUPS=block_groups, VEC=vec, ALIGNED=aligned)
-    return Launch(_flat_fill_kernel, (first_block,), (out, table, segment_of, seed & 0xFFFFFFFF, seed >> 32),
-                  constexprs, num_warps or default_num_warps(block_groups, target, out.element_size()))
+    return Launch(_flat_fill_kernel, (first_block,), (out, table, segment_of, *interface.uint64_words(seed)),
+                  constexprs, num_warps or interface.default_num_warps(block_groups, target, out.element_size()))

@@ -6,13 +6,12 @@ The output may be any block of the logical tensor with any strides: its columns 
 small int64 vectors (global flattened column, memory offset), its rows as an offset and a stride.
 """
 
-import struct
-
 import torch
 import triton
 import triton.language as tl
 
-from .fill import THREADS_PER_PROGRAM, Launch, _store_values
+from .fill import Launch, _store_values
+from .interface import THREADS_PER_PROGRAM, default_num_warps, float_bits
 from .target import Target, of_device
 
 DEFAULT_BLOCK_ROWS = 32
@@ -77,15 +76,14 @@ def epilogue_launch(out: torch.Tensor, q: torch.Tensor, r: torch.Tensor, col_ind
     n_rows, n_cols = out.shape[0], col_index.numel()
     if n_rows == 0 or n_cols == 0:
         return None
-    gain_bits = struct.unpack("<q", struct.pack("<d", float(gain)))[0]
     col_blocks = triton.cdiv(n_cols, block_cols)
     grid = (triton.cdiv(n_rows, block_rows) * col_blocks,)
     args = (out, q, r, col_index, col_mem, n_rows, n_cols, col_blocks, row_offset, out.stride(0),
-            q.stride(0), q.stride(1), r.stride(0) + r.stride(1), gain_bits)
+            q.stride(0), q.stride(1), r.stride(0) + r.stride(1), float_bits(gain))
     constexprs = {"TRANSPOSED": transposed, "BLOCK_ROWS": block_rows, "BLOCK_COLS": block_cols,
                   "EXACT_BF16": target.rounds_bf16_by_hand}
     return Launch(_orthogonal_epilogue_kernel, grid, args, constexprs,
-                  num_warps or max(1, THREADS_PER_PROGRAM // target.warp_size))
+                  num_warps or default_num_warps(THREADS_PER_PROGRAM, target))
 
 
 def orthogonal_epilogue_(out: torch.Tensor, q: torch.Tensor, r: torch.Tensor,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from triton.backends.compiler import GPUTarget
-from triton_init.kernels import fill, target
+from triton_init.kernels import fill, interface, target
 from triton_init.kernels.target import MATH_ACCURATE, MATH_AMD, MATH_NVIDIA, Target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def test_launcher_picks_the_vendor_math(gpu, math):
         assert launch.constexprs.get("MATH", math) == math, variant.name
         if gpu.backend == "hip":
             assert launch.constexprs.get("MATH") != MATH_NVIDIA
-        assert launch.num_warps * gpu.warp_size <= fill.THREADS_PER_PROGRAM
+        assert launch.num_warps * gpu.warp_size <= interface.THREADS_PER_PROGRAM
 
 
 @pytest.fixture
@@ -92,8 +92,8 @@ def test_rocm_device_resolves_to_the_amd_set(rocm_torch):
     rocm_torch(GPUTarget("hip", "gfx942", 64))
     resolved = target.of_device(torch.device("cuda", 0))
     assert resolved == Target("hip", "gfx942", 64) and resolved.math == MATH_AMD and resolved.name == "gfx942"
-    (launch,) = fill.fill_launches(torch.empty(0, dtype=torch.bfloat16), fill.NORMAL, (0.0, 1.0), 1, 2, (4096,), (1,),
-                                   (1,), 0, target=resolved)
+    (launch,) = fill.fill_launches(torch.empty(0, dtype=torch.bfloat16), interface.NORMAL, (0.0, 1.0), 1, 2,
+                                   (4096,), (1,), (1,), 0, target=resolved)
     assert launch.constexprs["MATH"] == MATH_AMD
     assert launch.constexprs["EXACT_BF16"] is True  # gfx942 has no bf16 conversion: rounded with integer ops
     assert launch.num_warps == 2  # 128 threads: two 64-wide wavefronts, as four warps on NVIDIA

@@ -1,7 +1,7 @@
-"""The Triton kernels (through the interpreter on CPU) against the exact oracle and the reference.
-
-Awkward shapes, every dtype, far tails; outputs start NaN so an unwritten element fails. Launch knobs
-(block size, num_warps) must not change a single bit.
+"""The Triton kernels (through the interpreter on CPU) against the exact oracle and the reference: awkward
+shapes, every dtype, strided views, blocks of huge logical tensors, and each inverse-CDF piece over the ends
+of u. Outputs start NaN so an unwritten element fails. ``test_kernel_contract.py`` holds the properties
+(bounds after rounding, counter carries, rounding ties, launch invariance).
 """
 
 import math
@@ -9,43 +9,28 @@ import math
 import pytest
 import torch
 from _contract import (
-    assert_contract,
-    assert_uniform,
-    bits,
+    FILLS,
+    check_against_oracle,
     distribution_cases,
-    exact,
     interpreter_fma_slack,
-    interval_of,
     logical_indices,
+    trunc_constants,
+    trunc_z_of_words,
     ulp,
 )
+from _probes import TRUNC_PATHS, trunc_path_z
 from conftest import ALL_DTYPES
-from triton_init.kernels.fill import fill_
+from triton_init.kernels import trunc_paths
 
 import triton_init
 from triton_init import reference
-from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM
-from triton_init._layout import make_layout
+from triton_init._format import NORMAL, TRUNC_NORMAL
 
 SEED = 0x9E3779B97F4A7C15  # above 2^63: both key words matter
 STREAM = "layers.3.mlp.w1.weight"
 SHAPES = [(1,), (3,), (7, 13), (2, 3, 5)]
 MEAN, STD = 0.25, 1.5
 CASES = distribution_cases(MEAN, STD, (-2, 2), (5, 7), (-9, -8), (-6, 6))
-FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
-DIST_IDS = {"uniform": UNIFORM, "normal": NORMAL, "trunc_normal": TRUNC_NORMAL}
-
-
-def check_against_oracle(out: torch.Tensor, dist: str, kwargs, seed, stream, indices) -> None:
-    """``out`` holds the values of logical ``indices`` (local row-major order), within the contract."""
-    z = exact(indices, dist, seed, triton_init.stream_id(stream), **kwargs)
-    if dist == "uniform":
-        assert_uniform(out, z, slack=interpreter_fma_slack(kwargs["a"], kwargs["b"], out.dtype))
-        return
-    assert_contract(out, z, mean=kwargs["mean"], std=kwargs["std"], interval=interval_of(dist, kwargs))
-    if dist == "trunc_normal":
-        x = out.double()
-        assert ((x >= kwargs["a"]) & (x <= kwargs["b"])).all()
 
 
 def fill(out, dist, kwargs, backend, **extra):
@@ -92,13 +77,40 @@ def test_kernel_several_blocks_at_unaligned_offset(case, dtype, poisoned):
     check_against_oracle(kernel, dist, kwargs, SEED, STREAM, range(first, first + n))
 
 
-@pytest.mark.parametrize("alpha,beta", [(10.0, 12.0), (-13.0, -12.0), (14.0, 20.0), (-30.0, -29.0)])
-def test_kernel_extreme_tails(alpha, beta, poisoned):
-    """Probabilities down to 1e-38 (fp32's normal range) still meet the contract; calls beyond what fp32
-    probabilities can hold (``kernel_exact``) take the float64 reference on the triton backend too."""
-    kwargs = dict(mean=MEAN, std=STD, a=MEAN + alpha * STD, b=MEAN + beta * STD)
-    kernel = fill(poisoned(1031), "trunc_normal", kwargs, "triton")
-    check_against_oracle(kernel, "trunc_normal", kwargs, SEED, STREAM, range(1031))
+PATH_INTERVALS = [
+    # (alpha, beta, the paths whose range covers every probability the call draws, the launcher's first)
+    (-2.0, 2.0, ("central", "wide")),
+    (-2.9, 2.85, ("central", "wide")),  # the central polynomial's edge
+    (0.5, 2.6, ("central", "wide", "tail")),  # one-sided: the tail path serves it too
+    (-6.0, 6.0, ("wide",)),
+    (-100.0, 100.0, ("untruncated", "wide")),  # std=0.02 on [-2, 2]
+    (-5.7, 40.0, ("wide",)),
+    (-3.1, 1.0, ("wide",)),  # just past the central polynomial's range
+    (5.0, 7.0, ("tail",)),
+    (-9.0, -8.0, ("tail",)),
+    (-7.0, -1.0, ("tail",)),  # p down to 1e-12: past the wide polynomial's range
+]
+
+
+def _words_at_both_ends_of_u():
+    """Words for the 2048 smallest and largest u(w) (the largest |z|) and 4096 between."""
+    ends = torch.cat([torch.arange(2048), (1 << 23) - 1 - torch.arange(2048)])
+    middle = torch.randint(0, 1 << 23, (4096,), generator=torch.Generator().manual_seed(3))
+    return (torch.cat([ends, middle]) << 9) | torch.randint(0, 512, (8192,), generator=torch.Generator().manual_seed(4))
+
+
+@pytest.mark.parametrize("alpha, beta, paths", PATH_INTERVALS)
+def test_trunc_normal_paths_over_the_ends_of_u(alpha, beta, paths):
+    """Each trunc_normal kernel path that covers an interval meets the contract there, against the scipy
+    oracle, over both ends of u; the launcher takes the first of them."""
+    params = reference.dist_params(TRUNC_NORMAL, torch.float32, a=alpha, b=beta)
+    assert trunc_paths.choose(*params[2:5]) == TRUNC_PATHS[paths[0]]
+    words = _words_at_both_ends_of_u()
+    exact_z = trunc_z_of_words(words.numpy(), *trunc_constants(alpha, beta))
+    for path in paths:
+        z = trunc_path_z(words, *params[2:5], path)
+        err = (z.double().numpy() - exact_z) / (2e-5 * abs(exact_z).clip(min=1.0))
+        assert abs(err).max() <= 1.0, (path, abs(err).max())
 
 
 def test_wide_interval_through_the_kernel(poisoned):
@@ -107,37 +119,6 @@ def test_wide_interval_through_the_kernel(poisoned):
     for dtype in ALL_DTYPES:
         kernel = fill(poisoned(4099, dtype=dtype), "trunc_normal", kwargs, "triton")
         check_against_oracle(kernel, "trunc_normal", kwargs, SEED, STREAM, range(4099))
-
-
-LAUNCH_CONFIGS = [(None, None), (4, 1), (16, 2), (128, 8), (1024, 4)]  # (block_groups, num_warps); None: default
-
-
-def _launch(t, dist, kwargs, layout, block_groups, num_warps):
-    params = reference.dist_params(DIST_IDS[dist], t.dtype, **kwargs)
-    fill_(t, DIST_IDS[dist], params, SEED, 5, layout.sizes, layout.mem_strides, layout.logical_strides,
-          layout.base, block_groups=block_groups, num_warps=num_warps)
-    return t
-
-
-@pytest.mark.parametrize("case,dtype", [("uniform", torch.float32), ("normal", torch.float32),
-                                        ("normal", torch.bfloat16), ("trunc[-2,2]", torch.float32),
-                                        ("trunc[5,7]", torch.float32)], ids=str)
-def test_block_size_and_num_warps_do_not_change_bits(case, dtype, poisoned):
-    dist, kwargs = CASES[case]
-    # A flat run at an unaligned offset past 2^32, and a strided 2-D block of a larger logical tensor.
-    flat = lambda: poisoned(157, dtype=dtype)  # noqa: E731
-    flat_layout = make_layout(flat(), (2**33 + 5000,), (2**32 + 1,))
-    strided = lambda: poisoned(37, 3, dtype=dtype).t()  # noqa: E731
-    strided_layout = make_layout(strided(), (40, 97), (3, 45))
-    tiles = lambda: poisoned(12, 9, dtype=dtype).t()  # noqa: E731  rows of whole groups: the default takes tiles
-    tiles_layout = make_layout(tiles(), (40, 96), (4, 8))
-    rows = lambda: poisoned(5, 16, dtype=dtype)  # noqa: E731  a Shard(1) block of aligned whole rows: row tiles
-    rows_layout = make_layout(rows(), (6, 64), (1, 16))
-    for make, layout in ((flat, flat_layout), (strided, strided_layout), (tiles, tiles_layout), (rows, rows_layout)):
-        results = [_launch(make(), dist, kwargs, layout, bg, nw) for bg, nw in LAUNCH_CONFIGS]
-        assert not torch.isnan(results[0]).any()
-        for other in results[1:]:
-            assert torch.equal(bits(results[0]), bits(other))
 
 
 @pytest.mark.parametrize("backend", ["triton", "reference"])
@@ -160,18 +141,27 @@ def test_strided_views_get_their_own_logical_values(case, backend, poisoned):
         assert torch.equal(view, dense), name
 
 
+CANARY_VIEWS = {
+    # (storage shape, the view's rows, its columns)
+    "strided": ((8, 9), slice(2, 5), slice(1, 4)),
+    "row tiles": ((12, 48), slice(2, 7), slice(8, 24)),  # whole 16-byte rows: tiles of rows, the last part empty
+}
+
+
 @pytest.mark.parametrize("backend", ["triton", "reference"])
 @pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-2,2]"])
-def test_canary_view_writes_all_of_itself_and_nothing_else(case, backend, poisoned):
+@pytest.mark.parametrize("kind", list(CANARY_VIEWS))
+def test_canary_view_writes_all_of_itself_and_nothing_else(kind, case, backend, poisoned):
     dist, kwargs = CASES[case]
-    big = poisoned(8, 9)
-    view = big[2:5, 1:4]
+    shape, rows, cols = CANARY_VIEWS[kind]
+    big = poisoned(*shape)
+    view = big[rows, cols]
     fill(view, dist, kwargs, backend)
     inside = torch.zeros_like(big, dtype=torch.bool)
-    inside[2:5, 1:4] = True
+    inside[rows, cols] = True
     assert not torch.isnan(big[inside]).any(), "an element of the view was left unwritten"
     assert torch.isnan(big[~inside]).all(), "an element outside the view was written"
-    assert torch.equal(view, fill(poisoned(3, 3), dist, kwargs, backend))
+    assert torch.equal(view, fill(poisoned(*view.shape), dist, kwargs, backend))
 
 
 @pytest.mark.parametrize("backend", ["triton", "reference"])

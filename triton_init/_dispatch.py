@@ -5,6 +5,7 @@ variable ``TRITON_INIT_BACKEND`` override the choice; with ``TRITON_INTERPRET=1`
 runs the kernels on CPU tensors.
 """
 
+import importlib
 import os
 import threading
 from contextlib import contextmanager, nullcontext
@@ -59,12 +60,12 @@ def triton_available() -> bool:
     return True
 
 
-def _kernels():
+def kernel_module(name: str):
+    """``triton_init.kernels.<name>``, imported on first use: importing it imports triton."""
     try:
-        from .kernels import fill
+        return importlib.import_module(f"{__package__}.kernels.{name}")
     except ImportError as exc:  # no triton on this platform
         raise RuntimeError(f"the triton backend is unavailable: {exc}") from exc
-    return fill
 
 
 def uses_triton(tensor: torch.Tensor) -> bool:
@@ -111,8 +112,8 @@ def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int
     reference, whatever the device."""
     if uses_triton(tensor) and kernel_exact(dist, params):
         with torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext():
-            _kernels().fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,
-                             layout.logical_strides, layout.base)
+            kernel_module("fill").fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,
+                                        layout.logical_strides, layout.base)
     else:
         reference.fill_(tensor, layout, dist, params, seed, stream)
 

@@ -10,12 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .kernels.interface import CONSTANT, NORMAL, TRUNC_NORMAL, UNIFORM  # noqa: F401  (re-exported)
+
 FORMAT_VERSION = 1
 UINT64_LIMIT = 1 << 64
-
-UNIFORM = 0
-NORMAL = 1
-TRUNC_NORMAL = 2
 
 
 def stream_id(stream) -> int:
