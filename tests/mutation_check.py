@@ -130,10 +130,12 @@ MUTATIONS = [
              "OUT_F64: tl.constexpr = False\n    PAIRED"),
     Mutation("trunc_normal wide path: q as 128 - p (cancellation)", PHILOX,
              "q = mass128 * (1.0 - u) + q128  # 1 - u is exact", "q = 128.0 - p"),
-    Mutation("central polynomial used past its range", PATHS,
-             "CENTRAL_W_LIMIT = 4.99", "CENTRAL_W_LIMIT = 6.0", PATH_TESTS),
+    Mutation("central polynomial used past its range (upper side unchecked)", PATHS,
+             "if smallest > 0.0 and _w(smallest) < CENTRAL_W_LIMIT:", "if p_lo > 0.0 and _w(p_lo) < CENTRAL_W_LIMIT:",
+             PATH_TESTS),
     Mutation("wide polynomial used past its range (upper side unchecked)", PATHS,
-             "smallest = min(p_lo, q_hi)", "smallest = p_lo", PATH_TESTS),
+             "if _w(smallest + mass * U_MIN) <= WIDE_W_LIMIT:", "if _w(p_lo + mass * U_MIN) <= WIDE_W_LIMIT:",
+             PATH_TESTS),
     Mutation("untruncated path for tails Phi^-1(u) cannot stand for", PATHS,
              "UNTRUNCATED_TAIL = 2.0 ** -48", "UNTRUNCATED_TAIL = 2.0 ** -20", PATH_TESTS),
     Mutation("-ln u series used far from u = 1", PHILOX,
@@ -228,10 +230,12 @@ def verify_import(repo: Path, mutation: Mutation | None) -> None:
 
 def run_tests(repo: Path, args, junit: Path, timeout: float):
     """(pytest's return code, the failed node ids, the output's tail). A test that kills the process (an
-    out-of-bounds store can corrupt the interpreter's memory) is found in faulthandler's traceback."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *args]
+    out-of-bounds store can corrupt the interpreter's memory) is found in faulthandler's traceback, or else
+    as the last test pytest started (``-v`` names each test as it starts; output unbuffered)."""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-v", "-p", "no:cacheprovider", f"--junitxml={junit}", *args]
+    env = dict(_env(repo), PYTHONUNBUFFERED="1")
     try:
-        out = subprocess.run(cmd, cwd=repo, env=_env(repo), capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, [], f"timed out after {timeout:.0f} s"
     failed = []
@@ -242,7 +246,8 @@ def run_tests(repo: Path, args, junit: Path, timeout: float):
                 failed.append(f"{module}.py::{case.get('name')}")
     elif out.returncode < 0:
         frames = re.findall(r'File "[^"]*/(tests/test_\w+\.py)", line \d+ in (test_\w+)', out.stderr)
-        failed = [f"{path}::{name}" for path, name in frames[:1]]
+        started = re.findall(r"^(tests/test_\w+\.py::\S+)", out.stdout, re.MULTILINE)
+        failed = [f"{path}::{name}" for path, name in frames[:1]] or started[-1:]
     return out.returncode, failed, (out.stdout + out.stderr)[-3000:]
 
 
