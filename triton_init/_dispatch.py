@@ -1,8 +1,8 @@
 """Backend choice and the one entry every random fill goes through.
 
-CUDA tensors go to the Triton kernels, CPU tensors to the reference. ``backend(...)`` and the environment
-variable ``TRITON_INIT_BACKEND`` override the choice; with ``TRITON_INTERPRET=1`` the "triton" backend
-runs the kernels on CPU tensors.
+CUDA tensors go to the Triton kernels, CPU tensors to the native executor (``_cpu``), "reference" to the
+torch-op reference. ``backend(...)`` and the environment variable ``TRITON_INIT_BACKEND`` override the
+choice; with ``TRITON_INTERPRET=1`` the "triton" backend runs the kernels on CPU tensors.
 """
 
 import os
@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
-from . import reference
+from . import _cpu, reference
 from ._format import TRUNC_NORMAL, central_only, kernel_exact
 from ._layout import Layout, make_layout
 
@@ -86,12 +86,14 @@ def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int
     """Write the values of ``layout``'s logical indices; arguments are already validated.
 
     The rare calls the fp32 kernels cannot serve within the contract (``kernel_exact``) take the
-    reference, whatever the device."""
+    reference on CUDA tensors and the native executor (whose float64 path serves them) on CPU tensors."""
     if uses_triton(tensor) and kernel_exact(dist, params):
         central = dist == TRUNC_NORMAL and central_only(params[2], params[3])
         with torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext():
             _kernels().fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,
                              layout.logical_strides, layout.base, central_only=central)
+    elif tensor.device.type == "cpu" and current_backend() != "reference":
+        _cpu.fill_(tensor, layout, dist, params, seed, stream)
     else:
         reference.fill_(tensor, layout, dist, params, seed, stream)
 

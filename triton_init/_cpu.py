@@ -1,0 +1,94 @@
+"""The executor of CPU tensors: the native C extension (``triton_init._native``, built from ``csrc/``) when the
+install could compile it, else the torch-op reference after one warning.
+
+The native code computes stream format v1 with the same pieces as the kernels (Philox4x32-10, u(w),
+Box-Muller, the inverse-CDF polynomials of ``kernels/ndtri_coeffs.py``) in vectorized C on
+``torch.get_num_threads()`` threads; ``reference`` stays the tests' independent oracle.
+"""
+
+import warnings
+
+import torch
+
+from . import reference
+from ._format import TRUNC_NORMAL, central_only, kernel_exact
+from ._layout import Layout
+from .kernels import ndtri_coeffs
+
+INTERFACE_VERSION = 1  # the extension's own, bumped with its arguments: a stale build is not used
+TRUNC_CENTRAL, TRUNC_WIDE, TRUNC_GENERAL = 0, 1, 2
+# The WIDE polynomial serves calls whose every min(p, q) stays at or above this (w <= 17 of its 17.5), as
+# in kernels/philox.py.
+WIDE_P_MIN = 1.0e-8
+# Threads claim work in chunks of this many elements (a thread the OS delays holds up one chunk, not a
+# static share); a fill gets one thread per chunk at most (starting one takes ~20 us).
+CHUNK_ELEMENTS = 1 << 16
+OUT_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
+INVERSE_CDF = (ndtri_coeffs.CENTRAL_MID, *ndtri_coeffs.CENTRAL, ndtri_coeffs.WIDE_MID, *ndtri_coeffs.WIDE,
+               ndtri_coeffs.TAIL_NEAR_MID, *ndtri_coeffs.TAIL_NEAR, ndtri_coeffs.TAIL_FAR_MID,
+               *ndtri_coeffs.TAIL_FAR, ndtri_coeffs.TAIL_SPLIT)
+
+try:
+    from . import _native
+except ImportError as exc:  # built without a C compiler, or a platform the build does not cover
+    _native = None
+    unavailable_reason = f"{type(exc).__name__}: {exc}"
+else:
+    unavailable_reason = None
+    if getattr(_native, "INTERFACE_VERSION", None) != INTERFACE_VERSION:
+        unavailable_reason = (f"the built extension has interface {getattr(_native, 'INTERFACE_VERSION', None)}, "
+                              f"this package needs {INTERFACE_VERSION}: reinstall to rebuild it")
+        _native = None
+_warned = False
+
+
+def available() -> bool:
+    """Whether the native executor is built and loaded."""
+    return _native is not None
+
+
+def executor() -> str:
+    """What runs CPU fills in this process, in words (for ``triton-init bench`` and ``init``)."""
+    if _native is not None:
+        return f"native C executor ({_native.isa_name()}, {torch.get_num_threads()} threads)"
+    return f"torch-op reference (the native executor is unavailable: {unavailable_reason})"
+
+
+def trunc_mode(params) -> int:
+    """How the native code inverts the CDF for a trunc_normal call: one fp32 polynomial where it covers every
+    p the call can draw (as the kernels' CENTRAL and WIDE paths), float64 otherwise."""
+    p_lo, q_hi, mass = params[2], params[3], params[4]
+    if kernel_exact(TRUNC_NORMAL, params):
+        if central_only(p_lo, q_hi):
+            return TRUNC_CENTRAL
+        if min(p_lo, q_hi) + mass * 2.0 ** -24 >= WIDE_P_MIN:
+            return TRUNC_WIDE
+    return TRUNC_GENERAL
+
+
+def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int, *,
+                 threads: int | None = None, chunk: int = CHUNK_ELEMENTS, baseline_isa: bool = False) -> int:
+    """Write the values of ``layout``'s logical indices into the CPU tensor through the extension; returns the
+    threads used. ``threads`` (default torch's), ``chunk`` and ``baseline_isa`` never change a value."""
+    mode = trunc_mode(params) if dist == TRUNC_NORMAL else TRUNC_CENTRAL
+    return _native.fill(tensor.data_ptr(), OUT_CODES[tensor.dtype], dist, mode, [float(p) for p in params],
+                        INVERSE_CDF, seed, stream, layout.sizes, layout.mem_strides, layout.logical_strides,
+                        layout.base, torch.get_num_threads() if threads is None else threads, chunk,
+                        _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST)
+
+
+def fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int) -> None:
+    """Fill a CPU tensor: natively, or through the torch-op reference (one warning per process)."""
+    global _warned
+    if _native is not None:
+        native_fill_(tensor, layout, dist, params, seed, stream)
+        return
+    if not _warned:
+        _warned = True
+        warnings.warn(f"triton_init: the native CPU executor is unavailable ({unavailable_reason}); CPU tensors "
+                      "take the torch-op reference, several times slower than torch.nn.init. Reinstall where a C "
+                      "compiler works to build it.", RuntimeWarning, stacklevel=2)
+    reference.fill_(tensor, layout, dist, params, seed, stream)
+
+
+__all__ = ["available", "executor", "fill_", "native_fill_", "trunc_mode"]
