@@ -13,6 +13,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__)
@@ -278,19 +279,21 @@ TI_INLINE double clamp_f64(double v, double lo, double hi)
     return v < hi ? v : hi;
 }
 
+/* a + (b - a) u(w) = a0 + step k for k = w >> 9, in float64 (k is exact in it, the result is within an ulp
+   of float64 of the exact value), then rounded once to the output dtype. */
 TI_INLINE void uniform_values(const prepared *pc, int groups, scratch *restrict s)
 {
-    const double a = pc->a, width = pc->width;
+    const double a0 = pc->a + pc->width * 0x1p-24, step = pc->width * 0x1p-23;
     for (int lane = 0; lane < 4; lane++) {
         const uint32_t *restrict w = s->w[lane];
         if (pc->out == TI_OUT_F64) {
             double *restrict v = s->d[lane];
             for (int i = 0; i < groups; i++)
-                v[i] = a + width * u01_f64(w[i]);
-        } else {  /* in float64, then rounded once to fp32, as the reference */
+                v[i] = a0 + step * (double)(int32_t)(w[i] >> 9);
+        } else {
             float *restrict v = s->f[lane];
             for (int i = 0; i < groups; i++)
-                v[i] = (float)(a + width * u01_f64(w[i]));
+                v[i] = (float)(a0 + step * (double)(int32_t)(w[i] >> 9));
         }
     }
 }
@@ -765,33 +768,61 @@ void ti_transform_words(void *out, const uint32_t *words, int64_t groups, const 
     }
 }
 
-/* ---- threads ---- */
+/* ---- threads ----
+ * Threads claim chunks of elements in turn. The calling thread works too and then waits only for chunks other
+ * threads have claimed, never for a thread to start: on a busy machine a helper may get its first time slice
+ * after the calling thread has done everything, and then finds nothing left. So helpers are detached and the
+ * work they share lives on the heap until the last one lets go of it.
+ */
 
 typedef struct {
     char *out;
-    const ti_layout *layout;
-    const prepared *pc;
+    ti_layout layout;
+    prepared pc;
     const isa_kernels *kernels;
-    int64_t numel, chunk;
-    atomic_llong next;  /* the first element no thread has claimed yet */
+    int64_t numel, chunk, chunks;
+    atomic_llong next_chunk, done_chunks;
+    atomic_int holders;
+    pthread_mutex_t lock;
+    pthread_cond_t all_done;
 } work;
 
-static void *worker(void *arg)
+static void work_on(work *w)
+{
+    for (;;) {
+        int64_t c = atomic_fetch_add(&w->next_chunk, 1);
+        if (c >= w->chunks)
+            return;
+        int64_t first = c * w->chunk;
+        fill_range(w->out, &w->layout, &w->pc, w->kernels, first,
+                   w->numel - first < w->chunk ? w->numel : first + w->chunk);
+        if (atomic_fetch_add(&w->done_chunks, 1) + 1 == w->chunks) {
+            pthread_mutex_lock(&w->lock);
+            pthread_cond_broadcast(&w->all_done);
+            pthread_mutex_unlock(&w->lock);
+        }
+    }
+}
+
+static void let_go(work *w)
+{
+    if (atomic_fetch_sub(&w->holders, 1) == 1) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->all_done);
+        free(w);
+    }
+}
+
+static void *helper(void *arg)
 {
     work *w = (work *)arg;
-    for (;;) {
-        int64_t first = atomic_fetch_add(&w->next, w->chunk);
-        if (first >= w->numel)
-            return NULL;
-        int64_t stop = w->numel - first < w->chunk ? w->numel : first + w->chunk;
-        fill_range(w->out, w->layout, w->pc, w->kernels, first, stop);
-    }
+    work_on(w);
+    let_go(w);
+    return NULL;
 }
 
 int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads, int64_t chunk, int isa)
 {
-    prepared pc;
-    prepare(&pc, call);
     int64_t numel = 1;
     for (int d = 0; d < layout->ndim; d++)
         numel *= layout->sizes[d];
@@ -799,20 +830,50 @@ int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads
         return 0;
     if (chunk < 1)
         chunk = 1;
-    int64_t chunks = (numel - 1) / chunk + 1;
+    const int64_t chunks = (numel - 1) / chunk + 1;
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
     if (threads > chunks)
         threads = (int)chunks;
-    if (threads < 1)
-        threads = 1;
-    work w = {(char *)out, layout, &pc, kernels_for(isa), numel, chunk, 0};
-    pthread_t ids[MAX_THREADS];
+    prepared pc;
+    prepare(&pc, call);
+    const isa_kernels *kernels = kernels_for(isa);
+    work *w = threads > 1 ? (work *)malloc(sizeof(work)) : NULL;
+    if (w == NULL) {
+        fill_range((char *)out, layout, &pc, kernels, 0, numel);
+        return 1;
+    }
+    w->out = (char *)out;
+    w->layout = *layout;
+    w->pc = pc;
+    w->kernels = kernels;
+    w->numel = numel;
+    w->chunk = chunk;
+    w->chunks = chunks;
+    atomic_init(&w->next_chunk, 0);
+    atomic_init(&w->done_chunks, 0);
+    atomic_init(&w->holders, 1);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->all_done, NULL);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int started = 0;
-    while (started < threads - 1 && pthread_create(&ids[started], NULL, worker, &w) == 0)
+    for (int t = 1; t < threads; t++) {
+        pthread_t id;
+        atomic_fetch_add(&w->holders, 1);
+        if (pthread_create(&id, &attr, helper, w) != 0) {  /* no thread to be had: fewer helpers */
+            atomic_fetch_sub(&w->holders, 1);
+            break;
+        }
         started++;
-    worker(&w);  /* this thread works too; if no thread could start, it does everything */
-    for (int t = 0; t < started; t++)
-        pthread_join(ids[t], NULL);
+    }
+    pthread_attr_destroy(&attr);
+    work_on(w);
+    pthread_mutex_lock(&w->lock);
+    while (atomic_load(&w->done_chunks) < chunks)
+        pthread_cond_wait(&w->all_done, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+    let_go(w);
     return started + 1;
 }

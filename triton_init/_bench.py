@@ -14,7 +14,7 @@ import torch
 
 import triton_init as ti
 
-from . import reference
+from . import _cpu, reference
 from ._format import NORMAL, TRUNC_NORMAL, UNIFORM
 
 SEED = 2024
@@ -146,6 +146,8 @@ def run(device: str, numel: int, dtypes, ops, repeats: int, out=print) -> list[d
     rows = []
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
     out(f"triton-init bench on {name}: {numel:,} elements, median of {repeats} runs after a warm-up")
+    if not device.startswith("cuda"):
+        out(f"CPU tensors run on the {_cpu.executor()}")
     header = (f"{'op':<16}{'dtype':<10}{'elem/s':>12}{'GB/s':>10}{'torch elem/s':>14}{'vs torch':>10}"
               f"{'max err (std)':>15}")
     out(header)

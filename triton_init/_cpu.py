@@ -6,6 +6,7 @@ Box-Muller, the inverse-CDF polynomials of ``kernels/ndtri_coeffs.py``) in vecto
 ``torch.get_num_threads()`` threads; ``reference`` stays the tests' independent oracle.
 """
 
+import importlib.util
 import warnings
 
 import torch
@@ -32,7 +33,10 @@ try:
     from . import _native
 except ImportError as exc:  # built without a C compiler, or a platform the build does not cover
     _native = None
-    unavailable_reason = f"{type(exc).__name__}: {exc}"
+    if importlib.util.find_spec(f"{__package__}._native") is None:
+        unavailable_reason = "the extension triton_init._native was not built: the install found no working C compiler"
+    else:
+        unavailable_reason = f"{type(exc).__name__}: {exc}"
 else:
     unavailable_reason = None
     if getattr(_native, "INTERFACE_VERSION", None) != INTERFACE_VERSION:

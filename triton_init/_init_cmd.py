@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from . import _cpu
 from ._format import stream_id
 from ._layout import row_major_strides
 from ._sharding import local_block
@@ -153,6 +154,8 @@ def run(args) -> int:
     dtype = DTYPES[args.dtype]
     ranks = [args.rank] if args.rank is not None else list(range(args.world_size))
     progress = args.progress if args.progress is not None else (device == "cpu" and sys.stderr.isatty())
+    if torch.device(device).type == "cpu":
+        print(f"CPU tensors run on the {_cpu.executor()}")
     partials = []
     for rank in ranks:
         result = init_model(name, dtype=dtype, device=device, world_size=args.world_size, rank=rank,
