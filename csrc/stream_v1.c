@@ -37,6 +37,9 @@
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 #define MAX_THREADS 256
+/* Flat fills from this size on store around the caches (on CPUs with streaming stores): more than the
+   last-level caches of the small machines this runs on, so the data would not stay in them anyway. */
+#define STREAMING_BYTES ((int64_t)32 << 20)
 
 #define SQRT2 1.4142135623730951
 #define HALF_PI 1.5707963267948966
@@ -49,6 +52,7 @@
 
 typedef struct {
     int dist, trunc_mode, out;
+    int streaming;  /* a flat run too large for the caches: stores that bypass them where the ISA has them */
     uint32_t round_key0[PHILOX_ROUNDS], round_key1[PHILOX_ROUNDS];
     uint32_t stream_lo, stream_hi;
     double a, width;                        /* uniform */
@@ -600,6 +604,7 @@ typedef struct {
     void (*words)(const prepared *, uint64_t, int, scratch *);
     void (*transform)(const prepared *, int, scratch *);
     void (*store)(const prepared *, const scratch *, int, int64_t, char *, int64_t);
+    void (*finish)(void);  /* after a thread's stores, before they count as done */
 } isa_kernels;
 
 static void words_baseline(const prepared *pc, uint64_t first_group, int groups, scratch *s)
@@ -614,7 +619,9 @@ static void store_baseline(const prepared *pc, const scratch *s, int head, int64
     store_body(pc, s, head, count, dst, stride);
 }
 
-static const isa_kernels BASELINE = {"baseline", words_baseline, transform_baseline, store_baseline};
+static void finish_baseline(void) {}
+
+static const isa_kernels BASELINE = {"baseline", words_baseline, transform_baseline, store_baseline, finish_baseline};
 
 #ifdef TI_X86_AVX2
 #define TI_AVX2 __attribute__((target("avx2,fma")))
@@ -680,13 +687,34 @@ TI_AVX2 static void words_avx2(const prepared *pc, uint64_t first_group, int gro
 
 TI_AVX2 static void transform_avx2(const prepared *pc, int groups, scratch *s) { transform_body(pc, groups, s); }
 
+/* Contiguous runs of a large fill go through an L1 buffer and then to memory with streaming stores, which
+   skip reading each cache line before writing it (half the memory traffic when the fill is memory-bound). */
 TI_AVX2 static void store_avx2(const prepared *pc, const scratch *s, int head, int64_t count, char *dst,
                                int64_t stride)
 {
-    store_body(pc, s, head, count, dst, stride);
+    if (!pc->streaming || stride != 1) {
+        store_body(pc, s, head, count, dst, stride);
+        return;
+    }
+    const int size = element_size(pc->out);
+    char buffer[BLOCK_VALUES * 8] TI_ALIGNED;
+    interleave(pc, s, 0, (head + (int)count + 3) >> 2, buffer);
+    const char *src = buffer + head * size;
+    size_t bytes = (size_t)count * (size_t)size;
+    size_t lead = (size_t)(-(uintptr_t)dst & 31);  /* up to the first 32-byte boundary */
+    if (lead > bytes)
+        lead = bytes;
+    memcpy(dst, src, lead);
+    size_t k = lead;
+    for (; k + 32 <= bytes; k += 32)
+        _mm256_stream_si256((__m256i *)(dst + k), _mm256_loadu_si256((const __m256i *)(src + k)));
+    memcpy(dst + k, src + k, bytes - k);
 }
 
-static const isa_kernels AVX2 = {"x86-64 AVX2", words_avx2, transform_avx2, store_avx2};
+/* Streaming stores are weakly ordered: fence them before the chunk counts as done. */
+TI_AVX2 static void finish_avx2(void) { _mm_sfence(); }
+
+static const isa_kernels AVX2 = {"x86-64 AVX2", words_avx2, transform_avx2, store_avx2, finish_avx2};
 #endif
 
 static const isa_kernels *kernels_for(int isa)
@@ -796,6 +824,7 @@ static void work_on(work *w)
         int64_t first = c * w->chunk;
         fill_range(w->out, &w->layout, &w->pc, w->kernels, first,
                    w->numel - first < w->chunk ? w->numel : first + w->chunk);
+        w->kernels->finish();
         if (atomic_fetch_add(&w->done_chunks, 1) + 1 == w->chunks) {
             pthread_mutex_lock(&w->lock);
             pthread_cond_broadcast(&w->all_done);
@@ -837,10 +866,12 @@ int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads
         threads = (int)chunks;
     prepared pc;
     prepare(&pc, call);
+    pc.streaming = layout->ndim == 1 && layout->mem_strides[0] == 1 && numel * element_size(call->out) >= STREAMING_BYTES;
     const isa_kernels *kernels = kernels_for(isa);
     work *w = threads > 1 ? (work *)malloc(sizeof(work)) : NULL;
     if (w == NULL) {
         fill_range((char *)out, layout, &pc, kernels, 0, numel);
+        kernels->finish();
         return 1;
     }
     w->out = (char *)out;

@@ -200,6 +200,23 @@ def test_threads_chunks_and_instruction_sets_give_the_same_bits(case, dtype, poi
 
 
 @requires_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_large_flat_fills_store_around_the_caches(dtype, poisoned):
+    """Flat fills of 32 MiB and more use streaming stores (AVX2): the same bits as the baseline code's plain
+    stores, at an unaligned address, and nothing written outside."""
+    n = (32 << 20) // torch.empty((), dtype=dtype).element_size() + 5
+    storage = poisoned(n + 40, dtype=dtype)
+    view = storage[13:13 + n]
+    layout = make_layout(view, (n + 99,), (3,))
+    params = reference.dist_params(NORMAL, dtype, mean=MEAN, std=STD)
+    _cpu.native_fill_(view, layout, NORMAL, params, SEED, 77)
+    assert torch.isnan(storage[:13]).all() and torch.isnan(storage[13 + n:]).all()
+    plain = torch.empty(n, dtype=dtype)
+    _cpu.native_fill_(plain, layout, NORMAL, params, SEED, 77, baseline_isa=True)
+    assert torch.equal(bits(view), bits(plain))
+
+
+@requires_native
 @pytest.mark.parametrize("case", ["normal", "trunc[-2,2]"])
 def test_torch_thread_count_does_not_change_bits(case):
     before = torch.get_num_threads()
@@ -302,13 +319,12 @@ def exact_trunc_z(k: np.ndarray, alpha: float, beta: float) -> np.ndarray:
 
 
 @requires_native
-@pytest.mark.parametrize("interval, dtype", [((-2, 2), torch.float32), ((0.5, 1.5), torch.float32),
-                                             ((-2.7, 2.7), torch.float64), ((-100, 100), torch.float32),
-                                             ((-5.7, 40), torch.float32), ((-6, 6), torch.float64),
-                                             ((5, 7), torch.float32), ((-9, -8), torch.float64)], ids=str)
+@pytest.mark.parametrize("interval, dtype", [((-2, 2), torch.float32), ((0.5, 1.5), torch.float64),
+                                             ((-100, 100), torch.float32), ((-5.7, 40), torch.float64),
+                                             ((5, 7), torch.float32)], ids=str)
 def test_every_u_trunc_normal(interval, dtype):
-    """Each inverse-CDF path (the fp32 CENTRAL and WIDE polynomials with the vectorized log, the float64 pieces)
-    over every u."""
+    """Each inverse-CDF path over every u: the fp32 CENTRAL and WIDE polynomials with the vectorized log, and
+    the float64 tail pieces ([5, 7] draws min(p, q) from 1.3e-12 to 2.9e-7: both pieces)."""
     alpha, beta = interval
     kwargs = dict(mean=MEAN, std=STD, a=MEAN + alpha * STD, b=MEAN + beta * STD)
     params = reference.dist_params(TRUNC_NORMAL, dtype, **kwargs)

@@ -75,7 +75,7 @@ def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: 
     """Write the values of ``layout``'s logical indices into the CPU tensor through the extension; returns the
     threads used. ``threads`` (default torch's), ``chunk`` and ``baseline_isa`` never change a value."""
     mode = trunc_mode(params) if dist == TRUNC_NORMAL else TRUNC_CENTRAL
-    return _native.fill(tensor.data_ptr(), OUT_CODES[tensor.dtype], dist, mode, [float(p) for p in params],
+    return _native.fill(tensor.data_ptr(), OUT_CODES[tensor.dtype], dist, mode, params,
                         INVERSE_CDF, seed, stream, layout.sizes, layout.mem_strides, layout.logical_strides,
                         layout.base, torch.get_num_threads() if threads is None else threads, chunk,
                         _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST)
