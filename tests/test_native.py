@@ -160,6 +160,18 @@ def test_strided_views_and_nothing_outside(case, dtype, poisoned):
 
 
 @requires_native
+def test_a_misaligned_view_takes_the_reference():
+    """The C code writes whole elements at aligned addresses; a tensor over a buffer at an odd byte offset (as
+    torch.frombuffer allows) gets the reference's values instead."""
+    out = torch.frombuffer(bytearray(4 * 1000 + 8), dtype=torch.float32, offset=1, count=1000)
+    assert out.data_ptr() % 4
+    fill(out, "normal")
+    with triton_init.backend("reference"):
+        expected = fill(torch.empty(1000), "normal")
+    assert torch.equal(out, expected)
+
+
+@requires_native
 def test_memory_offsets_past_2_to_the_31_elements():
     """A view whose second row starts 2^31 + 3 elements into its storage (never touched: the pages stay
     virtual)."""

@@ -82,10 +82,14 @@ def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: 
 
 
 def fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int) -> None:
-    """Fill a CPU tensor: natively, or through the torch-op reference (one warning per process)."""
+    """Fill a CPU tensor: natively, or through the torch-op reference (one warning per process, where the
+    extension is missing; silently for the odd view whose address is not a multiple of its element size)."""
     global _warned
     if _native is not None:
-        native_fill_(tensor, layout, dist, params, seed, stream)
+        if tensor.data_ptr() % tensor.element_size() == 0:
+            native_fill_(tensor, layout, dist, params, seed, stream)
+        else:
+            reference.fill_(tensor, layout, dist, params, seed, stream)
         return
     if not _warned:
         _warned = True
