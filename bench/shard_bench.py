@@ -22,8 +22,8 @@ import time
 import torch
 import torch.nn as nn
 
-from triton_init import _init_cmd
 from triton_init._sharding import local_block
+from triton_init.cli import init as init_command
 from triton_init.flat import init_flat_, module_segments
 from triton_init.models import MODELS, build
 from triton_init.module import apply_init, plan
@@ -43,7 +43,7 @@ def _shard0(shape, world_size, rank):
 
 
 def run_triton(name, dtype, device, world_size, rank, seed):
-    result = _init_cmd.init_model(name, dtype=dtype, device=device, world_size=world_size, rank=rank, seed=seed,
+    result = init_command.init_model(name, dtype=dtype, device=device, world_size=world_size, rank=rank, seed=seed,
                                   checksum=False)
     return result["seconds"], result["bytes"]
 

@@ -1,4 +1,4 @@
-"""Test helpers: the golden file, an independent float64 oracle of stream format v1, and the contract checks.
+"""Test helpers: the golden values, an independent float64 oracle of stream format v1, and the contract checks.
 
 The oracle is written from the format's statement alone (numpy uint64 Philox, scipy's ndtr/ndtri), so it
 checks the reference as much as the kernels, and it reaches logical indices up to 2^64 - 1.
@@ -9,13 +9,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from conftest import TOLERANCE
 from scipy import special
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-GOLDEN_PATH = REPO_ROOT.parent / "shared" / "golden" / "stream_v1.json"
+# The repository's own copy of the golden values (its "provenance" field says where they come from).
+GOLDEN_PATH = Path(__file__).resolve().parent / "data" / "stream_v1.json"
 
 MASK32 = np.uint64(0xFFFFFFFF)
 PHILOX_M0, PHILOX_M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
@@ -25,8 +24,6 @@ MIN_NORMAL_EXPONENT = {torch.float64: -1022, torch.float32: -126, torch.float16:
 
 
 def load_golden() -> dict:
-    if not GOLDEN_PATH.is_file():
-        pytest.fail(f"golden file missing: {GOLDEN_PATH} (CI copies shared/ beside the clone)", pytrace=False)
     return json.loads(GOLDEN_PATH.read_text())
 
 

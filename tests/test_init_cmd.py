@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from triton_init._init_cmd import block_checksum, combine, init_model
 from triton_init.cli import main
+from triton_init.cli.init import block_checksum, combine, init_model
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])

@@ -187,16 +187,20 @@ def test_kaiming_on_zero_size_warns_like_torch(name):
             fn(torch.empty(0, 3), mode="not checked")
 
 
-@pytest.mark.parametrize("name, kwargs", [
-    ("xavier_uniform_", {"gain": -1.0}), ("xavier_normal_", {"gain": -1.0}), ("xavier_normal_", {"gain": math.nan}),
-    ("kaiming_normal_", {"a": math.nan}),
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("xavier_uniform_", {"gain": -1.0}, "gain must be non-negative, got -1.0"),
+    ("xavier_normal_", {"gain": -1.0}, "gain must be non-negative, got -1.0"),
+    ("xavier_normal_", {"gain": math.nan}, "gain must not be NaN"),
+    ("kaiming_normal_", {"a": math.nan}, "a must not be NaN"),
+    ("kaiming_uniform_", {"a": math.nan, "nonlinearity": "leaky_relu"}, "a must not be NaN"),
 ])
-def test_a_negative_or_nan_std_is_a_value_error(name, kwargs):
-    """torch fails inside uniform_/normal_ (RuntimeError); we raise ValueError before writing anything."""
+def test_a_negative_or_nan_std_is_a_value_error(name, kwargs, message):
+    """torch fails inside uniform_/normal_ (RuntimeError); we raise a ValueError naming the argument the user
+    passed (not the std derived from it) before writing anything."""
     with pytest.raises(RuntimeError):
         getattr(torch.nn.init, name)(torch.zeros(4, 4), **kwargs)
     tensor = torch.zeros(4, 4)
-    with pytest.raises(ValueError, match="gain|std"):
+    with pytest.raises(ValueError, match=message):
         getattr(triton_init, name)(tensor, **kwargs)
     assert not tensor.any()
 

@@ -173,19 +173,20 @@ def test_conv_weight_rows_are_orthonormal_like_torch():
 
 
 def test_bench_rows_run_and_say_torch_fails_in_bf16():
-    from triton_init import _bench
+    from triton_init.cli import bench
 
-    ops = [op for op in _bench.BENCH_OPS if op.name in ("orthogonal", "kaiming_normal", "xavier_uniform")]
-    assert len(ops) == 3
-    rows = _bench.run("cpu", 1 << 12, [torch.float32, torch.bfloat16], ops, repeats=1, out=lambda line: None)
-    by_key = {(r["op"], r["dtype"]): r for r in rows}
-    assert "torch fails" in by_key["orthogonal", "bfloat16"]["note"]
-    assert by_key["orthogonal", "bfloat16"]["ratio_vs_torch"] is None
-    assert by_key["orthogonal", "float32"]["max_error_std"] < 1e-5
-    assert by_key["orthogonal", "bfloat16"]["max_error_std"] < 3e-2
+    ops = {op.name: op for op in bench.BENCH_OPS}
+    rows = {(name, dtype): bench.bench_row(ops[name], dtype, "cpu", 1 << 12, repeats=1)
+            for name in ("orthogonal", "kaiming_normal", "xavier_uniform") for dtype in (torch.float32, torch.bfloat16)}
+    orthogonal_bf16 = rows["orthogonal", torch.bfloat16]
+    assert "torch fails" in orthogonal_bf16["note"] and orthogonal_bf16["ratio_vs_torch"] is None
+    assert orthogonal_bf16["error_kind"] == "|QQᵀ-I|" and orthogonal_bf16["shape"] == [16, 16]
+    assert rows["orthogonal", torch.float32]["error"] < 1e-5
+    assert orthogonal_bf16["error"] < 3e-2
     for name in ("kaiming_normal", "xavier_uniform"):
-        assert by_key[name, "float32"]["max_error_std"] < 1e-4
-        assert by_key[name, "float32"]["numel"] == 1 << 12
+        row = rows[name, torch.float32]
+        assert row["error_kind"] == "contract" and row["error"] <= 1.0
+        assert row["elements"] == 1 << 12 and row["shape"] == [4, 1024] and row["ratio_vs_torch"] > 0
 
 
 @pytest.mark.gpu

@@ -1,11 +1,17 @@
 """Stream format v1 pinned: Philox known answers, str stream ids, u(w), and every golden value, on both paths."""
 
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import triton
 import triton.language as tl
-from _contract import assert_contract, assert_uniform, exact, load_golden, philox, u_of
+from _contract import GOLDEN_PATH, assert_contract, assert_uniform, exact, load_golden, philox, u_of
 from conftest import ALL_DTYPES
 from triton_init.kernels.philox import philox4x32_10, uniform01
 
@@ -52,10 +58,44 @@ def _kernel_philox(counter, key):
     return [v & 0xFFFFFFFF for v in words.tolist()], float(u[0])
 
 
+TESTS_DIR = Path(__file__).resolve().parent
+# The design notes' golden file, where they sit beside the clone; the suite never needs them.
+SHARED_GOLDEN = TESTS_DIR.parent.parent / "shared" / "golden" / "stream_v1.json"
+
+
 def test_golden_file_is_the_v1_format():
     assert GOLDEN["format"] == "triton_init stream format v1"
+    assert "Random123" in GOLDEN["provenance"] and "float64" in GOLDEN["provenance"]
     assert triton_init.FORMAT_VERSION == 1
     assert len(KAT) == 3 and all(GOLDEN[d] for d in DISTS)
+
+
+@pytest.mark.skipif(not SHARED_GOLDEN.is_file(), reason="the design notes' golden file is not beside this clone")
+def test_golden_copy_equals_the_shared_golden_file():
+    shared = json.loads(SHARED_GOLDEN.read_text())
+    assert {k: v for k, v in GOLDEN.items() if k != "provenance"} == shared
+
+
+def test_golden_values_load_from_a_tree_without_the_shared_folder(tmp_path):
+    """The test helpers read the repository's own copy: copied alone into an empty directory (no
+    ../shared anywhere above it), they load the same values."""
+    clone = tmp_path / "clone" / "tests"
+    (clone / "data").mkdir(parents=True)
+    for name in ("_contract.py", "conftest.py"):
+        (clone / name).write_text((TESTS_DIR / name).read_text())
+    (clone / "data" / GOLDEN_PATH.name).write_bytes(GOLDEN_PATH.read_bytes())
+    assert not (tmp_path / "shared").exists() and not (tmp_path / "clone" / "shared").exists()
+    code = "import json, _contract; print(json.dumps(_contract.load_golden()))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == GOLDEN
+
+
+def test_no_test_reads_the_shared_folder():
+    """Only the optional comparison above builds a path into the design notes' folder."""
+    into_shared = re.compile(r"""["']shared["']\s*/|shared[/]golden""")
+    found = {path.name: len(into_shared.findall(path.read_text())) for path in TESTS_DIR.rglob("*.py")}
+    assert {name: n for name, n in found.items() if n} == {"test_stream_format.py": 1}
 
 
 @pytest.mark.parametrize("case", KAT, ids=["zeros", "ones", "pi"])

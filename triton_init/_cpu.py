@@ -81,17 +81,20 @@ def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: 
                         _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST)
 
 
+def runs_natively(tensor: torch.Tensor) -> bool:
+    """Whether ``fill_`` runs the native code on this CPU tensor: the extension is loaded and the tensor's
+    address is a multiple of its element size (all but the odd ``torch.frombuffer`` view)."""
+    return _native is not None and tensor.data_ptr() % tensor.element_size() == 0
+
+
 def fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int) -> None:
-    """Fill a CPU tensor: natively, or through the torch-op reference (one warning per process, where the
-    extension is missing; silently for the odd view whose address is not a multiple of its element size)."""
+    """Fill a CPU tensor: natively, or through the torch-op reference (one warning per process where the
+    extension is missing)."""
     global _warned
-    if _native is not None:
-        if tensor.data_ptr() % tensor.element_size() == 0:
-            native_fill_(tensor, layout, dist, params, seed, stream)
-        else:
-            reference.fill_(tensor, layout, dist, params, seed, stream)
+    if runs_natively(tensor):
+        native_fill_(tensor, layout, dist, params, seed, stream)
         return
-    if not _warned:
+    if _native is None and not _warned:
         _warned = True
         warnings.warn(f"triton_init: the native CPU executor is unavailable ({unavailable_reason}); CPU tensors "
                       "take the torch-op reference, several times slower than torch.nn.init. Reinstall where a C "
@@ -99,4 +102,4 @@ def fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, st
     reference.fill_(tensor, layout, dist, params, seed, stream)
 
 
-__all__ = ["available", "executor", "fill_", "native_fill_", "trunc_mode"]
+__all__ = ["available", "executor", "fill_", "native_fill_", "runs_natively", "trunc_mode"]

@@ -82,6 +82,24 @@ def uses_triton(tensor: torch.Tensor) -> bool:
     return tensor.is_cuda and triton_available()
 
 
+EXECUTORS = {
+    "triton": "the Triton kernels",
+    "triton-interpreter": "the Triton kernels through the interpreter (TRITON_INTERPRET=1)",
+    "native": "the native C executor of the stream format (csrc/stream_v1.c, vectorized, multi-threaded)",
+    "reference-eager": "the stream-format reference in eager torch ops (the tests' oracle)",
+}
+
+
+def executor(tensor: torch.Tensor, dist: int, params=None) -> str:
+    """What a fill of the whole tensor ``tensor`` with ``dist`` (and ``params``, if given) runs now: a key
+    of ``EXECUTORS``. ``triton-init bench`` labels its rows with it."""
+    if uses_triton(tensor) and (params is None or kernel_exact(dist, params)):
+        return "triton" if tensor.is_cuda else "triton-interpreter"
+    if tensor.device.type == "cpu" and current_backend() != "reference" and _cpu.runs_natively(tensor):
+        return "native"
+    return "reference-eager"
+
+
 def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int, layout: Layout) -> None:
     """Write the values of ``layout``'s logical indices; arguments are already validated.
 
@@ -98,4 +116,4 @@ def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int
         reference.fill_(tensor, layout, dist, params, seed, stream)
 
 
-__all__ = ["backend", "current_backend", "fill_random_", "make_layout", "uses_triton"]
+__all__ = ["backend", "current_backend", "executor", "fill_random_", "make_layout", "uses_triton"]

@@ -52,7 +52,9 @@ def fan_in_and_fan_out(shape) -> tuple[int, int]:
 
 
 def correct_fan(shape, mode) -> int:
-    """fan_in or fan_out by name (case-insensitive, as torch)."""
+    """fan_in or fan_out by name (case-insensitive, as torch, whose message this keeps)."""
+    if not isinstance(mode, str):
+        raise ValueError(f"Mode {mode!r} not supported, please use one of {FAN_MODES}")
     mode = mode.lower()
     if mode not in FAN_MODES:
         raise ValueError(f"Mode {mode} not supported, please use one of {FAN_MODES}")

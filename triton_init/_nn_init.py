@@ -6,6 +6,7 @@ lives in ``_orthogonal``.
 """
 
 import math
+import numbers
 
 import torch
 
@@ -93,6 +94,8 @@ def dirac_(tensor, groups=1, *, global_shape=None, global_offset=None):
     dimensions = tensor.ndimension()
     if dimensions not in (3, 4, 5):
         raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
     local, shape, offset = _block(tensor, global_shape, global_offset)
     if shape[0] % groups != 0:
         raise ValueError("dim 0 must be divisible by groups")
@@ -148,7 +151,9 @@ def _kaiming_std(tensor, a, mode, nonlinearity, global_shape, global_offset):
     shape = logical_shape(tensor, global_shape, global_offset)
     if warn_if_empty(shape):
         return None
-    return check_std(kaiming_std(shape, a, mode, nonlinearity), "gain(nonlinearity, a) / sqrt(fan)")
+    if nonlinearity == "leaky_relu" and isinstance(a, float) and math.isnan(a):  # other nonlinearities ignore a
+        raise ValueError("a must not be NaN (it is leaky_relu's negative slope)")
+    return kaiming_std(shape, a, mode, nonlinearity)
 
 
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None,

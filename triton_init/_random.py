@@ -10,7 +10,7 @@ from . import _dispatch
 from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, resolve_seed, stream_id
 from ._layout import make_layout
 from ._sharding import dtensor_block, is_dtensor
-from ._validate import check_interval, check_real, check_std, check_tensor
+from ._validate import check_interval, check_real, check_std, check_tensor, check_trunc_interval
 from .reference import call_params
 
 
@@ -72,5 +72,6 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, s
     mean = check_real(mean, "mean")
     std = check_std(std)
     a, b = check_interval(a, b, allow_inf=True)
+    check_trunc_interval(mean, std, a, b)
     return random_fill_(tensor, TRUNC_NORMAL, mean=mean, std=std, a=a, b=b, seed=seed, stream=stream,
                         generator=generator, global_shape=global_shape, global_offset=global_offset)

@@ -10,7 +10,7 @@ import torch
 
 from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
 from ._layout import logical_block
-from ._validate import check_interval, check_real, check_std
+from ._validate import check_interval, check_real, check_std, check_trunc_interval
 from .reference import call_params, dist_params
 
 KINDS = ("uniform", "normal", "trunc_normal", "constant")
@@ -35,6 +35,8 @@ class Init:
         check_real(self.mean, "mean")
         check_real(self.value, "value")
         check_interval(self.a, self.b, allow_inf=self.kind == "trunc_normal")
+        if self.kind == "trunc_normal":
+            check_trunc_interval(self.mean, self.std, self.a, self.b)
 
     @classmethod
     def uniform(cls, a=0.0, b=1.0):

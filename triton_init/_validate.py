@@ -5,6 +5,8 @@ import numbers
 
 import torch
 
+from ._format import normal_mass
+
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
@@ -47,8 +49,20 @@ def check_std(std, name: str = "std") -> float:
 
 
 def check_interval(a, b, names=("a", "b"), allow_inf: bool = False) -> tuple[float, float]:
+    """[a, b] with a <= b; without ``allow_inf`` both ends and the width b - a are finite floats."""
     a = check_real(a, names[0], allow_inf=allow_inf)
     b = check_real(b, names[1], allow_inf=allow_inf)
     if a > b:
         raise ValueError(f"{names[0]} must not exceed {names[1]}, got {names[0]}={a} > {names[1]}={b}")
+    if not allow_inf and math.isinf(b - a):
+        raise ValueError(f"{names[1]} - {names[0]} overflows float64: {names[0]}={a}, {names[1]}={b}")
     return a, b
+
+
+def check_trunc_interval(mean: float, std: float, a: float, b: float) -> None:
+    """trunc_normal's checked arguments: a non-empty [a, b] must hold probability mass in float64 (it
+    does up to about 37 std from the mean; beyond, every draw would land on a bound)."""
+    if std > 0.0 and a < b and normal_mass((a - mean) / std, (b - mean) / std) == 0.0:
+        side = a if a > mean else b
+        raise ValueError(f"[a, b] = [{a}, {b}] holds no probability mass in float64: it lies "
+                         f"{abs(side - mean) / std:.3g} std from mean={mean} (std={std})")

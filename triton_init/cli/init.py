@@ -12,13 +12,15 @@ import time
 
 import torch
 
-from . import _cpu
-from ._format import stream_id
-from ._layout import row_major_strides
-from ._sharding import local_block
-from .flat import fill_blocks_
-from .models import MODELS, build
-from .module import apply_init, materialize_, plan
+from .. import _cpu
+from .._format import stream_id
+from .._layout import row_major_strides
+from .._sharding import local_block
+from ..flat import fill_blocks_
+from ..models import MODELS, build
+from ..module import apply_init, materialize_, plan
+from ..recipes import RECIPES
+from . import _common
 
 MASK64 = (1 << 64) - 1
 _CHECKSUM_CHUNK = 1 << 22  # elements hashed at once: bounded extra memory (a few int64 temporaries)
@@ -147,11 +149,11 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
 
 
 def run(args) -> int:
-    from .cli import DTYPES
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.rank is not None and args.rank >= args.world_size:
+        raise _common.UsageError(f"argument --rank: must be in [0, --world-size={args.world_size}), got {args.rank}")
+    device = args.device or _common.default_device()
     name = args.model or ("llama-3-8b" if device.startswith("cuda") else "tiny")
-    dtype = DTYPES[args.dtype]
+    dtype = _common.torch_dtype(args.dtype)
     ranks = [args.rank] if args.rank is not None else list(range(args.world_size))
     progress = args.progress if args.progress is not None else (device == "cpu" and sys.stderr.isatty())
     if torch.device(device).type == "cpu":
@@ -171,15 +173,24 @@ def run(args) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("init", help="materialize and initialize a built-in model (or one rank's shard)")
-    p.add_argument("--model", choices=sorted(MODELS), help="default: llama-3-8b on CUDA, tiny on CPU")
-    p.add_argument("--dtype", default="bf16", choices=["fp32", "bf16", "fp16", "fp64"])
-    p.add_argument("--device", help="cuda, cuda:N or cpu (default: cuda if present)")
-    p.add_argument("--world-size", type=int, default=1)
-    p.add_argument("--rank", type=int, help="initialize only this rank's shard (default: every rank in turn)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--recipe", help="torch, gpt2, llama or megatron (default: the model's own)")
-    p.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.set_defaults(func=run)
+def add_parser(subparsers) -> None:
+    p = _common.add_command(
+        subparsers, "init", summary="materialize and initialize a built-in model (or one rank's shard)",
+        description="Build a built-in model on the meta device, materialize and initialize it (or one rank's\n"
+                    "FSDP-style Shard(0) block of every parameter), and print the time, GB/s and a checksum of\n"
+                    "the logical model: per-rank partial checksums add up (mod 2^64) to the whole model's.",
+        run=run)
+    p.add_argument("--model", choices=sorted(MODELS),
+                   help="built-in shape table (default: llama-3-8b on CUDA, tiny on the CPU)")
+    p.add_argument("--dtype", default="bf16", type=_common.dtype_name,
+                   help=f"parameter dtype: {', '.join(_common.DTYPES)} or torch's name (default: bf16)")
+    p.add_argument("--device", type=_common.device_name, help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--world-size", type=_common.int_in(1), default=1, metavar="N",
+                   help="number of ranks the parameters are sharded over, at least 1 (default: 1)")
+    p.add_argument("--rank", type=_common.int_in(0), metavar="R",
+                   help="initialize only this rank's shard, in [0, N) (default: every rank in turn)")
+    p.add_argument("--seed", type=_common.seed_value, default=0, help="Philox key, in [0, 2**64) (default: 0)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="init recipe (default: the model's own)")
+    p.add_argument("--progress", action="store_true", default=None,
+                   help="show a progress bar (default: on a terminal, for CPU runs)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
