@@ -231,12 +231,15 @@ def test_large_flat_fills_store_around_the_caches(dtype, poisoned):
 @requires_native
 @pytest.mark.parametrize("case", ["normal", "trunc[-2,2]"])
 def test_torch_thread_count_does_not_change_bits(case):
+    """torch.set_num_threads(1) against 2, on a fill large enough to take both."""
+    n = 2 * _cpu.MIN_ELEMENTS_PER_THREAD + 5
     before = torch.get_num_threads()
     try:
         results = []
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            results.append(fill(torch.empty(2**17 + 5), case))
+            assert _cpu.default_threads(n) == threads
+            results.append(fill(torch.empty(n), case))
     finally:
         torch.set_num_threads(before)
     assert torch.equal(bits(results[0]), bits(results[1]))

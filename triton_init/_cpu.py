@@ -22,8 +22,11 @@ TRUNC_CENTRAL, TRUNC_WIDE, TRUNC_GENERAL = 0, 1, 2
 # in kernels/philox.py.
 WIDE_P_MIN = 1.0e-8
 # Threads claim work in chunks of this many elements (a thread the OS delays holds up one chunk, not a
-# static share); a fill gets one thread per chunk at most (starting one takes ~20 us).
+# static share).
 CHUNK_ELEMENTS = 1 << 16
+# Elements per thread below which a fill stays on one thread: a helper that another process's thread
+# pushes off its core for a time slice (milliseconds) would hold up a fill that takes a fraction of that.
+MIN_ELEMENTS_PER_THREAD = 1 << 18
 OUT_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
 INVERSE_CDF = (ndtri_coeffs.CENTRAL_MID, *ndtri_coeffs.CENTRAL, ndtri_coeffs.WIDE_MID, *ndtri_coeffs.WIDE,
                ndtri_coeffs.TAIL_NEAR_MID, *ndtri_coeffs.TAIL_NEAR, ndtri_coeffs.TAIL_FAR_MID,
@@ -70,14 +73,19 @@ def trunc_mode(params) -> int:
     return TRUNC_GENERAL
 
 
+def default_threads(numel: int) -> int:
+    """torch's thread count, fewer for fills too small to gain from them."""
+    return max(1, min(torch.get_num_threads(), numel // MIN_ELEMENTS_PER_THREAD))
+
+
 def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int, *,
                  threads: int | None = None, chunk: int = CHUNK_ELEMENTS, baseline_isa: bool = False) -> int:
     """Write the values of ``layout``'s logical indices into the CPU tensor through the extension; returns the
-    threads used. ``threads`` (default torch's), ``chunk`` and ``baseline_isa`` never change a value."""
+    threads used. ``threads`` (default ``default_threads``), ``chunk`` and ``baseline_isa`` never change a value."""
     mode = trunc_mode(params) if dist == TRUNC_NORMAL else TRUNC_CENTRAL
     return _native.fill(tensor.data_ptr(), OUT_CODES[tensor.dtype], dist, mode, params,
                         INVERSE_CDF, seed, stream, layout.sizes, layout.mem_strides, layout.logical_strides,
-                        layout.base, torch.get_num_threads() if threads is None else threads, chunk,
+                        layout.base, default_threads(layout.numel) if threads is None else threads, chunk,
                         _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST)
 
 
