@@ -85,6 +85,7 @@ def child(threads: int, sizes, dtypes) -> dict:
     import triton_init
     from triton_init import _cpu
 
+    assert triton_init.normal_  # the package loads its names on first use: the import is complete only now
     import_s = time.perf_counter() - t0
     torch.set_num_threads(threads)
     probe = torch.zeros(1 << 20)
