@@ -5,8 +5,9 @@
  * vectorizes every loop: the Philox rounds (32x32 -> 64-bit multiplies), then the transforms, whose
  * transcendentals are polynomials written here (log, sin/cos of 2 pi u, the inverse CDF's pieces), then the
  * cast and store. Arithmetic is IEEE single or double with no contraction into fma (-ffp-contract=off), so
- * every instruction set gives the same bits; only the rare float64 trunc_normal calls use libm. Every value
- * is a function of its logical index alone: threads and blocks may split the work anywhere.
+ * every instruction set and architecture gives the same bits (bench/cross_arch_check.sh); only the rare
+ * float64 trunc_normal calls use libm. Every value is a function of its logical index alone: threads and
+ * blocks may split the work anywhere.
  */
 #include "stream_v1.h"
 
@@ -25,7 +26,7 @@
 #endif
 
 #if defined(__GNUC__) && defined(__x86_64__)
-#define TI_X86_AVX2 1  /* an AVX2 + FMA variant beside the baseline one, chosen at run time */
+#define TI_X86_AVX2 1  /* an AVX2 variant beside the baseline one, chosen at run time */
 #include <immintrin.h>
 #endif
 
@@ -101,8 +102,8 @@ static void prepare(prepared *pc, const ti_call *call)
     pc->lo32 = (float)prm[5];
     pc->hi32 = (float)prm[6];
     pc->inverse_cdf = call->inverse_cdf;
-    /* fp32 outputs take std into the polynomial (mean + x (std f) is one multiply-add); float64 outputs
-       scale z in float64 */
+    /* fp32 outputs take std into the polynomial (mean + x (std f): one multiply less per value); float64
+       outputs scale z in float64 */
     const double scale = SQRT2 * (call->out == TI_OUT_F64 ? 1.0 : prm[1]);
     const ti_inverse_cdf *inv = &call->inverse_cdf;
     if (call->trunc_mode == TI_TRUNC_CENTRAL) {
@@ -283,8 +284,8 @@ TI_INLINE double clamp_f64(double v, double lo, double hi)
     return v < hi ? v : hi;
 }
 
-/* a + (b - a) u(w) = a0 + step k for k = w >> 9, in float64 (k is exact in it, the result is within an ulp
-   of float64 of the exact value), then rounded once to the output dtype. */
+/* a + (b - a) u(w) = a0 + step k for k = w >> 9, in float64 (k is exact in it, the result within a few
+   float64 ulps of the exact value), then rounded once to the output dtype. */
 TI_INLINE void uniform_values(const prepared *pc, int groups, scratch *restrict s)
 {
     const double a0 = pc->a + pc->width * 0x1p-24, step = pc->width * 0x1p-23;
