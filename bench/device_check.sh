@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for a GPU machine: the GPU tests, then the throughput run, everything written under $OUT.
+# One command for a GPU machine: the GPU tests, the throughput run, a verify pass, everything under $OUT.
 #
 #   bash bench/device_check.sh            # from the repository root; OUT defaults to bench/results/device-check
 #
@@ -8,10 +8,13 @@
 #   $OUT/pytest_gpu.log      pytest -m gpu (FAST paths over every u, > 2^31-element buffer, ...)
 #   $OUT/throughput.json     bench/throughput.py records; $OUT/throughput.png its plot (if matplotlib)
 #   $OUT/shard_bench.json    bench/shard_bench.py: one rank's 1/8 shard of Llama-3-70B in bf16 vs torch
+#   $OUT/verify.json         bench/verify_check.py: models materialized here, verified against their manifests
 #   $OUT/sass.json           bench/sass_report.py under this machine's triton
+#   $OUT/frameworks.json     bench/frameworks.py: each installed framework's init, own vs under intercept
 #   $OUT/<device>-<date>.json  the summary to commit as bench/results/<device>-<date>.json
-# Budget: under 5 minutes (pytest <= 130 s, throughput <= 95 s, shard bench <= 45 s, SASS report <= 25 s;
-# throughput.json is rewritten after every size, so a timeout keeps what was measured).
+# Budget: under 5 minutes (pytest <= 110 s, throughput <= 75 s, shard bench <= 45 s, verify <= 30 s,
+# SASS report <= 25 s, frameworks <= 15 s; throughput.json and frameworks.json are rewritten after every row,
+# so a timeout keeps what was measured; frameworks not installed on the machine are skipped by name).
 set -u -o pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,14 +48,14 @@ torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
 
 echo "== pytest -m gpu"
 start=$SECONDS
-timeout 130 "$PYTHON" -P -m pytest "$REPO/tests" -m gpu -q -p no:cacheprovider --durations=8 --rootdir "$REPO" \
+timeout 110 "$PYTHON" -P -m pytest "$REPO/tests" -m gpu -q -p no:cacheprovider --durations=8 --rootdir "$REPO" \
     2>&1 | tee "$OUT/pytest_gpu.log"
 pytest_rc=$?
 echo "pytest rc=$pytest_rc in $((SECONDS - start)) s"
 
 echo "== throughput"
 start=$SECONDS
-timeout 95 "$PYTHON" -P "$REPO/bench/throughput.py" --quick --out "$OUT"
+timeout 75 "$PYTHON" -P "$REPO/bench/throughput.py" --quick --out "$OUT"
 throughput_rc=$?
 echo "throughput rc=$throughput_rc in $((SECONDS - start)) s"
 
@@ -63,16 +66,30 @@ timeout 45 "$PYTHON" -P "$REPO/bench/shard_bench.py" --model llama-3-70b --dtype
 shard_rc=$?
 echo "shard bench rc=$shard_rc in $((SECONDS - start)) s"
 
+echo "== verify (llama-3-8b bf16 and every init, materialized here, against their manifests)"
+start=$SECONDS
+timeout 30 "$PYTHON" -P "$REPO/bench/verify_check.py" --json "$OUT/verify.json"
+verify_rc=$?
+echo "verify rc=$verify_rc in $((SECONDS - start)) s"
+
 echo "== SASS report (this machine's triton)"
 start=$SECONDS
 timeout 25 "$PYTHON" -P "$REPO/bench/sass_report.py" --out "$OUT/sass.json" | tail -40
 sass_rc=$?
 echo "sass rc=$sass_rc in $((SECONDS - start)) s"
 
-"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$sass_rc" "$shard_rc" <<'EOF'
+echo "== frameworks (own init vs under intercept, the installed ones)"
+start=$SECONDS
+timeout 15 "$PYTHON" -P "$REPO/bench/frameworks.py" --device cuda --sizes small --repeats 2 \
+    --json "$OUT/frameworks.json"
+frameworks_rc=$?
+echo "frameworks rc=$frameworks_rc in $((SECONDS - start)) s"
+
+"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$sass_rc" "$shard_rc" "$verify_rc" "$frameworks_rc" <<'EOF'
 import datetime, json, re, sys
 from pathlib import Path
-out, pytest_rc, throughput_rc, sass_rc, shard_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
+out, pytest_rc, throughput_rc, sass_rc, shard_rc, verify_rc, frameworks_rc = (Path(sys.argv[1]),
+                                                                              *map(int, sys.argv[2:]))
 import torch, triton
 device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no-cuda"
 log = (out / "pytest_gpu.log").read_text() if (out / "pytest_gpu.log").exists() else ""
@@ -86,10 +103,13 @@ record = {
     "pytest_gpu": {"rc": pytest_rc, "summary": summary[-1:] }, "throughput_rc": throughput_rc, "sass_rc": sass_rc,
     "throughput": load("throughput.json"), "sass": load("sass.json"),
     "shard_bench_rc": shard_rc, "shard_bench": load("shard_bench.json"),
+    "verify_rc": verify_rc, "verify": load("verify.json"),
+    "frameworks_rc": frameworks_rc, "frameworks": load("frameworks.json"),
 }
 name = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower() + "-" + datetime.date.today().isoformat() + ".json"
 (out / name).write_text(json.dumps(record, indent=1) + "\n")
 print(f"summary -> {out / name}")
 EOF
-echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, sass rc=$sass_rc"
-exit $(( pytest_rc != 0 || throughput_rc != 0 ))
+echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, verify rc=$verify_rc, \
+sass rc=$sass_rc, frameworks rc=$frameworks_rc"
+exit $(( pytest_rc != 0 || throughput_rc != 0 || verify_rc != 0 ))

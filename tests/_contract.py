@@ -13,14 +13,14 @@ import torch
 from conftest import TOLERANCE
 from scipy import special
 
+from triton_init.contract import MANTISSA_BITS, MIN_NORMAL_EXPONENT
+
 # The repository's own copy of the golden values (its "provenance" field says where they come from).
 GOLDEN_PATH = Path(__file__).resolve().parent / "data" / "stream_v1.json"
 
 MASK32 = np.uint64(0xFFFFFFFF)
 PHILOX_M0, PHILOX_M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
 PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
-MANTISSA_BITS = {torch.float64: 52, torch.float32: 23, torch.float16: 10, torch.bfloat16: 7}
-MIN_NORMAL_EXPONENT = {torch.float64: -1022, torch.float32: -126, torch.float16: -14, torch.bfloat16: -126}
 
 
 def load_golden() -> dict:

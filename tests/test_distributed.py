@@ -182,6 +182,68 @@ def _check_fsdp2_over_tensor_parallel(mesh2):
                                    msg=lambda m, name=name: f"FSDP2+TP {name}: {m}")
 
 
+def _check_verify_and_regenerate(mesh):
+    """FSDP2 shards verify per rank against the manifest without any collective, a changed local element is
+    reported by its rank with its logical index, and a shard regenerated from the manifest alone equals the
+    original."""
+    from unittest import mock
+
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor
+
+    import triton_init as ti
+    from triton_init._sharding import dtensor_block
+    from triton_init.models import build
+
+    model = build("nano")
+    for block in model.layers.values():
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    manifest = ti.Manifest()
+    ti.materialize_(model, "cpu", "llama", seed=SEED, manifest=manifest)
+    texts = [None] * dist.get_world_size()
+    dist.all_gather_object(texts, manifest.dumps())
+    assert texts[0] == texts[1]  # the manifest is the logical model's, the same on every rank
+
+    def no_collective(*args, **kwargs):
+        raise AssertionError("verify_ must not communicate")
+
+    names = ("all_gather", "all_gather_into_tensor", "all_gather_object", "all_reduce", "broadcast", "gather",
+             "reduce_scatter_tensor", "scatter", "send", "recv")
+    with mock.patch.multiple(dist, **{n: no_collective for n in names}), \
+            mock.patch.multiple(DTensor, full_tensor=no_collective, redistribute=no_collective):
+        report = ti.verify_(model, manifest, samples=None)
+        sampled = ti.verify_(model, manifest, samples=64, seed=1)
+    local = sum(p.to_local().numel() for p in model.parameters())
+    assert report.ok and sampled.ok and sum(t.checked for t in report.tensors) == local, report.table()
+    total = torch.tensor([local])
+    dist.all_reduce(total)
+    assert total.item() == sum(p.numel() for p in build("nano").parameters())
+
+    name = "layers.0.attention.wq.weight"
+    local = dict(model.named_parameters())[name].to_local()
+    kept = local[0, 0].clone()
+    if dist.get_rank() == 1:
+        with torch.no_grad():
+            local[0, 0] += 1.0
+    report = ti.verify_(model, manifest, samples=None)
+    if dist.get_rank() == 1:
+        assert [(t.name, t.first_mismatch["index"]) for t in report.failures] == [(name, 16 * 32)]
+    else:
+        assert report.ok
+    with torch.no_grad():
+        local[0, 0] = kept
+
+    for name, param in model.named_parameters():
+        lost = _distribute(torch.full(param.shape, float("nan")), mesh, param.placements)
+        ti.regenerate_(lost, manifest[name])
+        original = param.to_local()
+        assert torch.equal(lost.to_local(), original), name
+        _, _, offset = dtensor_block(param)
+        block = ti.regenerate_(torch.full_like(original, float("nan")), manifest[name], global_offset=offset)
+        assert torch.equal(block, original), name
+
+
 def _worker(rank, world_size, port):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
@@ -206,6 +268,7 @@ def _worker(rank, world_size, port):
         if world_size == 2:
             _check_fsdp2(mesh, "torch")
             _check_fsdp1("llama")
+            _check_verify_and_regenerate(mesh)
             if not torch.cuda.is_available():  # the kernels through the interpreter, on gloo's CPU tensors
                 with triton_init.backend("triton"):
                     _check_placements(mesh, (Shard(1),), [(5, 9)], functions[:3])

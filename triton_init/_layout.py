@@ -92,9 +92,17 @@ def make_layout(tensor: torch.Tensor, global_shape=None, global_offset=None) -> 
     gshape, offset = logical_block(tensor.shape, global_shape, global_offset)
     lstrides = row_major_strides(gshape)
     base = sum(o * g for o, g in zip(offset, lstrides, strict=True))
-    dims = [(s, m, g) for s, m, g in zip(tensor.shape, tensor.stride(), lstrides, strict=True) if s != 1]
+    return coalesce(zip(tensor.shape, tensor.stride(), lstrides, strict=True), base)
+
+
+def coalesce(dims, base: int) -> Layout:
+    """The ``Layout`` of (size, memory stride, logical stride) dims, outermost first, whose element (0, ..., 0)
+    has logical index ``base``: size-1 dims dropped, neighbours that step alike in memory and in the logical
+    tensor merged, and a last dim of logical stride 1 (a dim of one element if none is)."""
     merged = []
     for size, mstride, lstride in dims:
+        if size == 1:
+            continue
         if merged:
             psize, pm, pl = merged[-1]
             if pm == size * mstride and pl == size * lstride:

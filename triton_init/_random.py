@@ -4,6 +4,9 @@ Every other random init (kaiming, xavier, variance scaling, ...) computes its bo
 of these through ``random_fill_``.
 """
 
+import threading
+from contextlib import contextmanager
+
 import torch
 
 from . import _dispatch
@@ -25,6 +28,21 @@ def resolve_block(tensor, global_shape, global_offset):
     return tensor, global_shape, global_offset
 
 
+_capture = threading.local()
+
+
+@contextmanager
+def capture_fills():
+    """Inside, ``random_fill_`` validates its call and appends (dist, dist_args) to the yielded list instead of
+    writing: what an init call draws, for ``verify_`` to evaluate at chosen logical indices."""
+    previous = getattr(_capture, "calls", None)
+    _capture.calls = []
+    try:
+        yield _capture.calls
+    finally:
+        _capture.calls = previous
+
+
 def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, global_offset, **dist_args):
     """Validate everything, then fill ``tensor`` with ``dist`` (UNIFORM/NORMAL/TRUNC_NORMAL).
 
@@ -37,6 +55,9 @@ def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, gl
     if seed is not None:
         seed = resolve_seed(seed, None)
     layout = make_layout(local, global_shape, global_offset)
+    if getattr(_capture, "calls", None) is not None:
+        _capture.calls.append((dist, dist_args))
+        return tensor
     if local.device.type == "meta" or local.numel() == 0:
         return tensor
     seed = resolve_seed(seed, generator)

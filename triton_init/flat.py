@@ -16,6 +16,8 @@ from ._format import kernel_exact, resolve_seed, stream_id
 from ._layout import Layout, _as_int_tuple
 from ._spec import CONSTANT, Init
 from ._validate import SUPPORTED_DTYPES, check_tensor
+from .manifest import Manifest
+from .streams import plan
 
 
 @dataclass(frozen=True)
@@ -59,19 +61,22 @@ def _check_segments(buffer, segments) -> list:
     return checked
 
 
-def init_flat_(buffer: torch.Tensor, segments, *, seed) -> torch.Tensor:
+def init_flat_(buffer: torch.Tensor, segments, *, seed, manifest=None) -> torch.Tensor:
     """Fill each segment of the 1-D contiguous ``buffer`` with its parameter's values; return ``buffer``.
 
     On the Triton backend all segments of one family (uniform, normal, trunc_normal with and without
     tails, constant) go in one launch of the segment-table kernel; otherwise each segment is filled as a
     block of its logical tensor, like a per-tensor fill (natively on the CPU). Elements outside every segment
-    (padding) are left untouched.
+    (padding) are left untouched. With ``manifest`` (a ``triton_init.Manifest``) each segment's parameter is
+    recorded, whole and logical.
     """
     check_tensor(buffer, "buffer")
     if buffer.dim() != 1 or not buffer.is_contiguous():
         raise ValueError(f"buffer must be a contiguous 1-D tensor, got shape {tuple(buffer.shape)}")
     checked = _check_segments(buffer, segments)
     seed = resolve_seed(seed, None)
+    if manifest is not None and not isinstance(manifest, Manifest):
+        raise TypeError(f"manifest must be a triton_init.Manifest, got {type(manifest).__name__}")
     if buffer.device.type == "meta":
         return buffer
     families: dict = {}
@@ -91,6 +96,9 @@ def init_flat_(buffer: torch.Tensor, segments, *, seed) -> torch.Tensor:
                     piece.fill_(params[0])
                 elif numel:  # as a per-tensor fill: the native executor on the CPU, the reference otherwise
                     _dispatch.fill_random_(piece, family, params, seed, stream, Layout((numel,), (1,), (1,), start))
+    if manifest is not None:
+        for seg, _ in checked:
+            manifest.record_init(seg.stream, seg.global_shape, buffer.dtype, seg.init, seed)
     return buffer
 
 
@@ -172,8 +180,6 @@ def module_segments(module, recipe, start: int, stop: int, *, prefix: str = "", 
                     **options) -> list:
     """``shard_segments`` for the parameters of ``module`` in ``named_parameters`` order, each with its
     recipe init and its qualified-name stream (as ``init_module_`` gives them)."""
-    from .module import plan
-
     params = []
     for stream, tensor, init, info in plan(module, recipe, prefix=prefix, **options):
         if info.is_buffer:

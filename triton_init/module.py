@@ -5,7 +5,7 @@ neither the order of initialization, the pipeline stage holding it, nor its shar
 parameter (FSDP2, tensor parallel) gets its local block of the values the whole tensor would get.
 """
 
-import re
+from itertools import chain
 
 import torch
 import torch.nn as nn
@@ -13,61 +13,9 @@ import torch.nn as nn
 from ._format import resolve_seed
 from ._spec import Init
 from .flat import fill_blocks_
+from .manifest import Manifest, Region
 from .recipes import ParamInfo, get
-
-# Wrapper modules that insert a name component without changing the model: dropped from streams.
-WRAPPER_NAMES = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module")
-_LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
-
-
-def stream_name(fqn: str, prefix: str = "") -> str:
-    """The stream of a tensor: ``prefix`` + its fully qualified name without wrapper components."""
-    parts = [p for p in fqn.split(".") if p not in WRAPPER_NAMES]
-    return prefix + ".".join(parts)
-
-
-def _layer_of(fqn: str):
-    match = _LAYER.search(fqn)
-    return int(match.group(1)) if match else None
-
-
-def _named_tensors(module: nn.Module):
-    """(fqn, owner, local name, tensor, is_buffer) of every parameter and buffer, shared ones once."""
-    seen = set()
-    for owner_name, owner in module.named_modules():
-        for kind, table in (("param", owner._parameters), ("buffer", owner._buffers)):
-            for name, tensor in table.items():
-                if tensor is None or id(tensor) in seen:
-                    continue
-                seen.add(id(tensor))
-                fqn = f"{owner_name}.{name}" if owner_name else name
-                yield fqn, owner, name, tensor, kind == "buffer"
-
-
-def plan(module: nn.Module, recipe="torch", *, prefix: str = "", **options) -> list:
-    """The init of every parameter and buffer: a list of (stream, tensor, init, info).
-
-    ``init`` is an ``Init``, an init call, or None (left as is: unmatched buffers, rules mapping to None).
-    Raises ValueError naming every parameter no rule matches.
-    """
-    recipe = get(recipe, **options)
-    entries = [(stream_name(fqn, prefix), owner, name, tensor, is_buffer)
-               for fqn, owner, name, tensor, is_buffer in _named_tensors(module)]
-    n_layers = recipe.n_layers
-    if n_layers is None:
-        layers = [_layer_of(stream) for stream, *_ in entries]
-        n_layers = max((k for k in layers if k is not None), default=0) + 1
-    out, unmatched = [], []
-    for stream, owner, name, tensor, is_buffer in entries:
-        info = ParamInfo(stream, name, owner, tuple(tensor.shape), _layer_of(stream), n_layers, is_buffer)
-        matched, init = recipe.lookup(info)
-        if not matched and not is_buffer:
-            unmatched.append(f"{stream} ({type(owner).__name__})")
-        out.append((stream, tensor, init, info))
-    if unmatched:
-        raise ValueError(f"recipe {recipe.name!r} has no rule for: {', '.join(unmatched)}; add rules, e.g. "
-                         f"recipe=triton_init.recipes.get({recipe.name!r}).extend({{'name.pattern': init}})")
-    return out
+from .streams import plan, stream_name
 
 
 def apply_init(tensor, init, *, seed: int, stream: str, global_shape=None, global_offset=None):
@@ -81,20 +29,23 @@ def apply_init(tensor, init, *, seed: int, stream: str, global_shape=None, globa
     return init(tensor, seed=seed, stream=stream)
 
 
-def _zero_padding_row(info: ParamInfo, tensor) -> None:
+def _zero_padding_row(info: ParamInfo, tensor):
+    """Zero an embedding's padding row (the local part of it); return that logical row, or None."""
     padding_idx = getattr(info.module, "padding_idx", None)
     if padding_idx is None or info.name != "weight" or not isinstance(info.module, (nn.Embedding, nn.EmbeddingBag)):
-        return
+        return None
     from ._random import resolve_block
 
     local, _, offset = resolve_block(tensor, None, None)
-    row = padding_idx % info.shape[0] - (offset[0] if offset else 0)
+    logical_row = padding_idx % info.shape[0]
+    row = logical_row - (offset[0] if offset else 0)
     if 0 <= row < local.shape[0] and local.device.type != "meta":
         with torch.no_grad():
             local[row].zero_()
+    return logical_row
 
 
-def init_module_(module: nn.Module, recipe="torch", *, seed, prefix: str = "", callback=None,
+def init_module_(module: nn.Module, recipe="torch", *, seed, prefix: str = "", callback=None, manifest=None,
                  **options) -> nn.Module:
     """Initialize every parameter (and every buffer a rule names) of ``module`` by ``recipe``.
 
@@ -103,9 +54,12 @@ def init_module_(module: nn.Module, recipe="torch", *, seed, prefix: str = "", c
     fully qualified name; give ``prefix`` (e.g. "layers.5.") when ``module`` is a part of the model, and
     ``n_layers=`` when depth-scaled recipes cannot count the blocks from the names. Tied parameters are
     initialized once, under their first name. ``callback(stream, tensor)`` runs after each tensor (a
-    progress bar). Returns ``module``.
+    progress bar). With ``manifest`` (a ``triton_init.Manifest``) every write is appended to it, in the
+    order applied, and tied names as aliases. Returns ``module``.
     """
     seed = resolve_seed(seed, None)
+    if manifest is not None and not isinstance(manifest, Manifest):
+        raise TypeError(f"manifest must be a triton_init.Manifest, got {type(manifest).__name__}")
     entries = plan(module, recipe, prefix=prefix, **options)
     zero_padding = get(recipe, **options).zero_padding_idx
     with torch.no_grad():
@@ -116,15 +70,25 @@ def init_module_(module: nn.Module, recipe="torch", *, seed, prefix: str = "", c
         for stream, tensor, init, info in entries:
             if id(tensor) in one_by_one:
                 apply_init(tensor, init, seed=seed, stream=stream)
-            if zero_padding and init is not None:
-                _zero_padding_row(info, tensor)
+            if manifest is not None and init is not None:
+                manifest.record_init(stream, info.shape, tensor.dtype, init, seed)
+            row = _zero_padding_row(info, tensor) if zero_padding and init is not None else None
+            if manifest is not None and row is not None:
+                manifest.record(stream, info.shape, tensor.dtype, "zeros_", {}, seed,
+                                Region(row * info.shape[1], info.shape[1:], (1,)))
             if callback is not None:
                 callback(stream, tensor)
+    if manifest is not None:
+        recorded = {id(tensor): stream for stream, tensor, init, _ in entries if init is not None}
+        for fqn, tensor in chain(module.named_parameters(remove_duplicate=False),
+                                 module.named_buffers(remove_duplicate=False)):
+            if recorded.get(id(tensor), stream_name(fqn, prefix)) != stream_name(fqn, prefix):
+                manifest.alias(stream_name(fqn, prefix), recorded[id(tensor)])
     return module
 
 
 def materialize_(module: nn.Module, device, recipe="torch", *, seed, prefix: str = "", callback=None,
-                 **options) -> nn.Module:
+                 manifest=None, **options) -> nn.Module:
     """Allocate a meta-device ``module`` on ``device`` (``to_empty``) and initialize it by ``recipe``.
 
     Only the storage ``to_empty`` allocates is ever written (for a sharded module: each rank's shards),
@@ -138,4 +102,4 @@ def materialize_(module: nn.Module, device, recipe="torch", *, seed, prefix: str
         raise ValueError(f"no rule for the meta buffers {', '.join(missing)}: to_empty would leave them "
                          "uninitialized; add rules for them (e.g. an init call that computes them)")
     module.to_empty(device=device)
-    return init_module_(module, recipe, seed=seed, prefix=prefix, callback=callback, **options)
+    return init_module_(module, recipe, seed=seed, prefix=prefix, callback=callback, manifest=manifest, **options)

@@ -11,7 +11,7 @@ import importlib
 from .. import __version__
 from . import _common
 
-COMMANDS = ("bench", "init")  # modules of this package, in the order the help lists them
+COMMANDS = ("bench", "init", "verify")  # modules of this package, in the order the help lists them
 
 DESCRIPTION = """\
 Fused, shard-invariant parameter initialization (a drop-in for torch.nn.init).

@@ -245,8 +245,8 @@ def _legend(report: dict, out) -> None:
     out(f"max err: 'contract' = the largest error on {SAMPLE:,} random elements and the first and last {EDGE}, "
         "against the exact (float64) values, in units of stream format v1's contract (1 = the limit: "
         "2e-5 std max(1, |z|) for normal and trunc_normal, 2 fp32 ulps for uniform, plus the one rounding to the "
-        "dtype: in bf16 and fp16 that rounding alone brings correct values to about 0.99, a wrong rounding goes "
-        "above 1); '|QQᵀ-I|' = the orthogonal output's max |Q Qᵀ - I|")
+        "dtype; 0 = as close as the exact value rounded once, so a wrong rounding in bf16 goes above 1); "
+        "'|QQᵀ-I|' = the orthogonal output's max |Q Qᵀ - I|")
     noisy = [row for row in report["rows"] if row["noisy"]]
     if noisy:
         load = report["load_average_end"]

@@ -14,49 +14,35 @@ import torch
 
 from .. import _dispatch, reference
 from .._format import TRUNC_NORMAL, UNIFORM
+from ..contract import contract_units, normal_tolerance, ulp, uniform_tolerance
 
-CONTRACT = 2e-5  # |z_impl - z_exact| <= CONTRACT * max(1, |z_exact|) before the single rounding
-MANTISSA_BITS = {torch.float64: 52, torch.float32: 23, torch.float16: 10, torch.bfloat16: 7}
-MIN_EXPONENT = {torch.float64: -1022, torch.float32: -126, torch.float16: -14, torch.bfloat16: -126}
-# ulps of the output dtype allowed for the final scale, shift and rounding (as the test suite's table):
-# fp64 a few roundings, fp32 mean, std and std * z each rounded, fp16/bf16 the one rounding to nearest.
-ROUNDING_ULPS = {torch.float64: 4.0, torch.float32: 2.0, torch.float16: 0.5, torch.bfloat16: 0.5}
 RUN = 32  # logical indices per sampled run in the kernel check
 ORTHOGONAL_SHAPE = (48, 80)  # rows < cols: the transposed prep and epilogue
 # max |QQᵀ - I| of an orthogonal_ output: fp32/fp64 from QR's own error, fp16/bf16 from rounding each entry
 ORTHOGONALITY_LIMIT = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 
 
-def ulp(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The spacing of ``dtype`` values at |x| (float64 tensor in, float64 tensor out)."""
-    _, exponent = torch.frexp(x.abs())
-    exponent = torch.clamp(exponent.double() - 1, min=MIN_EXPONENT[dtype])
-    return torch.exp2(exponent - MANTISSA_BITS[dtype])
-
-
 def contract_error(got: torch.Tensor, exact: torch.Tensor, dist: int, dtype: torch.dtype, *, mean=0.0, std=1.0,
                    a=None, b=None) -> float:
-    """max |got - exact| / allowed, so 1.0 is the contract's limit.
+    """The largest error in contract units (``triton_init.contract.contract_units``): 0 is as close as the
+    exact value rounded once to ``dtype``, 1 the contract's limit.
 
-    allowed: normal and trunc_normal 2e-5 std max(1, |z|) plus the dtype's rounding (ROUNDING_ULPS at
-    |x| + |mean|), and one more ulp for trunc_normal values the clamp put at the outermost dtype value
-    inside [a, b]; uniform 2 fp32 ulps, or one ulp of a coarser dtype.
+    allowed: normal and trunc_normal 2e-5 std max(1, |z|) plus the dtype's rounding, and one more ulp for
+    trunc_normal values the clamp put at the outermost dtype value inside [a, b] (the exact values here are
+    clamped to [a, b] itself); uniform 2 fp32 ulps, or one ulp of a coarser dtype.
     """
     got, exact = got.double().cpu(), exact.double().cpu()
-    err = (got - exact).abs()
     if dist == UNIFORM:
-        allowed = torch.maximum(2 * ulp(exact, torch.float32), ulp(exact, dtype))
+        allowed = uniform_tolerance(exact, dtype)
     else:
-        z = (exact - mean) / std if std > 0 else torch.zeros_like(exact)
-        allowed = CONTRACT * std * torch.clamp(z.abs(), min=1.0) + ROUNDING_ULPS[dtype] * ulp(exact.abs() + abs(mean),
-                                                                                             dtype)
+        allowed = normal_tolerance(exact, mean, std, dtype)
         if dist == TRUNC_NORMAL:
             step = ulp(exact, dtype)
             near_bound = torch.minimum((exact - a).abs(), (exact - b).abs()) <= step
             allowed = torch.where(near_bound, allowed + step, allowed)
     if not bool(torch.isfinite(got).all()):
         return math.inf
-    return float((err / allowed).max())
+    return float(contract_units(got, exact, allowed, dtype).max())
 
 
 def exact_values(logical: torch.Tensor, dist: int, dist_args: dict, seed: int, stream: int) -> torch.Tensor:

@@ -17,8 +17,9 @@ from .._format import stream_id
 from .._layout import row_major_strides
 from .._sharding import local_block
 from ..flat import fill_blocks_
+from ..manifest import Manifest
 from ..models import MODELS, build
-from ..module import apply_init, materialize_, plan
+from ..module import apply_init, init_module_, materialize_, plan
 from ..recipes import RECIPES
 from . import _common
 
@@ -97,10 +98,10 @@ def _sync(device) -> None:
 
 
 def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int = 1, rank: int = 0,
-               seed: int = 0, recipe=None, progress: bool = False, checksum: bool = True) -> dict:
+               seed: int = 0, recipe=None, progress: bool = False, checksum: bool = True, manifest=None) -> dict:
     """Materialize and initialize ``name`` (or rank ``rank``'s FSDP-style Shard(0) block of every
-    parameter); returns seconds, bytes written and the partial checksum of this rank's values (None
-    without ``checksum``)."""
+    parameter); returns seconds, bytes written, the partial checksum of this rank's values (None
+    without ``checksum``) and the model (None for a shard). ``manifest`` records the whole model's init."""
     from torch.distributed.tensor import Shard
 
     if world_size < 1:
@@ -128,9 +129,11 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
             _progress(done, total_bytes, started)
 
     if world_size == 1:
-        materialize_(model, device, recipe, seed=seed, callback=advance)
+        materialize_(model, device, recipe, seed=seed, callback=advance, manifest=manifest)
         tensors = [tensor.detach() for _, tensor, _, _ in plan(model, recipe)]
     else:  # one rank's shards: allocate the local blocks only, fill them with their logical values
+        if manifest is not None:  # the logical model's writes, recorded on its meta copy (nothing written)
+            init_module_(build(name, dtype=dtype), recipe, seed=seed, manifest=manifest)
         tensors = [torch.empty(local_shape, dtype=dtype, device=device) for _, _, _, local_shape, _ in blocks]
         rest = fill_blocks_([(local, init, stream, shape, offset)
                              for local, (stream, init, shape, _, offset) in zip(tensors, blocks, strict=True)],
@@ -145,10 +148,16 @@ def init_model(name: str, *, dtype=torch.bfloat16, device="cpu", world_size: int
     partial = combine(block_checksum(t, stream, shape, offset)
                       for t, (stream, _, shape, _, offset) in zip(tensors, blocks, strict=True)) if checksum else None
     return {"model": name, "seconds": seconds, "bytes": total_bytes, "checksum": partial,
-            "elements": total_bytes // itemsize}
+            "elements": total_bytes // itemsize, "module": model if world_size == 1 else None}
 
 
 def run(args) -> int:
+    if args.hf_config or args.torchtitan:
+        if args.model or args.recipe or (args.hf_config and args.torchtitan):
+            raise _common.UsageError("arguments --hf-config, --torchtitan and --model/--recipe exclude each other")
+        from . import frameworks
+
+        return frameworks.run(args)
     if args.rank is not None and args.rank >= args.world_size:
         raise _common.UsageError(f"argument --rank: must be in [0, --world-size={args.world_size}), got {args.rank}")
     device = args.device or _common.default_device()
@@ -156,12 +165,15 @@ def run(args) -> int:
     dtype = _common.torch_dtype(args.dtype)
     ranks = [args.rank] if args.rank is not None else list(range(args.world_size))
     progress = args.progress if args.progress is not None else (device == "cpu" and sys.stderr.isatty())
+    if args.save_checkpoint and args.world_size != 1:
+        raise _common.UsageError("argument --save-checkpoint: saves the whole model; use --world-size 1")
+    manifest = Manifest() if args.save_manifest else None
     if torch.device(device).type == "cpu":
         print(f"CPU tensors run on the {_cpu.executor()}")
     partials = []
     for rank in ranks:
         result = init_model(name, dtype=dtype, device=device, world_size=args.world_size, rank=rank,
-                            seed=args.seed, recipe=args.recipe, progress=progress)
+                            seed=args.seed, recipe=args.recipe, progress=progress, manifest=manifest)
         partials.append(result["checksum"])
         gbps = result["bytes"] / max(result["seconds"], 1e-12) / 1e9
         print(f"{name} {args.dtype} on {device}, rank {rank}/{args.world_size}: {result['elements']:,} elements "
@@ -170,6 +182,16 @@ def run(args) -> int:
         print(f"checksum {combine(partials):016x} (seed {args.seed}; the same for every world size)")
     else:
         print("add the partial checksums of all ranks mod 2^64 for the model's checksum")
+    try:
+        if manifest is not None:
+            manifest.save(args.save_manifest)
+            print(f"manifest of {len(manifest)} tensors -> {args.save_manifest}")
+        if args.save_checkpoint:
+            torch.save(result["module"].state_dict(), args.save_checkpoint)
+            print(f"state dict -> {args.save_checkpoint}")
+    except OSError as exc:
+        print(f"triton-init init: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -182,6 +204,10 @@ def add_parser(subparsers) -> None:
         run=run)
     p.add_argument("--model", choices=sorted(MODELS),
                    help="built-in shape table (default: llama-3-8b on CUDA, tiny on the CPU)")
+    p.add_argument("--hf-config", metavar="PATH",
+                   help="a local transformers config.json (or its folder): that model, by its own init")
+    p.add_argument("--torchtitan", metavar="MODEL:FLAVOR",
+                   help="a torchtitan model flavor, by its own init, e.g. llama3:debugmodel")
     p.add_argument("--dtype", default="bf16", type=_common.dtype_name,
                    help=f"parameter dtype: {', '.join(_common.DTYPES)} or torch's name (default: bf16)")
     p.add_argument("--device", type=_common.device_name, help="cpu, cuda or cuda:N (default: cuda if available)")
@@ -194,3 +220,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--progress", action="store_true", default=None,
                    help="show a progress bar (default: on a terminal, for CPU runs)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
+    p.add_argument("--save-manifest", metavar="PATH",
+                   help="write the init manifest (JSON) for triton-init verify (default: none)")
+    p.add_argument("--save-checkpoint", metavar="PATH",
+                   help="torch.save the model's state dict, for small models (--world-size 1; default: none)")

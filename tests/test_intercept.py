@@ -1,0 +1,366 @@
+"""triton_init.intercept on plain torch modules: what a framework's own init calls write into the model equals
+triton_init's values on each tensor's stream, however torch.nn.init was bound, into views too; temporaries
+follow the documented rule; everything is restored on exit."""
+
+import functools
+import math
+import re
+import threading
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+import triton_init
+from triton_init._intercept import TORCH_INIT_SIGNATURES, intercept
+from triton_init.manifest import Region
+
+SEED = 1234
+# Bound before any intercept exists, as torchtitan and Megatron bind them at import.
+BOUND_TRUNC_NORMAL = functools.partial(nn.init.trunc_normal_, std=0.02, a=-0.04, b=0.04)
+TABLE = {"normal_": nn.init.normal_, "kaiming_uniform_": nn.init.kaiming_uniform_}
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(11, 6, padding_idx=3)
+        self.proj = nn.Linear(6, 9)
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.LayerNorm(9)
+        self.register_buffer("scale", torch.empty(9))
+
+
+def poisoned_net():
+    net = Net()
+    with torch.no_grad():
+        for t in list(net.parameters()) + list(net.buffers()):
+            t.fill_(float("nan"))
+    return net
+
+
+def direct(fn, shape, stream, *args, **kwargs):
+    return fn(torch.full(shape, float("nan")), *args, seed=SEED, stream=stream, **kwargs)
+
+
+CALLS = [  # (torch.nn.init function, arguments, the tensor it targets)
+    ("uniform_", (-0.5, 0.25), "proj.weight"),
+    ("normal_", (0.1, 0.3), "proj.weight"),
+    ("trunc_normal_", (0.0, 0.5, -0.4, 0.7), "proj.weight"),
+    ("xavier_uniform_", (1.7,), "conv.weight"),
+    ("xavier_normal_", (0.9,), "conv.weight"),
+    ("kaiming_uniform_", (math.sqrt(5), "fan_in", "leaky_relu"), "conv.weight"),
+    ("kaiming_normal_", (0, "fan_out", "relu"), "proj.weight"),
+    ("orthogonal_", (1.5,), "proj.weight"),
+    ("sparse_", (0.3, 0.02), "proj.weight"),
+]
+
+
+@pytest.mark.parametrize("name,args,target", CALLS)
+def test_whole_tensor_calls_equal_triton_init(name, args, target):
+    net = poisoned_net()
+    tensor = net.get_parameter(target)
+    with intercept(net, seed=SEED) as ctx:
+        getattr(nn.init, name)(tensor, *args, generator=torch.Generator().manual_seed(7))
+    expected = direct(getattr(triton_init, name), tuple(tensor.shape), target, *args)
+    torch.testing.assert_close(tensor.detach(), expected, rtol=0, atol=0)
+    (record,) = ctx.log
+    assert (record.stream, record.function, record.seed, record.region, record.via) == (target, name, SEED, None,
+                                                                                         "call")
+    assert record.shape == tuple(tensor.shape) and record.dtype == torch.float32
+    assert "generator" not in record.args and len(record.args) == len(TORCH_INIT_SIGNATURES[name]) - 2
+
+
+def test_bound_functions_tables_and_tensor_methods_are_served():
+    net = poisoned_net()
+    with intercept(net, seed=SEED) as ctx:
+        BOUND_TRUNC_NORMAL(net.proj.weight)
+        TABLE["kaiming_uniform_"](net.conv.weight, a=math.sqrt(5))
+        TABLE["normal_"](net.embed.weight)
+        net.embed.weight.data[net.embed.padding_idx].zero_()
+        net.proj.bias.data.uniform_(-0.1, 0.1)
+        net.conv.bias.normal_(0.5, 2.0)
+        net.norm.reset_parameters()  # torch's own ones_/zeros_
+        net.scale.fill_(0.25)
+    assert not any(t.isnan().any() for t in list(net.parameters()) + list(net.buffers()))
+    ti = triton_init
+    expect = {
+        "proj.weight": direct(ti.trunc_normal_, (9, 6), "proj.weight", 0.0, 0.02, -0.04, 0.04),
+        "conv.weight": direct(ti.kaiming_uniform_, (4, 3, 3, 3), "conv.weight", math.sqrt(5)),
+        "embed.weight": direct(ti.normal_, (11, 6), "embed.weight").index_fill_(0, torch.tensor([3]), 0.0),
+        "proj.bias": direct(ti.uniform_, (9,), "proj.bias", -0.1, 0.1),
+        "conv.bias": direct(ti.normal_, (4,), "conv.bias", 0.5, 2.0),
+        "norm.weight": torch.ones(9), "norm.bias": torch.zeros(9), "scale": torch.full((9,), 0.25),
+    }
+    state = net.state_dict()
+    for name, value in expect.items():
+        torch.testing.assert_close(state[name], value, rtol=0, atol=0, msg=name)
+    assert [r.stream for r in ctx.log] == ["proj.weight", "conv.weight", "embed.weight", "embed.weight",
+                                           "proj.bias", "conv.bias", "norm.weight", "norm.bias", "scale"]
+    padding = ctx.log[3]
+    assert padding.function == "constant_" and padding.args == {"val": 0.0}
+    assert padding.region == Region(18, (6,), (1,))  # row 3
+
+
+def test_views_get_their_logical_indices_and_fans_of_their_own_shape():
+    net = poisoned_net()
+    w = net.conv.weight  # (4, 3, 3, 3)
+    with intercept(net, seed=SEED) as ctx:
+        nn.init.normal_(net.proj.weight[:, 2:5], 0.0, 0.3)  # a column slice
+        nn.init.normal_(net.proj.weight[:, :2], 0.0, 0.3)
+        nn.init.normal_(net.proj.weight[:, 5:].t(), 0.0, 0.3)  # a transposed view
+        for i in range(4):
+            nn.init.kaiming_uniform_(w[i].view(3, 9), a=1.0)  # a reshaped view, fans from (3, 9)
+    full = direct(triton_init.normal_, (9, 6), "proj.weight", 0.0, 0.3)
+    torch.testing.assert_close(net.proj.weight.detach(), full, rtol=0, atol=0)
+    bound = math.sqrt(3.0) * math.sqrt(2.0 / (1 + 1.0)) / math.sqrt(9)
+    whole_u = direct(triton_init.uniform_, (4, 3, 3, 3), "conv.weight", -bound, bound)
+    torch.testing.assert_close(w.detach(), whole_u, rtol=0, atol=0)
+    assert ctx.log[0].region == Region(2, (9, 3), (6, 1))  # columns 2:5
+    assert ctx.log[2].region == Region(5, (9,), (6,))  # column 5, all 9 rows
+    assert all(r.function == "uniform_" and r.args["b"] == pytest.approx(bound) for r in ctx.log[3:])
+
+
+def test_streams_use_init_module_names_wrappers_dropped_tied_once():
+    inner = nn.Sequential(nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False))
+    inner[1].weight = inner[0].weight  # tied: initialized under its first name
+    model = nn.Module()
+    model._orig_mod = inner
+    with intercept(model, seed=SEED, prefix="stage1.") as ctx:
+        nn.init.normal_(inner[1].weight)
+    assert ctx.log[0].stream == "stage1.0.weight"
+    torch.testing.assert_close(inner[0].weight.detach(), direct(triton_init.normal_, (4, 4), "stage1.0.weight"),
+                               rtol=0, atol=0)
+
+
+def test_meta_to_empty_and_no_grad():
+    with torch.device("meta"):
+        net = Net()
+    net.to_empty(device="cpu")
+    with torch.no_grad(), intercept(net, seed=SEED) as ctx:
+        nn.init.trunc_normal_(net.proj.weight, std=0.02)
+    assert ctx.log[0].stream == "proj.weight"
+    torch.testing.assert_close(net.proj.weight.detach(),
+                               direct(triton_init.trunc_normal_, (9, 6), "proj.weight", 0.0, 0.02), rtol=0, atol=0)
+
+
+def test_seed_changes_values_and_runs_reproduce():
+    def run(seed):
+        net = poisoned_net()
+        with intercept(net, seed=seed):
+            nn.init.normal_(net.proj.weight)
+        return net.proj.weight.detach().clone()
+
+    assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2))
+
+
+def test_temporaries_copied_into_the_model_are_served_on_the_parameters_stream():
+    net = poisoned_net()
+    with intercept(net, seed=SEED) as ctx:
+        # torchtitan's fused QKV: three temporaries, concatenated and reshaped, then copied.
+        parts = [net.proj.weight.new_empty(n, 6) for n in (5, 2, 2)]
+        for part in parts:
+            nn.init.trunc_normal_(part, std=0.02)
+        fused = torch.cat([p.view(1, -1, 6) for p in parts], dim=1)
+        with torch.no_grad():
+            net.proj.weight.copy_(fused.view(9, 6))
+        # Megatron's CPU master weight: split, then cat(out=) into the parameter.
+        master = torch.empty(4, 3, 3, 3)
+        nn.init.normal_(master, 0.0, 0.1)
+        with torch.no_grad():
+            torch.cat(torch.split(master, 2, dim=0), dim=0, out=net.conv.weight.data)
+        # OLMo-core's full tensor, cast and copied.
+        full = torch.zeros(11, 6, dtype=torch.float64)
+        nn.init.uniform_(full, -0.2, 0.2)
+        with torch.no_grad():
+            net.embed.weight.copy_(full.to(torch.float32))
+        # a torch.randn source is normal(0, 1)
+        with torch.no_grad():
+            net.scale.copy_(torch.randn(9))
+    ti = triton_init
+    torch.testing.assert_close(net.proj.weight.detach(), direct(ti.trunc_normal_, (9, 6), "proj.weight", 0.0, 0.02),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(net.conv.weight.detach(), direct(ti.normal_, (4, 3, 3, 3), "conv.weight", 0.0, 0.1),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(net.embed.weight.detach(), direct(ti.uniform_, (11, 6), "embed.weight", -0.2, 0.2),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(net.scale, direct(ti.normal_, (9,), "scale"), rtol=0, atol=0)
+    assert [(r.stream, r.via) for r in ctx.log] == [(s, "copy") for s in
+                                                   ("proj.weight", "conv.weight", "embed.weight", "scale")]
+    assert not ctx.left_to_torch
+
+
+def test_orthogonal_temporary_in_float32_is_served_whole():
+    """transformers' orthogonal_ for bf16: an fp32 temporary, then copied."""
+    lin = nn.Linear(6, 5).to(torch.bfloat16)
+    with intercept(lin, seed=SEED) as ctx:
+        tmp = torch.empty_like(lin.weight, dtype=torch.float32)
+        nn.init.orthogonal_(tmp, gain=2.0)
+        with torch.no_grad():
+            lin.weight.copy_(tmp)
+    expected = triton_init.orthogonal_(torch.empty(5, 6, dtype=torch.bfloat16), gain=2.0, seed=SEED, stream="weight")
+    torch.testing.assert_close(lin.weight.detach(), expected, rtol=0, atol=0)
+    assert ctx.log[0].function == "orthogonal_" and ctx.log[0].via == "copy"
+
+
+def test_random_values_that_cannot_be_served_warn_once_or_raise_when_strict():
+    net = poisoned_net()
+    with pytest.warns(UserWarning, match=r"2 write\(s\) of random values .*test_intercept.py") as record:
+        with intercept(net, seed=SEED) as ctx:
+            tmp = torch.empty(9, 6)
+            nn.init.normal_(tmp)
+            with torch.no_grad():
+                net.proj.weight.copy_(tmp * 2.0)  # arithmetic: not a value of the init any more
+                net.proj.bias.bernoulli_(0.5)  # a random op triton_init does not serve
+    assert len(record) == 1 and sum(ctx.left_to_torch.values()) == 2
+    net = poisoned_net()
+    with pytest.raises(RuntimeError, match="strict=True"), intercept(net, seed=SEED, strict=True):
+        tmp = torch.empty(9, 6)
+        nn.init.normal_(tmp)
+        with torch.no_grad():
+            net.proj.weight.copy_(tmp.exp())
+    assert net.proj.weight.isnan().all()  # raised before the write
+    assert nn.init.normal_.__code__.co_filename.endswith("init.py")
+
+
+def test_deterministic_copies_pass_silently():
+    net = poisoned_net()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with intercept(net, seed=SEED) as ctx:
+            tmp = torch.empty(9)
+            nn.init.normal_(tmp)  # a temporary that never reaches the model
+            with torch.no_grad():
+                net.scale.copy_(torch.arange(9.0) / 2)  # e.g. rotary frequencies
+    assert torch.equal(net.scale, torch.arange(9.0) / 2) and ctx.log == []
+
+
+def test_everything_is_restored_also_after_an_exception():
+    codes = {name: getattr(nn.init, name).__code__ for name in TORCH_INIT_SIGNATURES}
+    net = poisoned_net()
+    with pytest.raises(KeyError), intercept(net, seed=SEED):
+        nn.init.normal_(net.proj.weight)
+        raise KeyError("framework error")
+    assert all(getattr(nn.init, name).__code__ is code for name, code in codes.items())
+    assert not torch._C._is_torch_function_mode_enabled()
+    gen = torch.Generator().manual_seed(5)
+    reference = torch.empty(9, 6).normal_(generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(nn.init.normal_(torch.empty(9, 6), generator=gen), reference, rtol=0, atol=0)
+
+
+def test_nested_use_is_rejected_and_other_threads_run_torch():
+    net = poisoned_net()
+    with intercept(net, seed=SEED):
+        with pytest.raises(RuntimeError, match="already active in this thread"), intercept(net, seed=1):
+            pass
+        out = {}
+
+        def other_thread():
+            lin = nn.Linear(6, 9)
+            nn.init.normal_(lin.weight, generator=torch.Generator().manual_seed(3))
+            out["w"] = lin.weight.detach().clone()
+
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    torch.testing.assert_close(out["w"], torch.empty(9, 6).normal_(generator=torch.Generator().manual_seed(3)),
+                               rtol=0, atol=0)
+
+
+def test_concurrent_intercepts_in_two_threads():
+    results = {}
+
+    def run(seed):
+        net = poisoned_net()
+        with intercept(net, seed=seed):
+            for _ in range(20):
+                nn.init.normal_(net.proj.weight)
+        results[seed] = net.proj.weight.detach().clone()
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (1, 2):
+        torch.testing.assert_close(results[seed], triton_init.normal_(torch.empty(9, 6), seed=seed,
+                                                                      stream="proj.weight"), rtol=0, atol=0)
+
+
+def test_unsupported_torch_is_a_clear_error_and_patches_nothing(monkeypatch):
+    monkeypatch.setitem(TORCH_INIT_SIGNATURES, "normal_", ("tensor", "mean", "std", "generator", "extra"))
+    code = nn.init.uniform_.__code__
+    message = re.escape(f"torch {torch.__version__}") + ".*normal_"
+    with pytest.raises(RuntimeError, match=message), intercept(poisoned_net(), seed=1):
+        pass
+    assert nn.init.uniform_.__code__ is code and not torch._C._is_torch_function_mode_enabled()
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="model"):
+        intercept(torch.empty(3), seed=1)
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        intercept(nn.Linear(2, 2), seed=-1)
+    with pytest.raises(TypeError, match="strict"):
+        intercept(nn.Linear(2, 2), seed=1, strict="yes")
+
+
+def test_the_log_is_a_manifest_that_verifies_the_model():
+    from triton_init.manifest import Manifest
+
+    net = poisoned_net()
+    with intercept(net, seed=SEED) as ctx:
+        BOUND_TRUNC_NORMAL(net.proj.weight)
+        nn.init.xavier_uniform_(net.conv.weight, gain=0.5)
+        nn.init.normal_(net.embed.weight)
+        nn.init.zeros_(net.embed.weight[net.embed.padding_idx])
+        tmp = torch.empty(9)
+        nn.init.uniform_(tmp, -1.0, 1.0)
+        with torch.no_grad():
+            net.proj.bias.copy_(tmp)
+            net.conv.bias.zero_()
+            net.scale.fill_(2.0)
+        net.norm.reset_parameters()
+    manifest = Manifest()
+    for r in ctx.log:
+        manifest.record(r.stream, r.shape, r.dtype, r.function, r.args, r.seed, r.region)
+    report = triton_init.verify_(net, manifest, samples=None)
+    assert not report.failures and len(report.tensors) == 8
+    with torch.no_grad():
+        net.embed.weight[3, 2] += 1e-3
+    assert [t.name for t in triton_init.verify_(net, manifest, samples=None).failures] == ["embed.weight"]
+
+
+class BuiltAndInitialized(nn.Module):
+    """A model that initializes in its constructor, Megatron's way: a master weight drawn, split and copied
+    into each parameter, before any model exists."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(6, 4))
+        master = torch.empty(6, 4)
+        nn.init.normal_(master, 0.0, 0.5)
+        with torch.no_grad():
+            self.weight.data.copy_(torch.cat(torch.split(master, 3, dim=0)))
+        self.bias = nn.Parameter(torch.empty(6))
+        nn.init.zeros_(self.bias)
+        self.gate = nn.Parameter(torch.empty(3, 4))
+        nn.init.kaiming_uniform_(self.gate, a=1.0)
+
+
+def test_a_model_that_initializes_in_its_constructor_is_attached():
+    with intercept(None, seed=SEED, prefix="m.") as ctx:
+        model = BuiltAndInitialized()
+        ctx.attach(model)
+    torch.testing.assert_close(model.weight.detach(), direct(triton_init.normal_, (6, 4), "m.weight", 0.0, 0.5),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(model.gate.detach(), direct(triton_init.kaiming_uniform_, (3, 4), "m.gate", 1.0),
+                               rtol=0, atol=0)
+    assert torch.equal(model.bias.detach(), torch.zeros(6))
+    assert sorted((r.stream, r.function, r.via) for r in ctx.log) == [
+        ("m.bias", "zeros_", "call"), ("m.gate", "uniform_", "copy"), ("m.weight", "normal_", "copy")]
+    with pytest.warns(UserWarning, match="attach"), intercept(None, seed=SEED):
+        BuiltAndInitialized()
+    with pytest.raises(RuntimeError, match="attach"), intercept(model, seed=SEED) as ctx:
+        ctx.attach(model)

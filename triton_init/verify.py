@@ -1,0 +1,524 @@
+"""``verify_`` and ``regenerate_``: check tensors against an init manifest element by element, rebuild any block.
+
+Every element of a recorded tensor is a function of its writes (function, arguments, seed, stream) and
+its logical index. ``verify_`` recomputes a random sample of each tensor's local elements (plus both ends,
+and indices past 2^32 where the tensor reaches them) on the CPU reference and compares them within the
+stream-format contract (``triton_init.contract``). It reads only the sampled elements of each local block
+(a tensor, a DTensor's shard, a flat buffer's segment) on whatever device holds it, with no collective.
+``regenerate_`` replays a tensor's writes, in order, into any block of it.
+"""
+
+import functools
+import math
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from ._format import stream_id
+from ._layout import logical_block, row_major_strides
+from ._random import resolve_block
+from ._replay import DETERMINISTIC, NotReplayable, coordinates, replay
+from ._sharding import is_dtensor
+from .contract import contract_units
+from .manifest import Manifest, TensorRecord, Write, init_functions
+
+OK = "ok"
+MISMATCH = "mismatch"
+MISSING = "missing"
+SHAPE = "shape mismatch"
+DTYPE = "dtype mismatch"
+INVALID = "invalid entry"
+NOT_VERIFIABLE = "not verifiable"
+NOT_SAMPLE_VERIFIABLE = "not sample-verifiable"
+UNRECORDED = "unrecorded"
+FAILURES = (MISMATCH, MISSING, SHAPE, DTYPE, INVALID)
+UNVERIFIED = (NOT_VERIFIABLE, NOT_SAMPLE_VERIFIABLE)
+CHUNK = 1 << 20  # positions compared at once when every element is checked
+PAST_2_32 = 8  # consecutive elements checked from the first logical index >= 2^32 (two Philox groups)
+IDENTIFY_LIMIT = 16  # mismatching tensors for which verify_ looks for the recorded tensor their values match
+
+
+class VerificationError(Exception):
+    """Raised by ``verify_(..., raise_on_failure=True)``; ``report`` holds the whole ``VerifyReport``."""
+
+    def __init__(self, report):
+        lines = [f"{t.name}: {t.verdict}{': ' + t.detail if t.detail else ''}"
+                 for t in report.failures + report.unverified]
+        more = [f"... and {len(lines) - 10} more"] if len(lines) > 10 else []
+        super().__init__("\n".join([report.summary()] + lines[:10] + more))
+        self.report = report
+
+
+@dataclass
+class TensorReport:
+    """The verdict on one tensor. ``max_error`` is in contract units: at most 1 meets the contract (0 or inf
+    for deterministic inits, which must match exactly); None where nothing was compared."""
+
+    name: str
+    stream: object
+    verdict: str
+    checked: int = 0
+    max_error: float | None = None
+    mismatches: int = 0
+    first_mismatch: dict | None = None  # {"index", "coords", "got", "expected"} of the smallest such index
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILURES
+
+    def to_json(self) -> dict:
+        """A dict of strict JSON values (non-finite floats as the strings "inf", "-inf", "nan")."""
+        first = self.first_mismatch and {k: _finite_or_str(v) for k, v in self.first_mismatch.items()}
+        return {"name": self.name, "stream": self.stream, "verdict": self.verdict, "checked": self.checked,
+                "max_error": _finite_or_str(self.max_error), "mismatches": self.mismatches,
+                "first_mismatch": first, "detail": self.detail}
+
+
+def _finite_or_str(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+@dataclass
+class VerifyReport:
+    """Per-tensor reports, in the manifest's order (then tensors it does not record)."""
+
+    tensors: list
+    sample_seed: int
+    notes: list = field(default_factory=list)
+
+    @property
+    def failures(self) -> list:
+        return [t for t in self.tensors if t.failed]
+
+    @property
+    def unverified(self) -> list:
+        return [t for t in self.tensors if t.verdict in UNVERIFIED]
+
+    @property
+    def ok(self) -> bool:
+        """Every recorded tensor was checked and matched."""
+        return not self.failures and not self.unverified
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def summary(self) -> str:
+        counts: dict = {}
+        for t in self.tensors:
+            counts[t.verdict] = counts.get(t.verdict, 0) + 1
+        text = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+        return "\n".join([f"{len(self.tensors)} tensors: {text or 'none'} (sample seed {self.sample_seed})"]
+                         + self.notes)
+
+    def table(self) -> str:
+        width = max([len("tensor")] + [len(t.name) for t in self.tensors])
+        lines = [f"{'tensor':<{width}}  {'checked':>9}  {'max error':>9}  verdict"]
+        for t in self.tensors:
+            verdict = t.verdict + (f": {t.detail}" if t.detail and t.verdict != OK else "")
+            lines.append(f"{t.name:<{width}}  {t.checked:>9,}  {_format_error(t.max_error):>9}  {verdict}")
+        lines.append("max error: in units of the stream-format contract beyond the output dtype's rounding "
+                     "(0: as close as the exact value rounded once; <= 1 passes; deterministic inits: exactly 0)")
+        return "\n".join(lines + [self.summary()])
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "sample_seed": self.sample_seed, "notes": self.notes,
+                "counts": {v: sum(t.verdict == v for t in self.tensors) for v in dict.fromkeys(
+                    t.verdict for t in self.tensors)},
+                "tensors": [t.to_json() for t in self.tensors]}
+
+
+def _format_error(error) -> str:
+    if error is None:
+        return "-"
+    if error == 0:
+        return "0"
+    return "inf" if error == math.inf else f"{error:.3g}"
+
+
+# ---- the local block of a target tensor ---------------------------------------------------------------
+
+
+@dataclass
+class _Block:
+    """``local`` holds the logical indices of the block at ``offset`` in ``shape``, a shape whose row-major
+    order is the logical order (the recorded shape, or (numel,) for a flat segment)."""
+
+    local: torch.Tensor
+    shape: tuple
+    offset: tuple | None  # None: this rank holds no part of it
+
+    @property
+    def numel(self) -> int:
+        return self.local.numel() if self.offset is not None else 0
+
+    def logical(self, positions: torch.Tensor) -> torch.Tensor:
+        """Logical indices of local row-major ``positions`` (int64, CPU)."""
+        local_coords = coordinates(positions, tuple(self.local.shape))
+        logical = torch.zeros_like(positions)
+        for c, o, stride in zip(local_coords, self.offset, row_major_strides(self.shape), strict=True):
+            logical += (c + o) * stride
+        return logical
+
+    def logical_at(self, position: int) -> int:
+        """The logical index of one local position, in Python ints."""
+        out, rest = 0, position
+        for size, o, stride in zip(reversed(self.local.shape), reversed(self.offset),
+                                   reversed(row_major_strides(self.shape)), strict=True):
+            rest, c = divmod(rest, size)
+            out += (c + o) * stride
+        return out
+
+    def read(self, positions: torch.Tensor) -> torch.Tensor:
+        """The local elements at ``positions``, on the CPU: only those elements leave the device."""
+        if self.local.dim() == 0:
+            return self.local.reshape(1)[positions.to(self.local.device)].cpu()
+        coords = tuple(c.to(self.local.device) for c in coordinates(positions, tuple(self.local.shape)))
+        return self.local.detach()[coords].cpu()
+
+
+def _block_of(tensor, shape, offset) -> _Block:
+    """The local block of ``tensor``: a DTensor's shard (composed with ``offset`` if given), or the plain
+    tensor at ``offset`` (None: the whole) of the logical ``shape``. Validates that it fits."""
+    if is_dtensor(tensor):
+        local, global_shape, block_offset = resolve_block(tensor, None if offset is None else shape, offset)
+        if block_offset is None:  # this rank is outside the mesh: it holds nothing
+            return _Block(local, tuple(global_shape), None)
+    else:
+        local, global_shape, block_offset = tensor, shape, offset
+    global_shape, block_offset = logical_block(local.shape, global_shape, block_offset)
+    return _Block(local, tuple(global_shape), tuple(block_offset))
+
+
+# ---- checking one tensor ------------------------------------------------------------------------------
+
+
+class _Check:
+    """One tensor's record, its writes made ``Replay``s, and the comparison of local elements."""
+
+    def __init__(self, record: TensorRecord):
+        self.record = record
+        self.replays, self.problems = [], []
+        for write in record.writes:
+            try:
+                self.replays.append(replay(write))
+                self.problems.append(None)
+            except NotReplayable as exc:
+                self.replays.append(None)
+                self.problems.append(exc)
+
+    def owner(self, logical: torch.Tensor) -> torch.Tensor:
+        """For each logical index, the position of the last write that covers it (-1: none)."""
+        owner = torch.full_like(logical, -1)
+        for k, write in enumerate(self.record.writes):
+            if write.region is None:
+                owner.fill_(k)
+            else:
+                owner[write.region.contains(logical)] = k
+        return owner
+
+    def expected(self, logical: torch.Tensor):
+        """(values, tolerance, checkable, problem) at ``logical``: ``checkable`` marks the indices whose last
+        write can be recomputed; ``problem`` is a ``NotReplayable`` saying why the others cannot, or None."""
+        owner = self.owner(logical)
+        values = torch.zeros(logical.shape, dtype=torch.float64)
+        tolerance = torch.zeros_like(values)
+        checkable = torch.ones_like(logical, dtype=torch.bool)
+        problem = None
+        for k in torch.unique(owner).tolist():
+            mask = owner == k
+            if k < 0 or self.problems[k] is not None:
+                checkable &= ~mask
+                problem = problem or self.problems[k] or NotReplayable(
+                    NOT_VERIFIABLE, f"index {int(logical[mask][0])} is covered by no recorded write")
+                continue
+            values[mask], tolerance[mask] = self.replays[k].expected(logical[mask])
+        return values, tolerance, checkable, problem
+
+
+def _sample_positions(block: _Block, samples, generator):
+    """Chunks of sorted local positions to check: every position, or ``samples`` random ones plus both ends
+    and the first elements at logical indices past 2^32."""
+    n = block.numel
+    if samples is None or n <= samples + 2:
+        yield from (torch.arange(start, min(n, start + CHUNK)) for start in range(0, n, CHUNK))
+        return
+    extra = [0, n - 1]
+    if block.logical_at(n - 1) >= 1 << 32:
+        lo, hi = 0, n - 1  # the first position at or past 2^32: local order is logical order within a block
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (mid + 1, hi) if block.logical_at(mid) < 1 << 32 else (lo, mid)
+        extra += list(range(lo, min(n, lo + PAST_2_32)))
+    drawn = torch.randint(0, n, (samples,), generator=generator, dtype=torch.int64)
+    yield torch.unique(torch.cat([drawn, torch.tensor(extra, dtype=torch.int64)]))
+
+
+def _check_block(check: _Check, name: str, block: _Block, samples, generator) -> tuple:
+    """(TensorReport, a few (logical, actual) pairs of mismatching elements for identification)."""
+    record = check.record
+    report = TensorReport(name, record.stream, OK)
+    if block.local.device.type == "meta":
+        report.verdict, report.detail = MISSING, "on the meta device: it holds no values"
+        return report, None
+    if block.local.dtype != record.dtype:
+        report.verdict = DTYPE
+        report.detail = f"{str(block.local.dtype).removeprefix('torch.')}, the manifest records " \
+                        f"{str(record.dtype).removeprefix('torch.')}"
+        return report, None
+    if block.offset is None:  # a rank outside the DTensor's mesh holds nothing
+        return report, None
+    max_error, evidence, problem = 0.0, [], None
+    for positions in _sample_positions(block, samples, generator):
+        logical = block.logical(positions)
+        for replay_ in check.replays if samples is not None else ():
+            keep = replay_.columns_to_sample(logical, generator) if replay_ is not None else None
+            if keep is not None:
+                positions, logical = positions[keep], logical[keep]
+        expected, tolerance, checkable, problem = check.expected(logical)
+        positions, logical = positions[checkable], logical[checkable]
+        expected, tolerance = expected[checkable], tolerance[checkable]
+        actual = block.read(positions)
+        units = contract_units(actual, expected, tolerance, check.record.dtype)
+        bad = units > 1.0
+        report.checked += positions.numel()
+        max_error = max(max_error, float(units.max())) if units.numel() else max_error
+        n_bad = int(bad.sum())
+        if n_bad:
+            k = int(torch.nonzero(bad)[0])
+            if report.first_mismatch is None:
+                index = int(logical[k])
+                coords = [int(c) for c in coordinates(logical[k:k + 1], record.shape)] if record.shape else []
+                report.first_mismatch = {"index": index, "coords": coords, "got": float(actual[k]),
+                                         "expected": float(expected[k])}
+            report.mismatches += n_bad
+            evidence += list(zip(logical[bad][:16].tolist(), actual[bad][:16].tolist(), strict=True))
+    report.max_error = max_error if report.checked else None
+    if problem is not None and not report.mismatches:
+        report.verdict = problem.verdict
+        report.detail = str(problem) + (f" ({report.checked:,} other elements checked: ok)" if report.checked else "")
+    if report.mismatches:
+        first = report.first_mismatch
+        report.verdict = MISMATCH
+        report.detail = (f"{report.mismatches:,} of {report.checked:,} checked elements differ; the first at index "
+                         f"{first['index']} {tuple(first['coords'])}: {first['got']!r}, expected "
+                         f"{first['expected']!r}")
+    return report, evidence[:16]
+
+
+def _identify(evidence, candidates: list) -> str | None:
+    """The name of the recorded tensor whose values the mismatching elements hold (a swap or a rename)."""
+    logical = torch.tensor([index for index, _ in evidence], dtype=torch.int64)
+    actual = torch.tensor([value for _, value in evidence], dtype=torch.float64)
+    for check in candidates:
+        expected, tolerance, checkable, _ = check.expected(logical)
+        if checkable.all() and bool((contract_units(actual, expected, tolerance, check.record.dtype) <= 1.0).all()):
+            return check.record.name
+    return None
+
+
+def _targets(target, manifest, segments, offsets, prefix):
+    """(name, tensor-or-segment-block, record, offset) for each local tensor; unrecorded ones with None."""
+    import torch.nn as nn
+
+    if isinstance(manifest, TensorRecord):
+        if not isinstance(target, torch.Tensor):
+            raise TypeError(f"a TensorRecord verifies one tensor, got {type(target).__name__}")
+        return [(manifest.name, target, manifest, (offsets or {}).get(manifest.name))], [manifest]
+    if not isinstance(manifest, Manifest):
+        raise TypeError(f"manifest must be a Manifest or a TensorRecord, got {type(manifest).__name__}")
+    records = list(manifest)
+    if segments is not None:
+        if not isinstance(target, torch.Tensor) or target.dim() != 1:
+            raise TypeError("with segments, the target must be the 1-D flat buffer they describe")
+        items = []
+        for seg in segments:
+            record = manifest.find(seg.stream)
+            piece = _Block(target[seg.offset:seg.offset + seg.numel], (math.prod(seg.global_shape),), (seg.start,))
+            name = record.name if record is not None else str(seg.stream)
+            items.append((name, piece, record, None))
+        return items, []
+    from .module import stream_name
+
+    if isinstance(target, nn.Module):
+        named = list(target.named_parameters(remove_duplicate=False))
+        named += list(target.named_buffers(remove_duplicate=False))
+    elif hasattr(target, "keys") and hasattr(target, "__getitem__"):  # each value read when it is checked
+        named = [(key, functools.partial(target.__getitem__, key)) for key in target.keys()]
+    else:
+        raise TypeError(f"verify_ takes an nn.Module, a state dict, or a flat buffer with segments; got "
+                        f"{type(target).__name__}")
+    items = []
+    for key, tensor in named:
+        record = manifest.find(stream_name(key, prefix)) or manifest.find(key)
+        items.append((key, tensor, record, (offsets or {}).get(key)))
+    return items, _expected(records, prefix)
+
+
+def _expected(records, prefix: str) -> list:
+    """The records a whole model (or a pipeline stage's, by its prefix) must hold."""
+    return [r for r in records if isinstance(r.stream, str) and r.stream.startswith(prefix)] if prefix else records
+
+
+def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = None, segments=None,
+            offsets=None, prefix: str = "", raise_on_failure: bool = False, callback=None) -> VerifyReport:
+    """Check ``target``'s tensors against ``manifest``; return a ``VerifyReport`` (one ``TensorReport`` each).
+
+    ``target``: an ``nn.Module``, a state dict (name -> tensor; DTensors check their local shard), a single
+    tensor with ``manifest`` a ``TensorRecord``, or a flat buffer with ``segments=`` (``Segment``s, as
+    ``init_flat_`` took them). Names map to streams as ``init_module_`` names them (wrapper components
+    dropped, ``prefix`` prepended: a pipeline stage checks only the manifest's tensors under its prefix).
+    ``offsets`` maps names of plain tensors that are blocks of the recorded tensor to their global offset.
+
+    ``samples`` local elements per tensor are drawn at random (seeded by ``seed``; None draws a seed, which
+    the report gives), plus both ends and, where the tensor reaches them, indices past 2^32; a tensor with
+    fewer elements is checked whole, and ``samples=None`` checks every element (in chunks). Each element
+    is compared with the CPU reference's exact value: random inits within the stream-format contract,
+    deterministic ones exactly, orthogonal_ within ``ORTHOGONAL_TOLERANCE`` of a full recomputation (up to
+    ``ORTHOGONAL_FULL_LIMIT`` elements; larger ones are "not sample-verifiable"), sparse_ with each sampled
+    column's zero rows recomputed. Tensors written by a user callable are "not verifiable".
+
+    Verdicts: ok, mismatch, missing (recorded, absent or on meta), shape mismatch, dtype mismatch, invalid
+    entry (failures); not verifiable, not sample-verifiable; unrecorded (in ``target``, not in the manifest,
+    not a failure). ``report.ok`` is True when every recorded tensor was checked and matched; with
+    ``raise_on_failure`` a report that is not ok raises ``VerificationError``. ``callback(done, total,
+    name)`` runs after each tensor (a progress bar).
+    """
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise ValueError(f"samples must be a positive int or None (every element), got {samples!r}")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "little") >> 1
+    elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
+        raise ValueError(f"seed must be an int in [0, 2**63) or None, got {seed!r}")
+    items, expected = _targets(target, manifest, segments, offsets, prefix)
+    checks: dict = {}  # record name -> _Check, shared by the names of tied tensors
+    found, evidence = [], {}  # (report, record name or None); name -> mismatching (logical, actual) pairs
+    for done, (name, source, record, offset) in enumerate(items, 1):
+        if record is None:
+            found.append((TensorReport(name, None, UNRECORDED, detail="not in the manifest"), None))
+        else:
+            check = checks.setdefault(record.name, _Check(record))
+            found.append((_check_tensor(check, name, source, offset, samples, seed, evidence), record.name))
+        if callback is not None:
+            callback(done, len(items), name)
+    order = {r.name: k for k, r in enumerate(expected)}
+    found.sort(key=lambda item: order.get(item[1], len(order)))  # stable: unrecorded ones keep their order
+    present = {record_name for _, record_name in found}
+    found += [(TensorReport(r.name, r.stream, MISSING, detail="recorded in the manifest, absent here"), r.name)
+              for r in expected if r.name not in present]
+    report = VerifyReport([r for r, _ in found], seed)
+    _explain(report, dict((id(r), name) for r, name in found), checks, evidence, manifest)
+    if raise_on_failure and not report.ok:
+        raise VerificationError(report)
+    return report
+
+
+def _check_tensor(check: _Check, name: str, source, offset, samples, seed: int, evidence: dict) -> TensorReport:
+    """The report on one target tensor (``source``: a tensor, a flat segment's block, or its loader)."""
+    record = check.record
+    tensor = source() if callable(source) else source
+    if isinstance(tensor, _Block):
+        block = tensor
+        if block.shape[0] != math.prod(record.shape):
+            return TensorReport(name, record.stream, SHAPE, detail=f"a segment of a parameter of "
+                                f"{block.shape[0]:,} elements, the manifest records {record.shape}")
+    elif not isinstance(tensor, torch.Tensor):
+        return TensorReport(name, record.stream, MISSING, detail=f"a {type(tensor).__name__}, not a tensor")
+    else:
+        shape = tuple(tensor.shape)
+        if shape != record.shape and not (offset is not None and len(shape) == len(record.shape)):
+            return TensorReport(name, record.stream, SHAPE, detail=f"{shape}, the manifest records {record.shape}")
+        try:
+            block = _block_of(tensor, record.shape, offset)
+        except ValueError as exc:
+            return TensorReport(name, record.stream, SHAPE, detail=str(exc))
+    generator = torch.Generator().manual_seed(stream_id(f"{seed}/{name}") >> 1)
+    report, evidence[name] = _check_block(check, name, block, samples, generator)
+    return report
+
+
+def _explain(report: VerifyReport, record_names: dict, checks: dict, evidence: dict, manifest) -> None:
+    """Name what mismatching tensors hold instead (a swap), and notice a seed that differs everywhere."""
+    mismatched = [t for t in report.tensors if t.verdict == MISMATCH]
+    if isinstance(manifest, Manifest) and 0 < len(mismatched) <= IDENTIFY_LIMIT:
+        for t in mismatched:
+            record = checks[record_names[id(t)]].record
+            candidates = [checks.get(r.name) or _Check(r) for r in manifest
+                          if r.name != record.name and (r.shape, r.dtype) == (record.shape, record.dtype)]
+            holder = _identify(evidence[t.name], candidates[:256]) if evidence.get(t.name) else None
+            if holder is not None:
+                t.detail += f"; they are the values of {holder} (swapped or renamed?)"
+    compared = [t for t in report.tensors if t.verdict in (OK, MISMATCH)]
+    random_ones = [t for t in compared
+                   if any(w.fn not in DETERMINISTIC for w in checks[record_names[id(t)]].record.writes)]
+    if len(random_ones) >= 2 and all(t.verdict == MISMATCH for t in random_ones) and \
+            len(mismatched) == len(random_ones):
+        report.notes.append("every randomly initialized tensor differs and every deterministic one matches: "
+                            "were they initialized with another seed than the manifest's?")
+
+
+# ---- regenerate ---------------------------------------------------------------------------------------
+
+
+def regenerate_(tensor, record, *, global_offset=None):
+    """Refill ``tensor`` with the values the manifest gives it, replaying every recorded write in order.
+
+    ``record`` is a ``TensorRecord`` (``manifest[name]``) or a single ``Write``. ``tensor`` is the whole
+    tensor, a block of it at ``global_offset`` (a lost shard), or a DTensor (its local shard). Whole-tensor
+    writes run the recorded triton_init function on the block (the same values as the original call on
+    the same backend); region writes (a padding row) are recomputed at the region's indices inside the
+    block. Raises before writing anything if a write cannot be replayed (a user callable) or the dtype
+    differs from the recorded one. Returns ``tensor``.
+    """
+    if isinstance(record, Write):
+        record = TensorRecord(record.stream, record.shape, record.dtype, (record,))
+    if not isinstance(record, TensorRecord):
+        raise TypeError(f"record must be a TensorRecord (manifest[name]) or a Write, got {type(record).__name__}")
+    block = _block_of(tensor, record.shape, global_offset)
+    if block.shape != record.shape:
+        raise ValueError(f"{record.name}: the tensor stands for shape {block.shape}, the manifest records "
+                         f"{record.shape}")
+    local = block.local
+    if local.dtype != record.dtype:
+        raise TypeError(f"{record.name}: the tensor is {local.dtype}, the manifest records {record.dtype}")
+    replays = []
+    for write in record.writes:
+        try:
+            replays.append(replay(write))
+        except NotReplayable as exc:
+            raise ValueError(f"cannot regenerate {record.name}: {exc}") from None
+    if block.offset is None or local.device.type == "meta" or local.numel() == 0:
+        return tensor
+    functions = init_functions()
+    with torch.no_grad():
+        for write, replay_ in zip(record.writes, replays, strict=True):
+            if write.region is None:
+                keyed = {} if write.fn in DETERMINISTIC else {"seed": write.seed, "stream": write.stream}
+                functions[write.fn](local, **write.args, **keyed, global_shape=block.shape,
+                                    global_offset=block.offset)
+            else:
+                _write_region(block, write.region, replay_)
+    return tensor
+
+
+def _write_region(block: _Block, region, replay_) -> None:
+    """Write ``replay_``'s values at the region's logical indices that fall inside ``block``."""
+    dims = region.dims()
+    lo = list(block.offset)
+    hi = [o + s for o, s in zip(block.offset, block.local.shape, strict=True)]
+    for start in range(0, region.numel, CHUNK):
+        k = torch.arange(start, min(region.numel, start + CHUNK), dtype=torch.int64)
+        logical = torch.full_like(k, region.offset)
+        for (_, stride), c in zip(dims, coordinates(k, tuple(size for size, _ in dims)), strict=True):
+            logical += c * stride
+        coords = coordinates(logical, block.shape)
+        inside = torch.ones_like(logical, dtype=torch.bool)
+        for c, a, b in zip(coords, lo, hi, strict=True):
+            inside &= (c >= a) & (c < b)
+        if not bool(inside.any()):
+            continue
+        local_coords = tuple((c[inside] - a).to(block.local.device) for c, a in zip(coords, lo, strict=True))
+        block.local[local_coords] = replay_.values(logical[inside]).to(block.local.device)
