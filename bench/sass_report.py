@@ -116,10 +116,11 @@ def flat_variant(kernel: str, dtype: str, dist: int, *, central_only=False) -> V
     pkg = _import_kernels()
     flat = __import__(f"{pkg}.flat", fromlist=["flat"])
     fn = flat._flat_fill_kernel
-    block_groups, num_warps = flat.DEFAULT_BLOCK_GROUPS, flat.DEFAULT_NUM_WARPS
+    interface = __import__(f"{pkg}.interface", fromlist=["interface"])
+    block_groups, num_warps = interface.DEFAULT_BLOCK_GROUPS, interface.DEFAULT_NUM_WARPS
     const = {"DIST": dist, "SEARCH_STEPS": 8, "BLOCK_GROUPS": block_groups, "CENTRAL_ONLY": central_only,
              "FAST": True, "EXACT_BF16": False, "VEC": 16 // {"fp64": 8, "fp32": 4}.get(dtype, 2),
-             "ALIGNED": True, "UNIFORM_F32": dist == 0 and dtype != "fp64"}
+             "ALIGNED": True, "UNIFORM_F32": dist == interface.UNIFORM and dtype != "fp64"}
     const = {k: v for k, v in const.items() if k in fn.arg_names}
     sig = {}
     for name in fn.arg_names:
@@ -166,17 +167,19 @@ def _has_module(name: str) -> bool:
 
 def default_variants() -> list:
     """The table: every kernel the library launches, as the runtime would compile it for a large tensor."""
+    codes = __import__(f"{_import_kernels()}.interface", fromlist=["interface"])
+    uniform, normal, trunc_normal = codes.UNIFORM, codes.NORMAL, codes.TRUNC_NORMAL
     variants = []
     for dtype in DTYPES:
-        variants.append(fill_variant("uniform", dtype, 0))
-        variants.append(fill_variant("normal", dtype, 1))
-        variants.append(fill_variant("trunc_normal_central", dtype, 2, central_only=True))
-        variants.append(fill_variant("trunc_normal", dtype, 2))
-    variants.append(fill_variant("normal_strided", "bf16", 1, flat=False))
-    variants.append(transposed_variant("orthogonal_prep", "fp32", 1))
+        variants.append(fill_variant("uniform", dtype, uniform))
+        variants.append(fill_variant("normal", dtype, normal))
+        variants.append(fill_variant("trunc_normal_central", dtype, trunc_normal, central_only=True))
+        variants.append(fill_variant("trunc_normal", dtype, trunc_normal))
+    variants.append(fill_variant("normal_strided", "bf16", normal, flat=False))
+    variants.append(transposed_variant("orthogonal_prep", "fp32", normal))
     if _has_module("flat"):
-        variants.append(flat_variant("flat_normal", "bf16", 1))
-        variants.append(flat_variant("flat_trunc_normal_central", "bf16", 2, central_only=True))
+        variants.append(flat_variant("flat_normal", "bf16", normal))
+        variants.append(flat_variant("flat_trunc_normal_central", "bf16", trunc_normal, central_only=True))
     if _has_module("orthogonal"):
         variants.append(orthogonal_variant("orthogonal_epilogue", "bf16", False))
         variants.append(orthogonal_variant("orthogonal_epilogue_t", "bf16", True))

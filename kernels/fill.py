@@ -12,6 +12,17 @@ import torch
 import triton
 import triton.language as tl
 
+from .interface import (
+    DEFAULT_BLOCK_GROUPS,
+    DEFAULT_NUM_WARPS,
+    HEAVY_BLOCK_GROUPS,
+    NORMAL,
+    TRUNC_NORMAL,
+    UNIFORM,
+    default_num_warps,
+    param_bits,
+    uint64_words,
+)
 from .philox import (
     SQRT_2LN2,
     _cos,
@@ -29,16 +40,10 @@ from .philox import (
     wide_fits,
 )
 
-UNIFORM = 0
-NORMAL = 1
-TRUNC_NORMAL = 2
+# The distribution codes as constexprs: kernel bodies cannot read plain module-level ints.
+DIST_UNIFORM, DIST_NORMAL, DIST_TRUNC_NORMAL = (tl.constexpr(code) for code in (UNIFORM, NORMAL, TRUNC_NORMAL))
 
 MAX_OUTER_DIMS = 3
-DEFAULT_BLOCK_GROUPS = 1024
-# fp64 output and the general (tail-capable) trunc_normal hold more live values per group: half the
-# groups per program keeps them clear of spills (triton 3.6 spilled fp64 trunc_normal at 1024).
-HEAVY_BLOCK_GROUPS = 512
-DEFAULT_NUM_WARPS = 4
 
 
 @triton.jit
@@ -64,7 +69,7 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
     UNIFORM_F32 (the launcher's call: a and b - a exact in fp32, output not fp64) computes uniform as one
     fp32 fma of exact operands: the exact a + (b - a) u rounded once, within half an fp32 ulp.
     """
-    if DIST == 0:
+    if DIST == DIST_UNIFORM:
         if UNIFORM_F32:
             a32 = _f64(prm0).to(tl.float32)
             width32 = _f64(prm1).to(tl.float32)
@@ -82,7 +87,7 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
     else:
         mean = _f64(prm0)
         std = _f64(prm1)
-        if DIST == 1 and not OUT_F64:
+        if DIST == DIST_NORMAL and not OUT_F64:
             # mean + std * (-r cos(t - pi)): one multiply per pair, one fma per element.
             mean = mean.to(tl.float32)
             scale = (std * -SQRT_2LN2).to(tl.float32)  # r = sqrt(2 ln 2) * box_muller_root
@@ -94,7 +99,7 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
             v1 = s01 * _sin(t01, FAST) + mean
             v2 = s23 * _cos(t23, FAST) + mean
             v3 = s23 * _sin(t23, FAST) + mean
-        elif DIST == 2 and CENTRAL_ONLY and not OUT_F64:
+        elif DIST == DIST_TRUNC_NORMAL and CENTRAL_ONLY and not OUT_F64:
             x_lo = (2.0 * _f64(prm2) - 1.0).to(tl.float32)  # 2 Phi(alpha) - 1, rounded once
             two_mass = (2.0 * _f64(prm4)).to(tl.float32)
             mean = mean.to(tl.float32)
@@ -104,7 +109,7 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
             v2 = trunc_normal_central_value(w2, x_lo, two_mass, mean, std, FAST)
             v3 = trunc_normal_central_value(w3, x_lo, two_mass, mean, std, FAST)
         else:
-            if DIST == 1:
+            if DIST == DIST_NORMAL:
                 z0, z1 = box_muller(w0, w1, FAST)
                 z2, z3 = box_muller(w2, w3, FAST)
             elif CENTRAL_ONLY:
@@ -140,7 +145,7 @@ def _transform(w0, w1, w2, w3, prm0, prm1, prm2, prm3, prm4, prm5, prm6,
                 v1 = mean + std * z1
                 v2 = mean + std * z2
                 v3 = mean + std * z3
-        if DIST == 2:  # clamp to the outermost output-dtype values inside [a, b]
+        if DIST == DIST_TRUNC_NORMAL:  # clamp to the outermost output-dtype values inside [a, b]
             lo = _f64(prm5)
             hi = _f64(prm6)
             if not OUT_F64:
@@ -330,14 +335,6 @@ def _fill_transposed_kernel(
     _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
 
 
-def _bits(x: float) -> int:
-    return struct.unpack("<q", struct.pack("<d", float(x)))[0]
-
-
-def _words(x: int) -> tuple[int, int]:
-    return x & 0xFFFFFFFF, x >> 32
-
-
 def _exact_f32(x: float) -> bool:
     try:
         return math.isfinite(x) and struct.unpack("<f", struct.pack("<f", x))[0] == x
@@ -394,16 +391,15 @@ def fill_(out: torch.Tensor, dist: int, params, seed: int, stream: int, sizes, m
         block_groups = min(default_block_groups(out.dtype == torch.float64, dist, central_only),
                            triton.next_power_of_2(groups_per_row))
     if num_warps is None:
-        num_warps = max(1, min(DEFAULT_NUM_WARPS, block_groups // 32))
+        num_warps = default_num_warps(block_groups)
     blocks_per_row = triton.cdiv(groups_per_row, block_groups)
-    prm = [_bits(p) for p in params] + [0] * (7 - len(params))
     uniform_f32 = dist == UNIFORM and uniform_in_f32(out.dtype == torch.float64, params[0], params[1])
     aligned = flat and (base >> 2) % block_groups == 0
     grid = (rows * blocks_per_row,)
     _fill_kernel[grid](
         out, mem_offset, n_inner, mem_strides[-1], blocks_per_row, outer[1], outer[2],
         outer_m[0], outer_m[1], outer_m[2], outer_l[0], outer_l[1], outer_l[2],
-        *_words(base), *_words(seed), *_words(stream), *prm,
+        *uint64_words(base), *uint64_words(seed), *uint64_words(stream), *param_bits(params),
         DIST=dist, BLOCK_GROUPS=block_groups, FLAT=flat, HEAD=base % 4 if flat else 0,
         CENTRAL_ONLY=central_only, FAST=fast, EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32,
         ALIGNED=aligned, num_warps=num_warps,
@@ -424,12 +420,11 @@ def _fill_transposed(out, dist, params, seed, stream, sizes, mem_strides, logica
                      central_only, fast, mem_offset) -> None:
     n_rows, n_cols = sizes
     col_tiles = triton.cdiv(n_cols, 4 * TILE_GROUPS)
-    prm = [_bits(p) for p in params] + [0] * (7 - len(params))
     uniform_f32 = dist == UNIFORM and uniform_in_f32(out.dtype == torch.float64, params[0], params[1])
     grid = (triton.cdiv(n_rows, TILE_ROWS) * col_tiles,)
     _fill_transposed_kernel[grid](
         out, mem_offset, n_rows, n_cols, mem_strides[1], logical_strides[0] // 4, col_tiles,
-        *_words(base // 4), *_words(seed), *_words(stream), *prm,
+        *uint64_words(base // 4), *uint64_words(seed), *uint64_words(stream), *param_bits(params),
         DIST=dist, TILE_ROWS=TILE_ROWS, TILE_GROUPS=TILE_GROUPS, CENTRAL_ONLY=central_only, FAST=fast,
         EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32, num_warps=DEFAULT_NUM_WARPS,
     )

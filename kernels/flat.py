@@ -6,18 +6,15 @@ one distribution family go in one launch; each program reads its segment from a 
 and writes stream format v1 values exactly as the per-parameter fill does.
 """
 
-import struct
-
 import torch
 import triton
 import triton.language as tl
 
+from . import interface
 from .fill import _block_values, _f64, _store_values, uniform_in_f32
+from .interface import NORMAL, TRUNC_NORMAL, UNIFORM
 
-UNIFORM = 0
-NORMAL = 1
-TRUNC_NORMAL = 2
-CONSTANT = 3  # prm0 everywhere, no Philox
+DIST_CONSTANT = tl.constexpr(interface.CONSTANT)  # prm0 everywhere, no Philox
 
 # Columns of the int64 segment table, one row per segment.
 COL_OFFSET = tl.constexpr(0)  # element offset of the segment from out_ptr
@@ -25,11 +22,8 @@ COL_START = tl.constexpr(1)  # first logical index (uint64 bit pattern)
 COL_NUMEL = tl.constexpr(2)
 COL_STREAM = tl.constexpr(3)  # uint64 bit pattern
 COL_FIRST_BLOCK = tl.constexpr(4)  # index of the segment's first program
-COL_PARAMS = tl.constexpr(5)  # 7 float64 parameters as bit patterns (see fill._transform)
-TABLE_COLS = tl.constexpr(12)
-
-DEFAULT_BLOCK_GROUPS = 1024
-DEFAULT_NUM_WARPS = 4
+COL_PARAMS = tl.constexpr(5)  # N_PARAMS float64 parameters as bit patterns (see fill._transform)
+TABLE_COLS = tl.constexpr(COL_PARAMS.value + interface.N_PARAMS)
 
 
 @triton.jit
@@ -74,7 +68,7 @@ def _flat_fill_kernel(
         element = block * (4 * BLOCK_GROUPS) - head + tl.arange(0, 4 * BLOCK_GROUPS)  # index within the segment
         mask = (element >= 0) & (element < numel)
         ptrs = out_ptr + buffer_offset + element
-    if DIST == 3:
+    if DIST == DIST_CONSTANT:
         values = tl.zeros([4 * BLOCK_GROUPS], dtype=tl.float64) + _f64(prm0)
     else:
         stream = tl.load(row + COL_STREAM)
@@ -86,10 +80,6 @@ def _flat_fill_kernel(
                                tl.load(row + COL_PARAMS + 5), tl.load(row + COL_PARAMS + 6),
                                DIST, BLOCK_GROUPS, CENTRAL_ONLY, FAST, UNIFORM_F32, ALIGNED)
     _store_values(out_ptr, ptrs, values, mask, EXACT_BF16)
-
-
-def _bits(x: float) -> int:
-    return struct.unpack("<q", struct.pack("<d", float(x)))[0]
 
 
 def _signed(x: int) -> int:
@@ -125,15 +115,14 @@ def _launch(out, dist, segments, seed, central_only, uniform_f32, fast, block_gr
         vec = 1
     if block_groups is None:
         longest = max(s[2] for s in segments)
-        cap = DEFAULT_BLOCK_GROUPS if vec > 1 else DEFAULT_BLOCK_GROUPS // 2
+        cap = interface.DEFAULT_BLOCK_GROUPS if vec > 1 else interface.DEFAULT_BLOCK_GROUPS // 2
         block_groups = min(cap, triton.next_power_of_2((longest + 6) // 4))
     if num_warps is None:
-        num_warps = max(1, min(DEFAULT_NUM_WARPS, block_groups // 32))
+        num_warps = interface.default_num_warps(block_groups)
     aligned = all(s[1] % (4 * block_groups) == 0 for s in segments)
     rows, counts, first_block = [], [], 0
     for offset, start, numel, stream, params in segments:
-        prm = [_bits(p) for p in params] + [0] * (7 - len(params))
-        rows.append([offset, _signed(start), numel, _signed(stream), first_block, *prm])
+        rows.append([offset, _signed(start), numel, _signed(stream), first_block, *interface.param_bits(params)])
         counts.append(triton.cdiv((start % 4) + numel, 4 * block_groups))
         first_block += counts[-1]
     table = torch.tensor(rows, dtype=torch.int64, device=out.device)
@@ -145,7 +134,7 @@ def _launch(out, dist, segments, seed, central_only, uniform_f32, fast, block_gr
     if fast is None:
         fast = out.is_cuda
     _flat_fill_kernel[(first_block,)](
-        out, table, segment_of, seed & 0xFFFFFFFF, seed >> 32,
+        out, table, segment_of, *interface.uint64_words(seed),
         DIST=dist, BLOCK_GROUPS=block_groups, CENTRAL_ONLY=central_only, FAST=fast,
         EXACT_BF16=not out.is_cuda, UNIFORM_F32=uniform_f32, VEC=vec, ALIGNED=aligned, num_warps=num_warps,
     )
@@ -161,8 +150,8 @@ def sass_variants(variant):
     for dtype, itemsize in (("bf16", 2), ("fp32", 4)):
         for name, dist, central in (("normal", NORMAL, False), ("trunc_c", TRUNC_NORMAL, True),
                                     ("uniform", UNIFORM, False)):
-            for layout, vec, groups in (("vec", 16 // itemsize, DEFAULT_BLOCK_GROUPS),
-                                        ("seg", 1, DEFAULT_BLOCK_GROUPS // 2)):
+            for layout, vec, groups in (("vec", 16 // itemsize, interface.DEFAULT_BLOCK_GROUPS),
+                                        ("seg", 1, interface.DEFAULT_BLOCK_GROUPS // 2)):
                 if layout == "seg" and (dtype != "bf16" or dist == UNIFORM):
                     continue
                 signature = {"out_ptr": f"*{dtype}", "table_ptr": "*i64", "segment_ptr": "*i32",
@@ -172,5 +161,5 @@ def sass_variants(variant):
                               "ALIGNED": vec > 1}
                 out.append(variant(f"flat_{name}_{layout}", dtype, __name__, "_flat_fill_kernel", signature,
                                    constexprs, ("out_ptr", "table_ptr", "segment_ptr"), 4 * groups,
-                                   num_warps=DEFAULT_NUM_WARPS))
+                                   num_warps=interface.DEFAULT_NUM_WARPS))
     return out

@@ -6,17 +6,15 @@ The output may be any block of the logical tensor with any strides: its columns 
 small int64 vectors (global flattened column, memory offset), its rows as an offset and a stride.
 """
 
-import struct
-
 import torch
 import triton
 import triton.language as tl
 
 from .fill import _store_values
+from .interface import DEFAULT_NUM_WARPS, float_bits
 
 DEFAULT_BLOCK_ROWS = 32
 DEFAULT_BLOCK_COLS = 64
-DEFAULT_NUM_WARPS = 4
 
 
 @triton.jit(do_not_specialize=["row_offset", "gain_bits"])
@@ -81,12 +79,11 @@ def orthogonal_epilogue_(out: torch.Tensor, q: torch.Tensor, r: torch.Tensor,
     n_rows, n_cols = out.shape[0], col_index.numel()
     if n_rows == 0 or n_cols == 0:
         return
-    gain_bits = struct.unpack("<q", struct.pack("<d", float(gain)))[0]
     col_blocks = triton.cdiv(n_cols, block_cols)
     grid = (triton.cdiv(n_rows, block_rows) * col_blocks,)
     _orthogonal_epilogue_kernel[grid](
         out, q, r, col_index, col_mem, n_rows, n_cols, col_blocks, row_offset, out.stride(0),
-        q.stride(0), q.stride(1), r.stride(0) + r.stride(1), gain_bits,
+        q.stride(0), q.stride(1), r.stride(0) + r.stride(1), float_bits(gain),
         TRANSPOSED=transposed, BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols, EXACT_BF16=not out.is_cuda,
         num_warps=num_warps,
     )

@@ -1,4 +1,5 @@
-"""Test helpers: the golden values, an independent float64 oracle of stream format v1, and the contract checks.
+"""Test helpers: the golden values, an independent float64 oracle of stream format v1, the contract checks,
+and the public fills by distribution name.
 
 The oracle is written from the format's statement alone (numpy uint64 Philox, scipy's ndtr/ndtri), so it
 checks the reference as much as the kernels, and it reaches logical indices up to 2^64 - 1.
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import TOLERANCE
 from scipy import special
 
-from triton_init.contract import MANTISSA_BITS, MIN_NORMAL_EXPONENT
+import triton_init
+from triton_init import contract
+from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM
 
 # The repository's own copy of the golden values (its "provenance" field says where they come from).
 GOLDEN_PATH = Path(__file__).resolve().parent / "data" / "stream_v1.json"
@@ -21,6 +23,10 @@ GOLDEN_PATH = Path(__file__).resolve().parent / "data" / "stream_v1.json"
 MASK32 = np.uint64(0xFFFFFFFF)
 PHILOX_M0, PHILOX_M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
 PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
+
+# The public fills and the format's distribution codes, by distribution name.
+FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
+DIST_IDS = {"uniform": UNIFORM, "normal": NORMAL, "trunc_normal": TRUNC_NORMAL}
 
 
 def load_golden() -> dict:
@@ -71,7 +77,11 @@ def exact(indices, dist: str, seed: int, stream: int, *, a=0.0, b=1.0, mean=0.0,
         angle = 2.0 * math.pi * u_of(second)
         return np.where(lane % 2 == 0, radius * np.cos(angle), radius * np.sin(angle))
     assert dist == "trunc_normal"
-    alpha, beta = (a - mean) / std, (b - mean) / std
+    return trunc_z_of_words(w[rows, lane], *trunc_constants((a - mean) / std, (b - mean) / std))
+
+
+def trunc_constants(alpha: float, beta: float) -> tuple:
+    """(Phi(alpha), Phi(-beta), Phi(beta) - Phi(alpha)) in float64, from scipy."""
     p_lo, q_hi = special.ndtr(alpha), special.ndtr(-beta)
     if beta <= 0:
         mass = special.ndtr(beta) - p_lo
@@ -79,7 +89,12 @@ def exact(indices, dist: str, seed: int, stream: int, *, a=0.0, b=1.0, mean=0.0,
         mass = special.ndtr(-alpha) - q_hi
     else:
         mass = 1.0 - p_lo - q_hi
-    words = w[rows, lane]
+    return p_lo, q_hi, mass
+
+
+def trunc_z_of_words(words, p_lo: float, q_hi: float, mass: float) -> np.ndarray:
+    """The exact trunc_normal z of each word: Phi^-1(p_lo + mass u(w)), through the complement above 1/2."""
+    words = np.asarray(words, dtype=np.uint64)
     p = p_lo + mass * u_of(words)
     q = q_hi + mass * u_of(words ^ MASK32)
     return np.where(p <= 0.5, special.ndtri(p), -special.ndtri(q))
@@ -100,10 +115,8 @@ def interval_of(dist: str, kwargs):
 
 
 def ulp(x, dtype: torch.dtype) -> np.ndarray:
-    """The spacing of ``dtype`` values at |x|."""
-    x = np.abs(np.asarray(x, dtype=np.float64))
-    exponent = np.maximum(np.floor(np.log2(np.where(x > 0, x, 1.0))), MIN_NORMAL_EXPONENT[dtype])
-    return 2.0 ** (exponent - MANTISSA_BITS[dtype])
+    """The spacing of ``dtype`` values at |x| (``triton_init.contract.ulp`` on numpy values)."""
+    return contract.ulp(torch.from_numpy(np.asarray(x, dtype=np.float64)), dtype).numpy()
 
 
 def _report(actual, expected, err, tol):
@@ -114,18 +127,18 @@ def _report(actual, expected, err, tol):
 
 
 def assert_contract(actual: torch.Tensor, z_exact, *, mean=0.0, std=1.0, interval=None) -> None:
-    """|x - (mean + std z_exact)| <= 2e-5 std max(1, |z|), plus the single rounding to the output dtype.
+    """|x - (mean + std z_exact)| within ``triton_init.contract.normal_tolerance``: 2e-5 std max(1, |z|), the
+    arithmetic of mean + std z, and half an ulp for the one rounding to float16/bfloat16.
 
     With ``interval`` (trunc_normal's absolute [a, b]) a value within one ulp of a bound may instead be the
     outermost dtype value inside [a, b], where the clamp put it rather than rounding past the bound.
     """
-    atol, ulps = TOLERANCE[actual.dtype]
     got = actual.detach().cpu().double().numpy().ravel()
     z = np.asarray(z_exact, dtype=np.float64).ravel()
     expected = mean + std * z
     assert np.isfinite(got).all(), f"{(~np.isfinite(got)).sum()} non-finite values"
     err = np.abs(got - expected)
-    tol = atol * std * np.maximum(1.0, np.abs(z)) + ulps * ulp(np.abs(expected) + abs(mean), actual.dtype)
+    tol = contract.normal_tolerance(torch.from_numpy(expected), mean, std, actual.dtype).numpy()
     if interval is not None:
         a, b = interval
         step = ulp(expected, actual.dtype)
@@ -135,13 +148,27 @@ def assert_contract(actual: torch.Tensor, z_exact, *, mean=0.0, std=1.0, interva
 
 
 def assert_uniform(actual: torch.Tensor, exact_values, slack: float = 0.0) -> None:
-    """Within 2 fp32 ulps of the exact value, or one rounding of the output dtype if that is coarser
-    (plus ``slack``, see ``interpreter_fma_slack``)."""
+    """Within ``triton_init.contract.uniform_tolerance``: 2 fp32 ulps of the exact value, plus half an ulp of the
+    one rounding to float16/bfloat16 (plus ``slack``, see ``interpreter_fma_slack``)."""
     got = actual.detach().cpu().double().numpy().ravel()
     expected = np.asarray(exact_values, dtype=np.float64).ravel()
     err = np.abs(got - expected)
-    tol = np.maximum(2 * ulp(expected, torch.float32), ulp(expected, actual.dtype)) + slack
+    tol = contract.uniform_tolerance(torch.from_numpy(expected), actual.dtype).numpy() + slack
     assert (err <= tol).all(), _report(got, expected, err, tol)
+
+
+def check_against_oracle(out: torch.Tensor, dist: str, kwargs, seed: int, stream, indices) -> None:
+    """``out`` holds the values of logical ``indices`` (local row-major order) within the contract, and
+    trunc_normal values lie in [a, b]."""
+    z = exact(indices, dist, seed, triton_init.stream_id(stream), **kwargs)
+    if dist == "uniform":
+        assert_uniform(out, z, slack=interpreter_fma_slack(kwargs["a"], kwargs["b"], out.dtype))
+        return
+    assert_contract(out, z, mean=kwargs["mean"], std=kwargs["std"], interval=interval_of(dist, kwargs))
+    if dist == "trunc_normal":
+        x = out.detach().cpu().double()
+        outside = (x < kwargs["a"]) | (x > kwargs["b"])
+        assert not outside.any(), f"{int(outside.sum())} of {x.numel()} values outside [a, b]"
 
 
 def logical_indices(shape, global_shape, global_offset) -> list:

@@ -17,10 +17,6 @@ import triton_init  # noqa: E402
 
 INTERPRET = os.environ.get("TRITON_INTERPRET")
 
-# One tolerance table by dtype, for values compared against the exact math (the oracle or the golden file):
-# (absolute tolerance in units of std, ulps of the output dtype at |x| + |mean|): the library's statement of
-# the stream-format contract, which verify_ measures against too.
-TOLERANCE = triton_init.contract.TOLERANCE
 ALL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 

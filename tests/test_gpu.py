@@ -4,12 +4,12 @@ oracle, launch-config bit-equality, views, and one buffer above 2^31 elements. E
 import numpy as np
 import pytest
 import torch
-from _contract import assert_contract, assert_uniform, bits, distribution_cases, exact, interval_of
+from _contract import DIST_IDS, FILLS, assert_contract, bits, check_against_oracle, distribution_cases, interval_of
 from conftest import ALL_DTYPES
 
 import triton_init
 from triton_init import reference
-from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
+from triton_init._format import central_only
 from triton_init._layout import make_layout
 
 pytestmark = pytest.mark.gpu
@@ -21,23 +21,10 @@ N = 2**20 + 3
 OFFSET = 2**40 + 2**33 + 1  # past 2^40, not aligned to 4
 MEAN, STD = -0.125, 0.75
 CASES = distribution_cases(MEAN, STD, (-2, 2), (5, 7), (-9, -8), (-6, 6), (-float("inf"), float("inf")), (10, 12))
-FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
-DIST_IDS = {"uniform": UNIFORM, "normal": NORMAL, "trunc_normal": TRUNC_NORMAL}
 
 
 def nan_tensor(*shape, dtype=torch.float32):
     return torch.full(shape, float("nan"), dtype=dtype, device=DEVICE)
-
-
-def check(out, dist, kwargs, indices):
-    z = exact(indices, dist, SEED, triton_init.stream_id(STREAM), **kwargs)
-    if dist == "uniform":
-        assert_uniform(out, z)
-    else:
-        assert_contract(out, z, mean=kwargs["mean"], std=kwargs["std"], interval=interval_of(dist, kwargs))
-    if dist == "trunc_normal":
-        x = out.double()
-        assert ((x >= kwargs["a"]) & (x <= kwargs["b"])).all()
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
@@ -48,7 +35,7 @@ def test_cuda_kernel_within_the_contract(case, dtype):
     out = nan_tensor(N, dtype=dtype)
     FILLS[dist](out, **kwargs, seed=SEED, stream=STREAM, global_shape=(OFFSET + N + 5,), global_offset=(OFFSET,))
     torch.cuda.synchronize()
-    check(out.cpu(), dist, kwargs, np.arange(OFFSET, OFFSET + N, dtype=np.uint64))
+    check_against_oracle(out.cpu(), dist, kwargs, SEED, STREAM, np.arange(OFFSET, OFFSET + N, dtype=np.uint64))
 
 
 @pytest.mark.parametrize("case", ["normal", "trunc[-2,2]", "trunc[5,7]"])
@@ -60,7 +47,7 @@ def test_cuda_kernel_on_strided_views_and_blocks(case):
     cols = np.arange(offset[1], offset[1] + 1237, dtype=np.uint64)
     rows = np.arange(offset[0], offset[0] + 1001, dtype=np.uint64)
     indices = (rows[:, None] * np.uint64(gshape[1]) + cols[None, :]).ravel()
-    check(view.cpu(), dist, kwargs, indices)
+    check_against_oracle(view.cpu(), dist, kwargs, SEED, STREAM, indices)
     dense = nan_tensor(1001, 1237)
     FILLS[dist](dense, **kwargs, seed=SEED, stream=STREAM, global_shape=gshape, global_offset=offset)
     assert torch.equal(view, dense)
@@ -126,4 +113,4 @@ def test_cuda_buffer_above_2_to_the_31_elements(case):
                              triton_init.stream_id(STREAM), torch.float64)
     assert_contract(sampled, ((at - kwargs["mean"]) / kwargs["std"]).numpy(), mean=kwargs["mean"], std=kwargs["std"],
                     interval=interval_of(dist, kwargs))
-    check(sampled, dist, kwargs, picks.astype(np.uint64))
+    check_against_oracle(sampled, dist, kwargs, SEED, STREAM, picks.astype(np.uint64))

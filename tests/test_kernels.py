@@ -1,54 +1,35 @@
-"""The Triton kernels (through the interpreter on CPU) against the exact oracle and the reference.
-
-Awkward shapes, every dtype, far tails; outputs start NaN so an unwritten element fails. Launch knobs
-(block size, num_warps) must not change a single bit.
+"""The Triton kernels (through the interpreter on CPU) against the exact oracle and the reference: awkward
+shapes, every dtype, strided views, blocks of huge logical tensors, and each inverse-CDF piece over the ends
+of u. Outputs start NaN so an unwritten element fails. ``test_kernel_contract.py`` holds the properties
+(bounds after rounding, counter carries, rounding ties, launch invariance).
 """
 
 import math
 
 import pytest
 import torch
-import triton
-import triton.language as tl
 from _contract import (
-    assert_contract,
-    assert_uniform,
-    bits,
+    FILLS,
+    check_against_oracle,
     distribution_cases,
-    exact,
     interpreter_fma_slack,
-    interval_of,
     logical_indices,
+    trunc_constants,
+    trunc_z_of_words,
     ulp,
 )
+from _probes import TRUNC_PIECES, trunc_piece_z
 from conftest import ALL_DTYPES
-from triton_init.kernels.fill import fill_
-from triton_init.kernels.philox import trunc_normal_z_wide, wide_fits
 
 import triton_init
 from triton_init import reference
-from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
-from triton_init._layout import make_layout
+from triton_init._format import NORMAL, TRUNC_NORMAL, central_only
 
 SEED = 0x9E3779B97F4A7C15  # above 2^63: both key words matter
 STREAM = "layers.3.mlp.w1.weight"
 SHAPES = [(1,), (3,), (7, 13), (2, 3, 5)]
 MEAN, STD = 0.25, 1.5
 CASES = distribution_cases(MEAN, STD, (-2, 2), (5, 7), (-9, -8), (-6, 6))
-FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
-DIST_IDS = {"uniform": UNIFORM, "normal": NORMAL, "trunc_normal": TRUNC_NORMAL}
-
-
-def check_against_oracle(out: torch.Tensor, dist: str, kwargs, seed, stream, indices) -> None:
-    """``out`` holds the values of logical ``indices`` (local row-major order), within the contract."""
-    z = exact(indices, dist, seed, triton_init.stream_id(stream), **kwargs)
-    if dist == "uniform":
-        assert_uniform(out, z, slack=interpreter_fma_slack(kwargs["a"], kwargs["b"], out.dtype))
-        return
-    assert_contract(out, z, mean=kwargs["mean"], std=kwargs["std"], interval=interval_of(dist, kwargs))
-    if dist == "trunc_normal":
-        x = out.double()
-        assert ((x >= kwargs["a"]) & (x <= kwargs["b"])).all()
 
 
 def fill(out, dist, kwargs, backend, **extra):
@@ -95,60 +76,42 @@ def test_kernel_several_blocks_at_unaligned_offset(case, dtype, poisoned):
     check_against_oracle(kernel, dist, kwargs, SEED, STREAM, range(first, first + n))
 
 
-@pytest.mark.parametrize("alpha,beta", [(10.0, 12.0), (-13.0, -12.0), (14.0, 20.0), (-30.0, -29.0)])
-def test_kernel_extreme_tails(alpha, beta, poisoned):
-    """Probabilities down to 1e-38 (fp32's normal range) still meet the contract; calls beyond what fp32
-    probabilities can hold (``kernel_exact``) take the float64 reference on the triton backend too."""
-    kwargs = dict(mean=MEAN, std=STD, a=MEAN + alpha * STD, b=MEAN + beta * STD)
-    kernel = fill(poisoned(1031), "trunc_normal", kwargs, "triton")
-    check_against_oracle(kernel, "trunc_normal", kwargs, SEED, STREAM, range(1031))
+PIECE_INTERVALS = [
+    # (alpha, beta, pieces that serve it: central where ``central_only``, wide where ``wide_fits``)
+    (-2.0, 2.0, {"central", "wide", "tail"}),
+    (-2.9, 2.85, {"central", "wide", "tail"}),  # the central polynomial's edge
+    (0.5, 2.6, {"central", "wide", "tail"}),
+    (-6.0, 6.0, {"wide", "tail"}),
+    (-100.0, 100.0, {"wide", "tail"}),  # std=0.02 on [-2, 2]
+    (-5.7, 40.0, {"wide", "tail"}),
+    (-3.1, 1.0, {"wide", "tail"}),  # just past the central polynomial's range
+    (5.0, 7.0, {"tail"}),
+    (-9.0, -8.0, {"tail"}),
+    (-7.0, -1.0, {"tail"}),  # p down to 1e-12: past the wide polynomial's range
+]
 
 
-@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
-def test_trunc_normal_central_and_tail_pieces_agree(dtype, poisoned):
-    """The central-only inverse CDF (chosen for [-2, 2]) and the full one give the same values within the contract."""
-    kwargs = CASES["trunc[-2,2]"][1]
-    out = {}
-    for central in (True, False):
-        t = poisoned(2001, dtype=dtype)
-        layout = make_layout(t)
-        params = reference.dist_params(TRUNC_NORMAL, dtype, **kwargs)
-        assert central_only(params[2], params[3])
-        fill_(t, TRUNC_NORMAL, params, SEED, 11, layout.sizes, layout.mem_strides, layout.logical_strides,
-              layout.base, central_only=central)
-        check_against_oracle(t, "trunc_normal", kwargs, SEED, 11, range(2001))
-        out[central] = t
-
-
-@triton.jit
-def _trunc_wide_probe(words_ptr, z_ptr, fits_ptr, n, p_lo, q_hi, mass, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    w = tl.load(words_ptr + offs, mask=mask, other=0).to(tl.uint32)
-    tl.store(z_ptr + offs, trunc_normal_z_wide(w, p_lo, q_hi, mass, False), mask=mask)
-    tl.store(fits_ptr, wide_fits(p_lo, q_hi, mass).to(tl.int32))
-
-
-@pytest.mark.parametrize("alpha, beta, fits", [(-100, 100, True), (-6, 6, True), (-5.7, 40, True), (-2, 2, True),
-                                               (-4, 4, True), (5, 7, False), (-9, -8, False),
-                                               (-7, -1, False)])
-def test_trunc_normal_wide_path(alpha, beta, fits):
-    """Wide intervals (std=0.02 on [-2, 2] is +-100 std) take one polynomial in w; over the u values at
-    both ends (the largest |z|) and a sample between, it meets the contract, and it is chosen exactly when
-    every p and q a call can draw lies in its range."""
-    params = reference.dist_params(TRUNC_NORMAL, torch.float64, a=alpha, b=beta)
-    p_lo, q_hi, mass = params[2:5]
+def _words_at_both_ends_of_u():
+    """Words for the 2048 smallest and largest u(w) (the largest |z|) and 4096 between."""
     ends = torch.cat([torch.arange(2048), (1 << 23) - 1 - torch.arange(2048)])
     middle = torch.randint(0, 1 << 23, (4096,), generator=torch.Generator().manual_seed(3))
-    words = torch.cat([ends, middle]).to(torch.int64) << 9
-    z = torch.full((words.numel(),), float("nan"))
-    flag = torch.zeros(1, dtype=torch.int32)
-    _trunc_wide_probe[(triton.cdiv(words.numel(), 1024),)](words, z, flag, words.numel(), p_lo, q_hi, mass,
-                                                            BLOCK=1024)
-    assert bool(flag.item()) == fits
-    if fits:
-        expected = reference._trunc_z(words, p_lo, q_hi, mass)
-        assert ((z.double() - expected).abs() <= 2e-5 * expected.abs().clamp(min=1.0)).all()
+    return (torch.cat([ends, middle]) << 9) | torch.randint(0, 512, (8192,), generator=torch.Generator().manual_seed(4))
+
+
+@pytest.mark.parametrize("alpha, beta, pieces", PIECE_INTERVALS)
+def test_trunc_normal_pieces_over_the_ends_of_u(alpha, beta, pieces):
+    """Each inverse-CDF piece of the kernels that serves an interval meets the contract there, against the
+    scipy oracle, over both ends of u; the launcher's CENTRAL_ONLY and the kernel's ``wide_fits`` choose
+    exactly the pieces that serve."""
+    params = reference.dist_params(TRUNC_NORMAL, torch.float64, a=alpha, b=beta)
+    assert central_only(params[2], params[3]) == ("central" in pieces)
+    words = _words_at_both_ends_of_u()
+    exact_z = trunc_z_of_words(words.numpy(), *trunc_constants(alpha, beta))
+    for piece in (p for p in TRUNC_PIECES if p in pieces):
+        z, fits = trunc_piece_z(words, *params[2:5], piece)
+        assert fits == ("wide" in pieces)
+        err = (z.double().numpy() - exact_z) / (2e-5 * abs(exact_z).clip(min=1.0))
+        assert abs(err).max() <= 1.0, (piece, abs(err).max())
 
 
 def test_wide_interval_through_the_kernel(poisoned):
@@ -157,36 +120,6 @@ def test_wide_interval_through_the_kernel(poisoned):
     for dtype in ALL_DTYPES:
         kernel = fill(poisoned(4099, dtype=dtype), "trunc_normal", kwargs, "triton")
         check_against_oracle(kernel, "trunc_normal", kwargs, SEED, STREAM, range(4099))
-
-
-LAUNCH_CONFIGS = [(None, None), (4, 1), (16, 2), (128, 8), (1024, 4)]  # (block_groups, num_warps); None: default
-
-
-def _launch(t, dist, kwargs, layout, block_groups, num_warps):
-    params = reference.dist_params(DIST_IDS[dist], t.dtype, **kwargs)
-    central = dist == "trunc_normal" and central_only(params[2], params[3])
-    fill_(t, DIST_IDS[dist], params, SEED, 5, layout.sizes, layout.mem_strides, layout.logical_strides,
-          layout.base, central_only=central, block_groups=block_groups, num_warps=num_warps)
-    return t
-
-
-@pytest.mark.parametrize("case,dtype", [("uniform", torch.float32), ("normal", torch.float32),
-                                        ("normal", torch.bfloat16), ("trunc[-2,2]", torch.float32),
-                                        ("trunc[5,7]", torch.float32)], ids=str)
-def test_block_size_and_num_warps_do_not_change_bits(case, dtype, poisoned):
-    dist, kwargs = CASES[case]
-    # A flat run at an unaligned offset past 2^32, and a strided 2-D block of a larger logical tensor.
-    flat = lambda: poisoned(157, dtype=dtype)  # noqa: E731
-    flat_layout = make_layout(flat(), (2**33 + 5000,), (2**32 + 1,))
-    strided = lambda: poisoned(37, 3, dtype=dtype).t()  # noqa: E731
-    strided_layout = make_layout(strided(), (40, 97), (3, 45))
-    tiles = lambda: poisoned(12, 9, dtype=dtype).t()  # noqa: E731  rows of whole groups: the default takes tiles
-    tiles_layout = make_layout(tiles(), (40, 96), (4, 8))
-    for make, layout in ((flat, flat_layout), (strided, strided_layout), (tiles, tiles_layout)):
-        results = [_launch(make(), dist, kwargs, layout, bg, nw) for bg, nw in LAUNCH_CONFIGS]
-        assert not torch.isnan(results[0]).any()
-        for other in results[1:]:
-            assert torch.equal(bits(results[0]), bits(other))
 
 
 @pytest.mark.parametrize("backend", ["triton", "reference"])

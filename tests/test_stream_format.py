@@ -11,19 +11,27 @@ import pytest
 import torch
 import triton
 import triton.language as tl
-from _contract import GOLDEN_PATH, assert_contract, assert_uniform, exact, load_golden, philox, u_of
+from _contract import (
+    DIST_IDS,
+    FILLS,
+    GOLDEN_PATH,
+    assert_contract,
+    assert_uniform,
+    exact,
+    load_golden,
+    philox,
+    u_of,
+)
 from conftest import ALL_DTYPES
 from triton_init.kernels.philox import philox4x32_10, uniform01
 
 import triton_init
 from triton_init import reference
-from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, stream_id
+from triton_init._format import stream_id
 
 GOLDEN = load_golden()
 KAT = GOLDEN["philox4x32_10_kat"]
-FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
-DISTS = {"uniform": UNIFORM, "normal": NORMAL, "trunc_normal": TRUNC_NORMAL}
-GOLDEN_CASES = [(dist, k, entry) for dist in DISTS for k, entry in enumerate(GOLDEN[dist])]
+GOLDEN_CASES = [(dist, k, entry) for dist in DIST_IDS for k, entry in enumerate(GOLDEN[dist])]
 
 
 def _hex(words):
@@ -67,7 +75,7 @@ def test_golden_file_is_the_v1_format():
     assert GOLDEN["format"] == "triton_init stream format v1"
     assert "Random123" in GOLDEN["provenance"] and "float64" in GOLDEN["provenance"]
     assert triton_init.FORMAT_VERSION == 1
-    assert len(KAT) == 3 and all(GOLDEN[d] for d in DISTS)
+    assert len(KAT) == 3 and all(GOLDEN[d] for d in DIST_IDS)
 
 
 @pytest.mark.skipif(not SHARED_GOLDEN.is_file(), reason="the design notes' golden file is not beside this clone")
@@ -191,9 +199,9 @@ def _check_golden(values: torch.Tensor, dist: str, entry) -> None:
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("dist,k,entry", GOLDEN_CASES, ids=[f"{d}{k}" for d, k, _ in GOLDEN_CASES])
 def test_golden_values_reference_values_at(dist, k, entry, dtype):
-    params = reference.dist_params(DISTS[dist], dtype, **_dist_kwargs(entry))
+    params = reference.dist_params(DIST_IDS[dist], dtype, **_dist_kwargs(entry))
     idx = torch.tensor(entry["index"], dtype=torch.int64)
-    values = reference.values_at(idx, DISTS[dist], params, entry["seed"], stream_id(entry["stream"]), dtype)
+    values = reference.values_at(idx, DIST_IDS[dist], params, entry["seed"], stream_id(entry["stream"]), dtype)
     assert values.dtype == dtype
     _check_golden(values, dist, entry)
 

@@ -5,30 +5,29 @@ import math
 import numpy as np
 import pytest
 import torch
-from _contract import bits
+from _contract import FILLS, bits
 
 import triton_init
 
-FILLS = {"uniform_": triton_init.uniform_, "normal_": triton_init.normal_, "trunc_normal_": triton_init.trunc_normal_}
 NAN, INF = math.nan, math.inf
 
 # (functions, kwargs, exception, pattern the message must contain)
 CASES = {
-    "std<0": (("normal_", "trunc_normal_"), dict(std=-0.5), ValueError, r"\bstd\b"),
-    "std=-0.0 is fine, -1e-300 is not": (("normal_", "trunc_normal_"), dict(std=-1e-300), ValueError, r"\bstd\b"),
-    "a>b uniform": (("uniform_",), dict(a=1.0, b=0.5), ValueError, r"\ba\b.*\bb\b"),
-    "a>b trunc": (("trunc_normal_",), dict(a=0.5, b=-0.5), ValueError, r"\ba\b.*\bb\b"),
-    "mean nan": (("normal_", "trunc_normal_"), dict(mean=NAN), ValueError, r"\bmean\b"),
-    "mean inf": (("normal_", "trunc_normal_"), dict(mean=INF), ValueError, r"\bmean\b"),
-    "mean -inf": (("normal_", "trunc_normal_"), dict(mean=-INF), ValueError, r"\bmean\b"),
-    "std nan": (("normal_", "trunc_normal_"), dict(std=NAN), ValueError, r"\bstd\b"),
-    "std inf": (("normal_", "trunc_normal_"), dict(std=INF), ValueError, r"\bstd\b"),
-    "a nan": (("uniform_", "trunc_normal_"), dict(a=NAN), ValueError, r"\ba\b"),
-    "b nan": (("uniform_", "trunc_normal_"), dict(b=NAN), ValueError, r"\bb\b"),
-    "uniform a inf": (("uniform_",), dict(a=-INF), ValueError, r"\ba\b"),
-    "uniform b inf": (("uniform_",), dict(b=INF), ValueError, r"\bb\b"),
-    "mean str": (("normal_", "trunc_normal_"), dict(mean="0"), TypeError, r"\bmean\b"),
-    "std tensor of 2": (("normal_",), dict(std=torch.ones(2)), TypeError, r"\bstd\b"),
+    "std<0": (("normal", "trunc_normal"), dict(std=-0.5), ValueError, r"\bstd\b"),
+    "std=-0.0 is fine, -1e-300 is not": (("normal", "trunc_normal"), dict(std=-1e-300), ValueError, r"\bstd\b"),
+    "a>b uniform": (("uniform",), dict(a=1.0, b=0.5), ValueError, r"\ba\b.*\bb\b"),
+    "a>b trunc": (("trunc_normal",), dict(a=0.5, b=-0.5), ValueError, r"\ba\b.*\bb\b"),
+    "mean nan": (("normal", "trunc_normal"), dict(mean=NAN), ValueError, r"\bmean\b"),
+    "mean inf": (("normal", "trunc_normal"), dict(mean=INF), ValueError, r"\bmean\b"),
+    "mean -inf": (("normal", "trunc_normal"), dict(mean=-INF), ValueError, r"\bmean\b"),
+    "std nan": (("normal", "trunc_normal"), dict(std=NAN), ValueError, r"\bstd\b"),
+    "std inf": (("normal", "trunc_normal"), dict(std=INF), ValueError, r"\bstd\b"),
+    "a nan": (("uniform", "trunc_normal"), dict(a=NAN), ValueError, r"\ba\b"),
+    "b nan": (("uniform", "trunc_normal"), dict(b=NAN), ValueError, r"\bb\b"),
+    "uniform a inf": (("uniform",), dict(a=-INF), ValueError, r"\ba\b"),
+    "uniform b inf": (("uniform",), dict(b=INF), ValueError, r"\bb\b"),
+    "mean str": (("normal", "trunc_normal"), dict(mean="0"), TypeError, r"\bmean\b"),
+    "std tensor of 2": (("normal",), dict(std=torch.ones(2)), TypeError, r"\bstd\b"),
     "seed -1": (tuple(FILLS), dict(seed=-1), ValueError, r"\bseed\b"),
     "seed 2^64": (tuple(FILLS), dict(seed=2**64), ValueError, r"\bseed\b"),
     "seed float": (tuple(FILLS), dict(seed=1.0), TypeError, r"\bseed\b"),

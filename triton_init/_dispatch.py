@@ -5,6 +5,7 @@ torch-op reference. ``backend(...)`` and the environment variable ``TRITON_INIT_
 choice; with ``TRITON_INTERPRET=1`` the "triton" backend runs the kernels on CPU tensors.
 """
 
+import importlib
 import os
 import threading
 from contextlib import contextmanager, nullcontext
@@ -62,12 +63,12 @@ def triton_available() -> bool:
     return True
 
 
-def _kernels():
+def kernel_module(name: str):
+    """``triton_init.kernels.<name>``, imported on first use: importing it imports triton."""
     try:
-        from .kernels import fill
+        return importlib.import_module(f"{__package__}.kernels.{name}")
     except ImportError as exc:  # no triton on this platform
         raise RuntimeError(f"the triton backend is unavailable: {exc}") from exc
-    return fill
 
 
 def uses_triton(tensor: torch.Tensor) -> bool:
@@ -108,8 +109,8 @@ def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int
     if uses_triton(tensor) and kernel_exact(dist, params):
         central = dist == TRUNC_NORMAL and central_only(params[2], params[3])
         with torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext():
-            _kernels().fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,
-                             layout.logical_strides, layout.base, central_only=central)
+            kernel_module("fill").fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,
+                                        layout.logical_strides, layout.base, central_only=central)
     elif tensor.device.type == "cpu" and current_backend() != "reference":
         _cpu.fill_(tensor, layout, dist, params, seed, stream)
     else:

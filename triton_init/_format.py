@@ -11,12 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .kernels.interface import CONSTANT, NORMAL, TRUNC_NORMAL, UNIFORM  # noqa: F401  (re-exported)
+
 FORMAT_VERSION = 1
 UINT64_LIMIT = 1 << 64
-
-UNIFORM = 0
-NORMAL = 1
-TRUNC_NORMAL = 2
 
 # Inverse-CDF pieces in the kernels: w = -ln(4 m (1 - m)) below this needs only the central polynomial.
 CENTRAL_W_LIMIT = 4.99

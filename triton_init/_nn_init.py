@@ -20,8 +20,8 @@ from ._fans import (
 )
 from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, resolve_seed, stream_id
 from ._layout import logical_block, make_layout
-from ._random import random_fill_, resolve_block
-from ._validate import check_real, check_std, check_tensor
+from ._random import random_block, random_fill_, resolve_block
+from ._validate import check_real, check_std
 from .reference import dist_params
 
 SQRT3 = math.sqrt(3.0)
@@ -34,17 +34,6 @@ def _block(tensor, global_shape, global_offset):
     local, global_shape, global_offset = resolve_block(tensor, global_shape, global_offset)
     global_shape, global_offset = logical_block(local.shape, global_shape, global_offset)
     return local, global_shape, global_offset
-
-
-def random_block(tensor, seed, stream, global_shape, global_offset):
-    """The checks ``random_fill_`` makes before writing, for inits that do more than one fill: returns
-    (local tensor, global_shape, global_offset, stream id); ``seed`` is range-checked if given."""
-    local, global_shape, global_offset = _block(tensor, global_shape, global_offset)
-    check_tensor(local)
-    stream = stream_id(stream)
-    if seed is not None:
-        resolve_seed(seed, None)
-    return local, global_shape, global_offset, stream
 
 
 def logical_shape(tensor, global_shape, global_offset) -> tuple:

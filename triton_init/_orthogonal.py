@@ -15,7 +15,7 @@ import torch
 from . import _dispatch
 from ._format import NORMAL, resolve_seed
 from ._layout import make_layout
-from ._nn_init import random_block
+from ._random import random_block
 from ._validate import check_real
 from .reference import dist_params
 
@@ -77,14 +77,6 @@ def epilogue_reference_(out: torch.Tensor, q: torch.Tensor, r: torch.Tensor, col
         storage[(local_rows * out.stride(0))[:, None] + col_mem[None, :]] = values
 
 
-def _epilogue_kernels():
-    try:
-        from .kernels import orthogonal
-    except ImportError as exc:  # no triton on this platform
-        raise RuntimeError(f"the triton backend is unavailable: {exc}") from exc
-    return orthogonal
-
-
 def orthogonal_(tensor, gain=1, generator=None, *, seed=None, stream=None, global_shape=None, global_offset=None):
     """Fill with a (semi-)orthogonal matrix, as ``torch.nn.init.orthogonal_``, in any float dtype.
 
@@ -111,8 +103,8 @@ def orthogonal_(tensor, gain=1, generator=None, *, seed=None, stream=None, globa
         col_index, col_mem = block_columns(local, global_shape, global_offset)
         if _dispatch.uses_triton(local):
             with torch.cuda.device(local.device) if local.is_cuda else nullcontext():
-                _epilogue_kernels().orthogonal_epilogue_(local, q, r, col_index, col_mem, global_offset[0], gain,
-                                                         transposed)
+                _dispatch.kernel_module("orthogonal").orthogonal_epilogue_(
+                    local, q, r, col_index, col_mem, global_offset[0], gain, transposed)
         else:
             epilogue_reference_(local, q, r, col_index, col_mem, global_offset[0], gain, transposed)
     return tensor

@@ -11,7 +11,7 @@ import torch
 
 from . import _dispatch
 from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, resolve_seed, stream_id
-from ._layout import make_layout
+from ._layout import logical_block, make_layout
 from ._sharding import dtensor_block, is_dtensor
 from ._validate import check_interval, check_real, check_std, check_tensor, check_trunc_interval
 from .reference import call_params
@@ -26,6 +26,18 @@ def resolve_block(tensor, global_shape, global_offset):
     if is_dtensor(tensor):
         return dtensor_block(tensor, global_shape, global_offset)
     return tensor, global_shape, global_offset
+
+
+def random_block(tensor, seed, stream, global_shape, global_offset):
+    """The checks every random init makes before writing anything: returns (local tensor, global_shape,
+    global_offset, stream id), the block validated; ``seed`` is range-checked if given."""
+    local, global_shape, global_offset = resolve_block(tensor, global_shape, global_offset)
+    check_tensor(local)
+    global_shape, global_offset = logical_block(local.shape, global_shape, global_offset)
+    stream = stream_id(stream)
+    if seed is not None:
+        resolve_seed(seed, None)
+    return local, global_shape, global_offset, stream
 
 
 _capture = threading.local()
@@ -49,12 +61,7 @@ def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, gl
     ``dist_args`` are already-checked floats: a, b for UNIFORM; mean, std for NORMAL; all four for
     TRUNC_NORMAL. Returns ``tensor``.
     """
-    local, global_shape, global_offset = resolve_block(tensor, global_shape, global_offset)
-    check_tensor(local)
-    stream = stream_id(stream)
-    if seed is not None:
-        seed = resolve_seed(seed, None)
-    layout = make_layout(local, global_shape, global_offset)
+    local, global_shape, global_offset, stream = random_block(tensor, seed, stream, global_shape, global_offset)
     if getattr(_capture, "calls", None) is not None:
         _capture.calls.append((dist, dist_args))
         return tensor
@@ -63,7 +70,7 @@ def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, gl
     seed = resolve_seed(seed, generator)
     dist, params = call_params(dist, local.dtype, **dist_args)
     with torch.no_grad():
-        _dispatch.fill_random_(local, dist, params, seed, stream, layout)
+        _dispatch.fill_random_(local, dist, params, seed, stream, make_layout(local, global_shape, global_offset))
     return tensor
 
 

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, central_only
+from ._format import CONSTANT, NORMAL, TRUNC_NORMAL, UNIFORM, central_only
 from ._layout import logical_block
 from ._validate import check_interval, check_real, check_std, check_trunc_interval
 from .reference import call_params, dist_params
 
 KINDS = ("uniform", "normal", "trunc_normal", "constant")
-CONSTANT = 3  # the flat kernel's family code for constants (no Philox)
 
 
 @dataclass(frozen=True)

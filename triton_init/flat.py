@@ -104,8 +104,7 @@ def init_flat_(buffer: torch.Tensor, segments, *, seed, manifest=None) -> torch.
 
 def _launch(anchor: torch.Tensor, families: dict, seed: int) -> None:
     """One segment-table launch per (family, central_only); row offsets count elements from ``anchor``."""
-    from .kernels import flat
-
+    flat = _dispatch.kernel_module("flat")
     with torch.cuda.device(anchor.device) if anchor.is_cuda else nullcontext():
         for (family, central), rows in families.items():
             if rows:
