@@ -14,7 +14,9 @@
 /* Bumped whenever the arguments change, so that a stale build is noticed instead of misread. */
 #define INTERFACE_VERSION 1
 
-static int read_int64s(PyObject *seq, int64_t *out, int max, const char *name)
+/* A sequence of at most ``max`` Python ints as 64-bit words: signed (int64_t bits) or, if ``is_unsigned``, in
+ * [0, 2^64). Returns the count, or -1 with an exception set. */
+static int read_words(PyObject *seq, uint64_t *out, int max, int is_unsigned, const char *name)
 {
     PyObject *fast = PySequence_Fast(seq, name);
     if (!fast)
@@ -26,29 +28,8 @@ static int read_int64s(PyObject *seq, int64_t *out, int max, const char *name)
         return -1;
     }
     for (Py_ssize_t k = 0; k < n; k++) {
-        out[k] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, k));
-        if (out[k] == -1 && PyErr_Occurred()) {
-            Py_DECREF(fast);
-            return -1;
-        }
-    }
-    Py_DECREF(fast);
-    return (int)n;
-}
-
-static int read_uint64s(PyObject *seq, uint64_t *out, int max, const char *name)
-{
-    PyObject *fast = PySequence_Fast(seq, name);
-    if (!fast)
-        return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    if (n > max) {
-        Py_DECREF(fast);
-        PyErr_Format(PyExc_ValueError, "%s: at most %d entries, got %zd", name, max, n);
-        return -1;
-    }
-    for (Py_ssize_t k = 0; k < n; k++) {
-        out[k] = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(fast, k));
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, k);
+        out[k] = is_unsigned ? PyLong_AsUnsignedLongLong(item) : (uint64_t)PyLong_AsLongLong(item);
         if (out[k] == (uint64_t)-1 && PyErr_Occurred()) {
             Py_DECREF(fast);
             return -1;
@@ -145,9 +126,9 @@ static PyObject *py_fill(PyObject *self, PyObject *args)
         return NULL;
     ti_layout layout;
     memset(&layout, 0, sizeof layout);
-    int ndim = read_int64s(sizes, layout.sizes, TI_MAX_DIMS, "sizes");
-    if (ndim < 0 || read_int64s(mem_strides, layout.mem_strides, TI_MAX_DIMS, "mem_strides") != ndim ||
-        read_uint64s(logical_strides, layout.logical_strides, TI_MAX_DIMS, "logical_strides") != ndim) {
+    int ndim = read_words(sizes, (uint64_t *)layout.sizes, TI_MAX_DIMS, 0, "sizes");
+    if (ndim < 0 || read_words(mem_strides, (uint64_t *)layout.mem_strides, TI_MAX_DIMS, 0, "mem_strides") != ndim ||
+        read_words(logical_strides, layout.logical_strides, TI_MAX_DIMS, 1, "logical_strides") != ndim) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_ValueError, "sizes, mem_strides and logical_strides differ in length");
         return NULL;

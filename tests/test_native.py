@@ -22,6 +22,7 @@ from _contract import (
     interval_of,
     load_golden,
     logical_indices,
+    trunc_constants,
 )
 from conftest import ALL_DTYPES
 from scipy import special
@@ -321,13 +322,7 @@ def test_every_u_box_muller():
 
 
 def exact_trunc_z(k: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    p_lo, q_hi = special.ndtr(alpha), special.ndtr(-beta)
-    if beta <= 0:
-        mass = special.ndtr(beta) - p_lo
-    elif alpha >= 0:
-        mass = special.ndtr(-alpha) - q_hi
-    else:
-        mass = 1.0 - p_lo - q_hi
+    p_lo, q_hi, mass = trunc_constants(alpha, beta)
     u = u_of_k(k)
     p, q = p_lo + mass * u, q_hi + mass * u_of_k(np.uint64((1 << 23) - 1) - k)
     return np.where(p <= 0.5, special.ndtri(p), -special.ndtri(q))
