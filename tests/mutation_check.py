@@ -189,13 +189,16 @@ def _source_files() -> list:
 
 
 def make_copy(parent: Path) -> Path:
-    """A copy of the repository under ``parent``/repo that imports as ``triton_init`` by itself."""
+    """A copy of the repository under ``parent``/repo that imports as ``triton_init`` by itself (with the CPU
+    executor's build, where there is one, so that CPU tensors run what they run here)."""
     repo = parent / "repo"
     for name in _source_files():
         target = repo / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     (repo / "triton_init" / "kernels").symlink_to(repo / "kernels", target_is_directory=True)
+    for built in (ROOT / "triton_init").glob("_native*"):  # the CPU executor as built (git ignores it)
+        shutil.copy2(built, repo / "triton_init" / built.name)
     return repo
 
 

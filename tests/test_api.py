@@ -7,13 +7,13 @@ from _contract import FILLS, assert_contract, bits
 from triton_init.kernels import fill as kernel_fill
 
 import triton_init
-from triton_init import reference
+from triton_init import _cpu, reference
 
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Counts the calls that reach the reference and the Triton launcher."""
-    calls = {"reference": 0, "triton": 0}
+    """Counts the calls that reach the torch-op reference, the Triton launcher and the native CPU executor."""
+    calls = {"reference": 0, "triton": 0, "native": 0}
 
     def wrap(module, name, key):
         original = getattr(module, name)
@@ -26,6 +26,7 @@ def spy(monkeypatch):
 
     wrap(reference, "fill_", "reference")
     wrap(kernel_fill, "fill_", "triton")
+    wrap(_cpu, "native_fill_", "native")
     return calls
 
 
@@ -57,7 +58,7 @@ def test_empty_and_meta_tensors_are_returned_unchanged(fn, backend, spy):
         assert FILLS[fn](meta, seed=1) is meta
         assert FILLS[fn](torch.empty(2, 0, 3), seed=1, global_shape=(9, 0, 3), global_offset=(7, 0, 0)).numel() == 0
     assert empty.shape == (0, 5) and meta.is_meta and meta.shape == (3, 4)
-    assert spy == {"reference": 0, "triton": 0}
+    assert spy == {"reference": 0, "triton": 0, "native": 0}
 
 
 @pytest.mark.parametrize("fn", list(FILLS))
@@ -124,11 +125,14 @@ def test_dtypes_share_one_stream():
         assert_contract(narrow, wide.numpy())
 
 
-def test_auto_sends_cpu_tensors_to_the_reference(spy):
+CPU_PATH = "native" if _cpu.available() else "reference"  # the torch-op reference where the build had no compiler
+
+
+def test_auto_sends_cpu_tensors_to_the_native_executor(spy):
     with triton_init.backend("auto"):
         triton_init.normal_(torch.empty(10), seed=1)
     triton_init.normal_(torch.empty(10), seed=1)
-    assert spy == {"reference": 2, "triton": 0}
+    assert spy == {"reference": 0, "triton": 0, "native": 0, CPU_PATH: 2}
     assert triton_init.current_backend() == "auto"
 
 
@@ -139,7 +143,7 @@ def test_backend_context_selects_the_path_and_nests(spy):
         with triton_init.backend("reference"):
             triton_init.normal_(torch.empty(10), seed=1)
         triton_init.normal_(torch.empty(10), seed=1)
-    assert spy == {"reference": 1, "triton": 2}
+    assert spy == {"reference": 1, "triton": 2, "native": 0}
     assert triton_init.current_backend() == "auto"
 
 
@@ -149,7 +153,7 @@ def test_backend_context_restores_after_an_exception():
     assert triton_init.current_backend() == "auto"
 
 
-@pytest.mark.parametrize("name,expected", [("triton", "triton"), ("reference", "reference"), ("auto", "reference"),
+@pytest.mark.parametrize("name,expected", [("triton", "triton"), ("reference", "reference"), ("auto", CPU_PATH),
                                            (" Triton ", "triton")])
 def test_environment_variable(name, expected, monkeypatch, spy):
     monkeypatch.setenv("TRITON_INIT_BACKEND", name)
@@ -161,7 +165,7 @@ def test_context_overrides_the_environment_variable(monkeypatch, spy):
     monkeypatch.setenv("TRITON_INIT_BACKEND", "triton")
     with triton_init.backend("reference"):
         triton_init.uniform_(torch.empty(10), seed=1)
-    assert spy == {"reference": 1, "triton": 0}
+    assert spy == {"reference": 1, "triton": 0, "native": 0}
 
 
 def test_backends_agree_through_the_public_api():

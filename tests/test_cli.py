@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import triton_init
-from triton_init import _dispatch, reference
+from triton_init import _cpu, _dispatch, reference
 from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM
 from triton_init.cli import _common, bench, build_parser, checks, main
 
@@ -134,27 +134,19 @@ def test_omp_wait_policy_the_user_set_is_kept(monkeypatch):
 # ---- bench ---------------------------------------------------------------------------------------------
 
 
-def test_executor_names_the_path_a_fill_takes(monkeypatch):
+def test_executor_names_the_path_a_fill_takes():
     t = torch.empty(1 << 10)
+    cpu_path = "native" if _cpu.available() else "reference-eager"
+    assert _dispatch.executor(t, NORMAL) == cpu_path
+    assert _dispatch.executor(t[::2], UNIFORM) == cpu_path  # strided too
     with triton_init.backend("reference"):
         assert _dispatch.executor(t, NORMAL) == "reference-eager"
     if not torch.cuda.is_available():
         with triton_init.backend("triton"):
             assert _dispatch.executor(t, NORMAL) == "triton-interpreter"
             far_tail = reference.dist_params(TRUNC_NORMAL, torch.float32, mean=0.0, std=1.0, a=20.0, b=21.0)
-            assert _dispatch.executor(t, TRUNC_NORMAL, far_tail) == "reference-eager"  # beyond the fp32 kernels
-    from triton_init import _cpu_compiled
-
-    monkeypatch.setenv(_cpu_compiled.ENV, "1")
-    before = _cpu_compiled._eager_elements
-    with triton_init.backend("reference"):
-        assert _dispatch.executor(t, UNIFORM) == "reference-compiled"
-        assert _dispatch.executor(t[::2], UNIFORM) == "reference-eager"  # not one flat run
-    monkeypatch.setenv(_cpu_compiled.ENV, "0")
-    with triton_init.backend("reference"):
-        assert _dispatch.executor(torch.empty(1 << 23), UNIFORM) == "reference-eager"
-    assert _cpu_compiled._eager_elements == before  # asking does not count as a fill
-    assert set(_dispatch.EXECUTORS) >= {"triton", "triton-interpreter", "reference-eager", "reference-compiled"}
+            assert _dispatch.executor(t, TRUNC_NORMAL, far_tail) == cpu_path  # beyond the fp32 kernels
+    assert set(_dispatch.EXECUTORS) >= {"triton", "triton-interpreter", "native", "reference-eager"}
 
 
 def test_contract_error_is_in_units_of_the_contract():
@@ -213,7 +205,7 @@ def test_bench_says_what_it_measures_and_checks_the_kernels(tmp_path, capsys):
                  "--ops", "normal,trunc_normal,orthogonal,kaiming_normal", "--json", str(out_json)]) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
-    runs = "reference-eager" if not torch.cuda.is_available() else "triton"
+    runs = "triton" if torch.cuda.is_available() else "native" if _cpu.available() else "reference-eager"
     assert f"cpu tensors here run {runs}" in lines[1] or torch.cuda.is_available()
     report = json.loads(out_json.read_text())
     assert report["numel"] == 4096 and report["repeats"] == 3 and report["openmp"].startswith("OMP_WAIT_POLICY=")

@@ -48,8 +48,9 @@ def test_torch_definition_sign_convention_and_gain(shape):
     rows = shape[0]
     cols = torch.Size(shape).numel() // rows
     out = triton_init.orthogonal_(torch.empty(shape, dtype=torch.float64), 2.5, seed=9, stream=1)
-    prep = values_at(torch.arange(rows * cols).reshape(rows, cols), NORMAL,
-                     dist_params(NORMAL, torch.float64), 9, 1, torch.float64)
+    # the prep matrix as this device's normal_ writes it (on the CPU the native executor's fp32 z differs
+    # from the float64 reference's by ~1e-7, far above the 1e-10 this checks)
+    prep = triton_init.normal_(torch.empty(rows, cols, dtype=torch.float64), seed=9, stream=1)
     q = out.reshape(rows, cols) / 2.5
     a, q = (prep.t(), q.t()) if rows < cols else (prep, q)
     r = q.t() @ a

@@ -1,4 +1,4 @@
-"""The CPU reference's chunking: results independent of the chunk size, and work per chunk bounded.
+"""The torch-op reference's chunking: results independent of the chunk size, and work per chunk bounded.
 
 The reference must keep its extra memory bounded whatever the tensor (deliverable 4); its temporaries are
 proportional to the lane values it computes per chunk, so that is what is bounded here.
@@ -41,10 +41,11 @@ LAYOUTS = {
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_reference_chunks_are_bounded_and_invisible(layout, fn, monkeypatch, chunk_work):
     make, kwargs = LAYOUTS[layout]
-    whole = fn(make(), seed=8, stream="chunks", **kwargs)  # default chunks: one call for these sizes
-    chunk_work.clear()
-    monkeypatch.setattr(reference, "CHUNK_ELEMENTS", SMALL_CHUNK)
-    chunked = fn(make(), seed=8, stream="chunks", **kwargs)
+    with triton_init.backend("reference"):
+        whole = fn(make(), seed=8, stream="chunks", **kwargs)  # default chunks: one call for these sizes
+        chunk_work.clear()
+        monkeypatch.setattr(reference, "CHUNK_ELEMENTS", SMALL_CHUNK)
+        chunked = fn(make(), seed=8, stream="chunks", **kwargs)
     assert len(chunk_work) > 1
     assert max(chunk_work) <= SMALL_CHUNK + 8, chunk_work
     assert torch.equal(bits(whole), bits(chunked))

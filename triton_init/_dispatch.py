@@ -1,8 +1,8 @@
 """Backend choice and the one entry every random fill goes through.
 
-CUDA tensors go to the Triton kernels, CPU tensors to the reference. ``backend(...)`` and the environment
-variable ``TRITON_INIT_BACKEND`` override the choice; with ``TRITON_INTERPRET=1`` the "triton" backend
-runs the kernels on CPU tensors.
+CUDA tensors go to the Triton kernels, CPU tensors to the native executor (``_cpu``), "reference" to the
+torch-op reference. ``backend(...)`` and the environment variable ``TRITON_INIT_BACKEND`` override the
+choice; with ``TRITON_INTERPRET=1`` the "triton" backend runs the kernels on CPU tensors.
 """
 
 import importlib
@@ -12,7 +12,7 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
-from . import reference
+from . import _cpu, reference
 from ._format import kernel_exact
 from ._layout import Layout, make_layout
 from .kernels.target import interpreter_active
@@ -83,8 +83,8 @@ def uses_triton(tensor: torch.Tensor) -> bool:
 EXECUTORS = {
     "triton": "the Triton kernels",
     "triton-interpreter": "the Triton kernels through the interpreter (TRITON_INTERPRET=1)",
-    "reference-compiled": "the stream-format reference's math under torch.compile",
-    "reference-eager": "the stream-format reference in eager torch ops (the kernels' CPU oracle)",
+    "native": "the native C executor of the stream format (csrc/stream_v1.c, vectorized, multi-threaded)",
+    "reference-eager": "the stream-format reference in eager torch ops (the tests' oracle)",
 }
 
 
@@ -93,15 +93,8 @@ def executor(tensor: torch.Tensor, dist: int, params=None) -> str:
     of ``EXECUTORS``. ``triton-init bench`` labels its rows with it."""
     if uses_triton(tensor) and (params is None or kernel_exact(dist, params)):
         return "triton" if tensor.is_cuda else "triton-interpreter"
-    if tensor.device.type == "cpu" and tensor.is_contiguous():
-        from . import _cpu_compiled
-
-        eager_so_far = _cpu_compiled._eager_elements  # use_compiled counts the fill it is asked about
-        try:
-            if _cpu_compiled.use_compiled(tensor, tensor.numel(), dist):
-                return "reference-compiled"
-        finally:
-            _cpu_compiled._eager_elements = eager_so_far
+    if tensor.device.type == "cpu" and current_backend() != "reference" and _cpu.runs_natively(tensor):
+        return "native"
     return "reference-eager"
 
 
@@ -109,11 +102,13 @@ def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int
     """Write the values of ``layout``'s logical indices; arguments are already validated.
 
     The rare calls the fp32 kernels cannot serve within the contract (``kernel_exact``) take the
-    reference, whatever the device."""
+    reference on CUDA tensors and the native executor (whose float64 path serves them) on CPU tensors."""
     if uses_triton(tensor) and kernel_exact(dist, params):
         with torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext():
             kernel_module("fill").fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,
                                         layout.logical_strides, layout.base)
+    elif tensor.device.type == "cpu" and current_backend() != "reference":
+        _cpu.fill_(tensor, layout, dist, params, seed, stream)
     else:
         reference.fill_(tensor, layout, dist, params, seed, stream)
 

@@ -4,6 +4,7 @@ The per-element math lives in ``kernels/philox.py`` (GPU) and ``triton_init/refe
 module holds what both take as scalars, so that both see the same numbers.
 """
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -97,6 +98,13 @@ def inner_bounds(a: float, b: float, dtype: torch.dtype) -> tuple[float, float]:
     """The smallest ``dtype`` value >= a and the largest <= b, so clamped values round into [a, b]."""
     if dtype == torch.float64:
         return a, b
+    return _inner_bounds(a, b, dtype, math.copysign(1.0, a), math.copysign(1.0, b))
+
+
+@functools.lru_cache(maxsize=1024)
+def _inner_bounds(a: float, b: float, dtype: torch.dtype, _sign_a: float, _sign_b: float) -> tuple[float, float]:
+    """``inner_bounds``, remembered: its torch conversions cost a small fill's time, and models repeat their
+    bounds. The signs are in the key because -0.0 == 0.0 would otherwise share an entry."""
     lo = _round_to(a, dtype)
     hi = _round_to(b, dtype)
     if lo < a:

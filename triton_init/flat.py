@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _dispatch, reference
+from . import _dispatch
 from ._format import kernel_exact, resolve_seed, stream_id
 from ._layout import Layout, _as_int_tuple
 from ._spec import CONSTANT, Init
@@ -65,9 +65,10 @@ def init_flat_(buffer: torch.Tensor, segments, *, seed, manifest=None) -> torch.
     """Fill each segment of the 1-D contiguous ``buffer`` with its parameter's values; return ``buffer``.
 
     On the Triton backend all segments of one family (uniform, normal, trunc_normal with and without
-    tails, constant) go in one launch of the segment-table kernel; on the reference backend each segment
-    is a block of its logical tensor. Elements outside every segment (padding) are left untouched. With
-    ``manifest`` (a ``triton_init.Manifest``) each segment's parameter is recorded, whole and logical.
+    tails, constant) go in one launch of the segment-table kernel; otherwise each segment is filled as a
+    block of its logical tensor, like a per-tensor fill (natively on the CPU). Elements outside every segment
+    (padding) are left untouched. With ``manifest`` (a ``triton_init.Manifest``) each segment's parameter is
+    recorded, whole and logical.
     """
     check_tensor(buffer, "buffer")
     if buffer.dim() != 1 or not buffer.is_contiguous():
@@ -92,8 +93,8 @@ def init_flat_(buffer: torch.Tensor, segments, *, seed, manifest=None) -> torch.
                 piece = buffer[offset:offset + numel]
                 if family == CONSTANT:
                     piece.fill_(params[0])
-                elif numel:
-                    reference.fill_(piece, Layout((numel,), (1,), (1,), start), family, params, seed, stream)
+                elif numel:  # as a per-tensor fill: the native executor on the CPU, the reference otherwise
+                    _dispatch.fill_random_(piece, family, params, seed, stream, Layout((numel,), (1,), (1,), start))
     if manifest is not None:
         for seg, _ in checked:
             manifest.record_init(seg.stream, seg.global_shape, buffer.dtype, seg.init, seed)

@@ -1,4 +1,5 @@
-"""CPU reference of stream format v1, in vectorized torch ops: the path for CPU tensors and the tests' oracle.
+"""Reference of stream format v1 in vectorized torch ops: the tests' oracle, the fallback for CPU tensors where the
+native executor (``_cpu``) is not built, and the path of the rare calls CUDA kernels leave (``kernel_exact``).
 
 Words are uint32 values held in int64 tensors (the 64-bit products wrap but keep their bits). Work goes
 in chunks of ``CHUNK_ELEMENTS`` so that the extra memory stays bounded whatever the tensor's size.
@@ -128,11 +129,6 @@ def fill_(out: torch.Tensor, layout: Layout, dist: int, params, seed: int, strea
     n = layout.sizes[-1]
     if layout.is_flat:
         flat = out.view(-1) if out.is_contiguous() else out.as_strided((n,), (1,))
-        from . import _cpu_compiled  # large flat CPU fills: the same math under torch.compile
-
-        if _cpu_compiled.use_compiled(out, n, dist) and _cpu_compiled.fill_flat_(flat, layout.base, dist,
-                                                                                 params, seed, stream):
-            return
         for start in range(0, n, CHUNK_ELEMENTS):
             stop = min(n, start + CHUNK_ELEMENTS)
             group, head = divmod(base_head + start, 4)

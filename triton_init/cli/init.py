@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from .. import _cpu
 from .._format import stream_id
 from .._layout import row_major_strides
 from .._sharding import local_block
@@ -167,6 +168,8 @@ def run(args) -> int:
     if args.save_checkpoint and args.world_size != 1:
         raise _common.UsageError("argument --save-checkpoint: saves the whole model; use --world-size 1")
     manifest = Manifest() if args.save_manifest else None
+    if torch.device(device).type == "cpu":
+        print(f"CPU tensors run on the {_cpu.executor()}")
     partials = []
     for rank in ranks:
         result = init_model(name, dtype=dtype, device=device, world_size=args.world_size, rank=rank,

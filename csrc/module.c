@@ -1,0 +1,216 @@
+/* triton_init._native: the Python binding of the native CPU executor (stream_v1.c).
+ *
+ * It takes plain numbers (a data pointer, dtype and distribution codes, the coalesced layout, the call's
+ * parameters) and needs no torch headers; triton_init/_cpu.py checks every argument before calling. The
+ * GIL is released while the threads write.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <string.h>
+
+#include "stream_v1.h"
+
+/* Bumped whenever the arguments change, so that a stale build is noticed instead of misread. */
+#define INTERFACE_VERSION 1
+
+/* A sequence of at most ``max`` Python ints as 64-bit words: signed (int64_t bits) or, if ``is_unsigned``, in
+ * [0, 2^64). Returns the count, or -1 with an exception set. */
+static int read_words(PyObject *seq, uint64_t *out, int max, int is_unsigned, const char *name)
+{
+    PyObject *fast = PySequence_Fast(seq, name);
+    if (!fast)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > max) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "%s: at most %d entries, got %zd", name, max, n);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, k);
+        out[k] = is_unsigned ? PyLong_AsUnsignedLongLong(item) : (uint64_t)PyLong_AsLongLong(item);
+        if (out[k] == (uint64_t)-1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+    }
+    Py_DECREF(fast);
+    return (int)n;
+}
+
+static int read_doubles(PyObject *seq, double *out, int count, const char *name)
+{
+    PyObject *fast = PySequence_Fast(seq, name);
+    if (!fast)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(fast) < count) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "%s: %d values needed, got %zd", name, count, PySequence_Fast_GET_SIZE(fast));
+        return -1;
+    }
+    for (int k = 0; k < count; k++) {
+        out[k] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, k));
+        if (out[k] == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+/* The inverse CDF's pieces as one flat sequence: central (mid, 7 coefficients), wide (mid, 14), tail near
+   (mid, 9), tail far (mid, 9), then the split between the tail pieces. */
+static int read_inverse_cdf(PyObject *seq, ti_inverse_cdf *inv)
+{
+    double flat[1 + TI_CENTRAL_DEGREE + 1 + 1 + TI_WIDE_DEGREE + 1 + 2 * (1 + TI_TAIL_DEGREE + 1) + 1];
+    if (read_doubles(seq, flat, (int)(sizeof flat / sizeof flat[0]), "inverse_cdf") < 0)
+        return -1;
+    const double *p = flat;
+    inv->central_mid = *p++;
+    for (int k = 0; k <= TI_CENTRAL_DEGREE; k++)
+        inv->central[k] = *p++;
+    inv->wide_mid = *p++;
+    for (int k = 0; k <= TI_WIDE_DEGREE; k++)
+        inv->wide[k] = *p++;
+    inv->near_mid = *p++;
+    for (int k = 0; k <= TI_TAIL_DEGREE; k++)
+        inv->near[k] = *p++;
+    inv->far_mid = *p++;
+    for (int k = 0; k <= TI_TAIL_DEGREE; k++)
+        inv->far[k] = *p++;
+    inv->tail_split = *p;
+    return 0;
+}
+
+static int read_call(ti_call *call, int out, int dist, int trunc_mode, PyObject *params, PyObject *inverse_cdf,
+                     unsigned long long seed, unsigned long long stream)
+{
+    memset(call, 0, sizeof *call);
+    if (out < TI_OUT_F32 || out > TI_OUT_F16 || dist < TI_UNIFORM || dist > TI_TRUNC_NORMAL ||
+        trunc_mode < TI_TRUNC_CENTRAL || trunc_mode > TI_TRUNC_GENERAL) {
+        PyErr_SetString(PyExc_ValueError, "unknown output dtype, distribution or trunc_normal mode code");
+        return -1;
+    }
+    call->out = out;
+    call->dist = dist;
+    call->trunc_mode = trunc_mode;
+    call->seed = seed;
+    call->stream = stream;
+    int count = dist == TI_UNIFORM ? 2 : (dist == TI_NORMAL ? 2 : 7);
+    if (read_doubles(params, call->params, count, "params") < 0)
+        return -1;
+    if (dist == TI_TRUNC_NORMAL && read_inverse_cdf(inverse_cdf, &call->inverse_cdf) < 0)
+        return -1;
+    return 0;
+}
+
+PyDoc_STRVAR(fill_doc,
+"fill(data_ptr, out, dist, trunc_mode, params, inverse_cdf, seed, stream, sizes, mem_strides,\n"
+"     logical_strides, base, threads, chunk, isa) -> threads used\n\n"
+"Write stream format v1 values over a coalesced layout through data_ptr (see triton_init/_cpu.py).");
+
+static PyObject *py_fill(PyObject *self, PyObject *args)
+{
+    (void)self;
+    unsigned long long data, seed, stream, base;
+    long long chunk;
+    int out, dist, trunc_mode, threads, isa;
+    PyObject *params, *inverse_cdf, *sizes, *mem_strides, *logical_strides;
+    if (!PyArg_ParseTuple(args, "KiiiOOKKOOOKiLi", &data, &out, &dist, &trunc_mode, &params, &inverse_cdf, &seed,
+                          &stream, &sizes, &mem_strides, &logical_strides, &base, &threads, &chunk, &isa))
+        return NULL;
+    ti_call call;
+    if (read_call(&call, out, dist, trunc_mode, params, inverse_cdf, seed, stream) < 0)
+        return NULL;
+    ti_layout layout;
+    memset(&layout, 0, sizeof layout);
+    int ndim = read_words(sizes, (uint64_t *)layout.sizes, TI_MAX_DIMS, 0, "sizes");
+    if (ndim < 0 || read_words(mem_strides, (uint64_t *)layout.mem_strides, TI_MAX_DIMS, 0, "mem_strides") != ndim ||
+        read_words(logical_strides, layout.logical_strides, TI_MAX_DIMS, 1, "logical_strides") != ndim) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "sizes, mem_strides and logical_strides differ in length");
+        return NULL;
+    }
+    if (ndim == 0) {
+        PyErr_SetString(PyExc_ValueError, "a layout has at least one dim");
+        return NULL;
+    }
+    for (int d = 0; d < ndim; d++)
+        if (layout.sizes[d] < 0) {
+            PyErr_SetString(PyExc_ValueError, "negative size");
+            return NULL;
+        }
+    layout.ndim = ndim;
+    layout.base = base;
+    int used;
+    Py_BEGIN_ALLOW_THREADS
+    used = ti_fill((void *)(uintptr_t)data, &layout, &call, threads, chunk, isa);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(used);
+}
+
+PyDoc_STRVAR(transform_words_doc,
+"transform_words(out_ptr, words_ptr, groups, out, dist, trunc_mode, params, inverse_cdf, isa)\n\n"
+"The values of groups whose four Philox words are given (uint32, words[4 i + lane]), in element order:\n"
+"the transforms alone, for checks over every value u(w) can take.");
+
+static PyObject *py_transform_words(PyObject *self, PyObject *args)
+{
+    (void)self;
+    unsigned long long out_ptr, words_ptr;
+    long long groups;
+    int out, dist, trunc_mode, isa;
+    PyObject *params, *inverse_cdf;
+    if (!PyArg_ParseTuple(args, "KKLiiiOOi", &out_ptr, &words_ptr, &groups, &out, &dist, &trunc_mode, &params,
+                          &inverse_cdf, &isa))
+        return NULL;
+    ti_call call;
+    if (read_call(&call, out, dist, trunc_mode, params, inverse_cdf, 0, 0) < 0)
+        return NULL;
+    if (groups < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative group count");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    ti_transform_words((void *)(uintptr_t)out_ptr, (const uint32_t *)(uintptr_t)words_ptr, groups, &call, isa);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_isa_name(PyObject *self, PyObject *args)
+{
+    (void)self;
+    int isa = TI_ISA_BEST;
+    if (!PyArg_ParseTuple(args, "|i", &isa))
+        return NULL;
+    return PyUnicode_FromString(ti_isa_name(isa));
+}
+
+static PyMethodDef methods[] = {
+    {"fill", py_fill, METH_VARARGS, fill_doc},
+    {"transform_words", py_transform_words, METH_VARARGS, transform_words_doc},
+    {"isa_name", py_isa_name, METH_VARARGS, "isa_name(isa=ISA_BEST) -> the instruction set the kernels use here"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "triton_init._native",
+    "The native CPU executor of stream format v1 (csrc/stream_v1.c).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    if (PyModule_AddIntConstant(m, "INTERFACE_VERSION", INTERFACE_VERSION) < 0 ||
+        PyModule_AddIntConstant(m, "ISA_BEST", TI_ISA_BEST) < 0 ||
+        PyModule_AddIntConstant(m, "ISA_BASELINE", TI_ISA_BASELINE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,911 @@
+/* Stream format v1 on the CPU: Philox4x32-10 words, u(w), uniform, Box-Muller normal and the trunc_normal
+ * inverse CDF, written through a data pointer over a coalesced layout.
+ *
+ * Work goes in blocks of BLOCK_GROUPS Philox groups held as structure-of-arrays, so that the compiler
+ * vectorizes every loop: the Philox rounds (32x32 -> 64-bit multiplies), then the transforms, whose
+ * transcendentals are polynomials written here (log, sin/cos of 2 pi u, the inverse CDF's pieces), then the
+ * cast and store. Arithmetic is IEEE single or double with no contraction into fma (-ffp-contract=off), so
+ * every instruction set and architecture gives the same bits (bench/cross_arch_check.sh); only the rare
+ * float64 trunc_normal calls use libm. Every value is a function of its logical index alone: threads and
+ * blocks may split the work anywhere.
+ */
+#include "stream_v1.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define TI_INLINE static inline __attribute__((always_inline))
+#define TI_ALIGNED __attribute__((aligned(64)))
+#else
+#define TI_INLINE static inline
+#define TI_ALIGNED
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define TI_X86_AVX2 1  /* an AVX2 variant beside the baseline one, chosen at run time */
+#include <immintrin.h>
+#endif
+
+#define BLOCK_GROUPS 256
+#define BLOCK_VALUES (4 * BLOCK_GROUPS)
+#define PHILOX_ROUNDS 10
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+#define MAX_THREADS 256
+/* Flat fills from this size on store around the caches (on CPUs with streaming stores): more than the
+   last-level caches of the small machines this runs on, so the data would not stay in them anyway. */
+#define STREAMING_BYTES ((int64_t)32 << 20)
+
+#define SQRT2 1.4142135623730951
+#define HALF_PI 1.5707963267948966
+#define LN_2PI 1.8378770664093453
+/* ln 2 = LN2_HI + LN2_LO with LN2_HI short enough that e * LN2_HI is exact for |e| < 2^8 */
+#define LN2_HI 0.693145751953125f
+#define LN2_LO 1.42860682030941723212e-6f
+
+/* ---- the per-call constants, in the forms the loops use ---- */
+
+typedef struct {
+    int dist, trunc_mode, out;
+    int streaming;  /* a flat run too large for the caches: stores that bypass them where the ISA has them */
+    uint32_t round_key0[PHILOX_ROUNDS], round_key1[PHILOX_ROUNDS];
+    uint32_t stream_lo, stream_hi;
+    double a, width;                        /* uniform */
+    double mean, std;                       /* normal, trunc_normal */
+    float mean32, std32;
+    float x_lo, two_mass;                   /* trunc_normal CENTRAL: x = 2p - 1 = x_lo + two_mass u */
+    float p_lo32, q_hi32, mass32;           /* trunc_normal WIDE */
+    float mid, poly[TI_WIDE_DEGREE + 1];    /* CENTRAL or WIDE polynomial, times sqrt(2) (and std: see prepare) */
+    float lo32, hi32;
+    double p_lo, q_hi, mass, lo, hi;        /* trunc_normal GENERAL, and the clamp for float64 outputs */
+    ti_inverse_cdf inverse_cdf;
+} prepared;
+
+static void prepare(prepared *pc, const ti_call *call)
+{
+    memset(pc, 0, sizeof *pc);
+    pc->dist = call->dist;
+    pc->trunc_mode = call->trunc_mode;
+    pc->out = call->out;
+    uint32_t k0 = (uint32_t)call->seed, k1 = (uint32_t)(call->seed >> 32);
+    for (int r = 0; r < PHILOX_ROUNDS; r++) {
+        pc->round_key0[r] = k0;
+        pc->round_key1[r] = k1;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    pc->stream_lo = (uint32_t)call->stream;
+    pc->stream_hi = (uint32_t)(call->stream >> 32);
+    const double *prm = call->params;
+    if (call->dist == TI_UNIFORM) {
+        pc->a = prm[0];
+        pc->width = prm[1];
+        return;
+    }
+    pc->mean = prm[0];
+    pc->std = prm[1];
+    pc->mean32 = (float)prm[0];
+    pc->std32 = (float)prm[1];
+    if (call->dist == TI_NORMAL)
+        return;
+    pc->p_lo = prm[2];
+    pc->q_hi = prm[3];
+    pc->mass = prm[4];
+    pc->lo = prm[5];
+    pc->hi = prm[6];
+    pc->lo32 = (float)prm[5];
+    pc->hi32 = (float)prm[6];
+    pc->inverse_cdf = call->inverse_cdf;
+    /* fp32 outputs take std into the polynomial (mean + x (std f): one multiply less per value); float64
+       outputs scale z in float64 */
+    const double scale = SQRT2 * (call->out == TI_OUT_F64 ? 1.0 : prm[1]);
+    const ti_inverse_cdf *inv = &call->inverse_cdf;
+    if (call->trunc_mode == TI_TRUNC_CENTRAL) {
+        pc->x_lo = (float)(2.0 * prm[2] - 1.0);
+        pc->two_mass = (float)(2.0 * prm[4]);
+        pc->mid = (float)inv->central_mid;
+        for (int k = 0; k <= TI_CENTRAL_DEGREE; k++)
+            pc->poly[k] = (float)(inv->central[k] * scale);
+    } else if (call->trunc_mode == TI_TRUNC_WIDE) {
+        pc->p_lo32 = (float)prm[2];
+        pc->q_hi32 = (float)prm[3];
+        pc->mass32 = (float)prm[4];
+        pc->mid = (float)inv->wide_mid;
+        for (int k = 0; k <= TI_WIDE_DEGREE; k++)
+            pc->poly[k] = (float)(inv->wide[k] * scale);
+    }
+}
+
+/* ---- bits ---- */
+
+TI_INLINE uint32_t f32_bits(float x) { uint32_t b; memcpy(&b, &x, 4); return b; }
+TI_INLINE float bits_f32(uint32_t b) { float x; memcpy(&x, &b, 4); return x; }
+TI_INLINE double bits_f64(uint64_t b) { double x; memcpy(&x, &b, 8); return x; }
+
+/* u(w) = ((w >> 9) + 1/2) 2^-23, exact: the top 23 bits as the mantissa of 1 + k 2^-23, minus 1 - 2^-24. */
+TI_INLINE float u01_f32(uint32_t w) { return bits_f32((w >> 9) | 0x3F800000u) - 0.99999994039535522f; }
+TI_INLINE double u01_f64(uint32_t w)
+{
+    return bits_f64(((uint64_t)(w >> 9) << 29) | 0x3FF0000000000000ull) - 0.99999994039535522;
+}
+
+/* fp32 -> bf16, rounded to nearest even (finite values). */
+TI_INLINE uint16_t f32_to_bf16(float x)
+{
+    uint32_t b = f32_bits(x);
+    return (uint16_t)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+}
+
+/* fp32 -> fp16, rounded to nearest even (finite values; overflow gives infinity). */
+TI_INLINE uint16_t f32_to_f16(float x)
+{
+    uint32_t b = f32_bits(x);
+    uint32_t sign = (b >> 16) & 0x8000u;
+    uint32_t mag = b & 0x7FFFFFFFu;
+    /* normal range: exponent bias 127 -> 15, the 13 dropped bits rounded to nearest even; a carry out of
+       the mantissa steps the exponent, up to infinity (0x7C00) */
+    uint32_t normal = (mag - 0x38000000u + 0xFFFu + ((mag >> 13) & 1u)) >> 13;
+    /* below 2^-14: adding 1/2 lines fp16's subnormal step 2^-24 up with fp32's ulp in [1/2, 1), so the
+       addition's own rounding to nearest even rounds the value */
+    uint32_t subnormal = f32_bits(bits_f32(mag) + 0.5f) - 0x3F000000u;
+    uint32_t h = mag < 0x38800000u ? subnormal : (mag >= 0x47800000u ? 0x7C00u : normal);
+    return (uint16_t)(h | sign);
+}
+
+/* ---- transcendentals in fp32, as straight-line code the compiler vectorizes ---- */
+
+/* ln x for a normal fp32 x > 0: x = 2^e m with m in [sqrt(1/2), sqrt(2)), f = m - 1 exact, s = f / (2 + f),
+   ln m = 2 atanh(s) = f - s (f - s^2 (2/3 + 2/5 s^2 + 2/7 s^4)) (|s| < 0.172: the next term is 8e-8 relative).
+   Relative accuracy holds near x = 1 too, where Box-Muller's small radii need it. */
+TI_INLINE float ln_f32(float x)
+{
+    uint32_t bits = f32_bits(x);
+    int32_t e = (int32_t)(bits - 0x3F3504F3u) >> 23;
+    float m = bits_f32(bits - ((uint32_t)e << 23));
+    float f = m - 1.0f;
+    float s = f / (2.0f + f);
+    float s2 = s * s;
+    float tail = s2 * ((float)(2.0 / 3.0) + s2 * ((float)(2.0 / 5.0) + s2 * (float)(2.0 / 7.0)));
+    float ln_m = f - s * (f - tail);
+    float ef = (float)e;
+    return ef * LN2_HI + (ln_m + ef * LN2_LO);
+}
+
+/* cos and sin of 2 pi u for u = u(w): quadrant k = round(4u) and f = 4u - k in [-1/2, 1/2] are exact (4u is
+   an odd multiple of 2^-22), then Taylor polynomials of cos and sin of (pi/2) f, |(pi/2) f| <= pi/4 (the
+   first terms left out are below 3e-8 and 2e-9), and the quadrant's swap and signs. */
+#define SIN_C1 ((float)HALF_PI)
+#define SIN_C3 ((float)(-HALF_PI * HALF_PI * HALF_PI / 6.0))
+#define SIN_C5 ((float)(HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 120.0))
+#define SIN_C7 ((float)(-HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 5040.0))
+#define SIN_C9 ((float)(HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI \
+                        / 362880.0))
+#define COS_C2 ((float)(-HALF_PI * HALF_PI / 2.0))
+#define COS_C4 ((float)(HALF_PI * HALF_PI * HALF_PI * HALF_PI / 24.0))
+#define COS_C6 ((float)(-HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 720.0))
+#define COS_C8 ((float)(HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 40320.0))
+
+TI_INLINE void sincos_2pi_u(float u, float *cos_out, float *sin_out)
+{
+    float x = 4.0f * u;
+    int32_t k = (int32_t)(x + 0.5f);
+    float f = x - (float)k;
+    float f2 = f * f;
+    float sin_f = f * (SIN_C1 + f2 * (SIN_C3 + f2 * (SIN_C5 + f2 * (SIN_C7 + f2 * SIN_C9))));
+    float cos_f = 1.0f + f2 * (COS_C2 + f2 * (COS_C4 + f2 * (COS_C6 + f2 * COS_C8)));
+    /* cos(kpi/2 + t), sin(kpi/2 + t) for k = 0, 1, 2, 3: (c, s), (-s, c), (-c, -s), (s, -c) */
+    uint32_t odd = (uint32_t)k & 1u;
+    float c = odd ? sin_f : cos_f;
+    float s = odd ? cos_f : sin_f;
+    *cos_out = bits_f32(f32_bits(c) ^ ((((uint32_t)k + 1u) & 2u) << 30));
+    *sin_out = bits_f32(f32_bits(s) ^ (((uint32_t)k & 2u) << 30));
+}
+
+/* ---- Philox4x32-10 over a block of groups, structure of arrays ---- */
+
+TI_INLINE void philox_block(const prepared *pc, uint64_t first_group, int groups, uint32_t *restrict w0,
+                            uint32_t *restrict w1, uint32_t *restrict w2, uint32_t *restrict w3)
+{
+    uint32_t key0[PHILOX_ROUNDS], key1[PHILOX_ROUNDS];
+    memcpy(key0, pc->round_key0, sizeof key0);
+    memcpy(key1, pc->round_key1, sizeof key1);
+    const uint32_t lo = (uint32_t)first_group, hi = (uint32_t)(first_group >> 32);
+    const uint32_t stream_lo = pc->stream_lo, stream_hi = pc->stream_hi;
+    for (int i = 0; i < groups; i++) {
+        uint32_t c0 = lo + (uint32_t)i;
+        uint32_t c1 = hi + (c0 < lo);  /* the carry into the group index's high word */
+        uint32_t c2 = stream_lo, c3 = stream_hi;
+#pragma GCC unroll 10
+        for (int r = 0; r < PHILOX_ROUNDS; r++) {
+            uint64_t prod0 = (uint64_t)c0 * PHILOX_M0;
+            uint64_t prod1 = (uint64_t)c2 * PHILOX_M1;
+            uint32_t next0 = (uint32_t)(prod1 >> 32) ^ c1 ^ key0[r];
+            uint32_t next2 = (uint32_t)(prod0 >> 32) ^ c3 ^ key1[r];
+            c1 = (uint32_t)prod1;
+            c3 = (uint32_t)prod0;
+            c0 = next0;
+            c2 = next2;
+        }
+        w0[i] = c0;
+        w1[i] = c1;
+        w2[i] = c2;
+        w3[i] = c3;
+    }
+}
+
+/* ---- transforms: the words of each lane -> that lane's values, in loops of short bodies (so that the CPU
+   overlaps many iterations) over structure-of-arrays scratch ---- */
+
+typedef struct {
+    uint32_t w[4][BLOCK_GROUPS] TI_ALIGNED;  /* Philox words, by lane */
+    float f[4][BLOCK_GROUPS] TI_ALIGNED;     /* values by lane for fp32, bf16 and fp16 outputs */
+    double d[4][BLOCK_GROUPS] TI_ALIGNED;    /* values by lane for float64 outputs */
+    float x[BLOCK_GROUPS] TI_ALIGNED;        /* trunc_normal's signed x = 2p - 1 of one lane */
+} scratch;
+
+/* Polynomials by Estrin's scheme (pairs c[k] + c[k+1] x, then pairs of those with x^2, x^4, x^8): its
+   dependency chains are a third as long as Horner's, which lets the CPU overlap the loop's iterations; the
+   exhaustive tests bound its rounding. */
+TI_INLINE float estrin6_f32(float x, const float *c)
+{
+    float x2 = x * x;
+    float x4 = x2 * x2;
+    float p01 = c[0] + c[1] * x, p23 = c[2] + c[3] * x, p45 = c[4] + c[5] * x;
+    return (p01 + p23 * x2) + (p45 + c[6] * x2) * x4;
+}
+
+TI_INLINE float estrin13_f32(float x, const float *c)
+{
+    float x2 = x * x;
+    float x4 = x2 * x2;
+    float x8 = x4 * x4;
+    float p01 = c[0] + c[1] * x, p23 = c[2] + c[3] * x, p45 = c[4] + c[5] * x, p67 = c[6] + c[7] * x;
+    float p89 = c[8] + c[9] * x, p1011 = c[10] + c[11] * x, p1213 = c[12] + c[13] * x;
+    float q03 = p01 + p23 * x2, q47 = p45 + p67 * x2, q811 = p89 + p1011 * x2;
+    return (q03 + q47 * x4) + (q811 + p1213 * x4) * x8;
+}
+
+/* (the forms of maxps/minps: the compiler vectorizes them without branches) */
+TI_INLINE float clamp_f32(float v, float lo, float hi)
+{
+    v = v > lo ? v : lo;
+    return v < hi ? v : hi;
+}
+
+TI_INLINE double clamp_f64(double v, double lo, double hi)
+{
+    v = v > lo ? v : lo;
+    return v < hi ? v : hi;
+}
+
+/* a + (b - a) u(w) = a0 + step k for k = w >> 9, in float64 (k is exact in it, the result within a few
+   float64 ulps of the exact value), then rounded once to the output dtype. */
+TI_INLINE void uniform_values(const prepared *pc, int groups, scratch *restrict s)
+{
+    const double a0 = pc->a + pc->width * 0x1p-24, step = pc->width * 0x1p-23;
+    for (int lane = 0; lane < 4; lane++) {
+        const uint32_t *restrict w = s->w[lane];
+        if (pc->out == TI_OUT_F64) {
+            double *restrict v = s->d[lane];
+            for (int i = 0; i < groups; i++)
+                v[i] = a0 + step * (double)(int32_t)(w[i] >> 9);
+        } else {
+            float *restrict v = s->f[lane];
+            for (int i = 0; i < groups; i++)
+                v[i] = (float)(a0 + step * (double)(int32_t)(w[i] >> 9));
+        }
+    }
+}
+
+/* Box-Muller in fp32: lanes (0, 1) from the pair (w0, w1), lanes (2, 3) from (w2, w3). The radius of each
+   pair goes to the even lane's slot first (times std for fp32 outputs), then the angle's loop finishes both. */
+TI_INLINE void normal_values(const prepared *pc, int groups, scratch *restrict s)
+{
+    const int f64 = pc->out == TI_OUT_F64;
+    const float scale = f64 ? 1.0f : pc->std32;
+    for (int lane = 0; lane < 4; lane += 2) {
+        const uint32_t *restrict w = s->w[lane];
+        float *restrict radius = s->f[lane];
+        for (int i = 0; i < groups; i++)
+            radius[i] = scale * sqrtf(-2.0f * ln_f32(u01_f32(w[i])));
+    }
+    for (int lane = 0; lane < 4; lane += 2) {
+        const uint32_t *restrict w = s->w[lane + 1];
+        if (f64) {
+            const double mean = pc->mean, std = pc->std;
+            const float *restrict radius = s->f[lane];
+            double *restrict even = s->d[lane], *restrict odd = s->d[lane + 1];
+            for (int i = 0; i < groups; i++) {
+                float c, sn;
+                sincos_2pi_u(u01_f32(w[i]), &c, &sn);
+                even[i] = mean + std * (double)(radius[i] * c);
+                odd[i] = mean + std * (double)(radius[i] * sn);
+            }
+        } else {
+            const float mean = pc->mean32;
+            float *restrict even = s->f[lane], *restrict odd = s->f[lane + 1];
+            for (int i = 0; i < groups; i++) {
+                float c, sn;
+                sincos_2pi_u(u01_f32(w[i]), &c, &sn);
+                float r = even[i];
+                even[i] = mean + r * c;
+                odd[i] = mean + r * sn;
+            }
+        }
+    }
+}
+
+/* trunc_normal, CENTRAL: every p and 1 - p above about 0.0034, so with x = 2p - 1 = x_lo + two_mass u and
+   w = -ln(1 - x^2), Phi^-1(p) = x sqrt(2) f(w) on both sides of 1/2 (triton_init/_cpu_ndtri.py CENTRAL).
+   This computes x and w - mid; ``trunc_finish`` the rest. */
+TI_INLINE void trunc_central_arg(const prepared *pc, int groups, const uint32_t *restrict w, float *restrict xs,
+                                 float *restrict arg)
+{
+    const float x_lo = pc->x_lo, two_mass = pc->two_mass, mid = pc->mid;
+    for (int i = 0; i < groups; i++) {
+        float x = x_lo + two_mass * u01_f32(w[i]);
+        xs[i] = x;
+        arg[i] = -ln_f32(1.0f - x * x) - mid;
+    }
+}
+
+/* trunc_normal, WIDE: every min(p, q) at or above 1e-8, one polynomial in w = -ln(4 p (1 - p)) for the
+   smaller of p = Phi(alpha) + mass u and q = Phi(-beta) + mass (1 - u) (triton_init/_cpu_ndtri.py WIDE):
+   x = 2p - 1 (negated when q is the smaller: Phi^-1(1 - q) = -Phi^-1(q)) and w - mid. */
+TI_INLINE void trunc_wide_arg(const prepared *pc, int groups, const uint32_t *restrict w, float *restrict xs,
+                              float *restrict arg)
+{
+    const float p_lo = pc->p_lo32, q_hi = pc->q_hi32, mass = pc->mass32, mid = pc->mid;
+    for (int i = 0; i < groups; i++) {
+        float u = u01_f32(w[i]);
+        float p = p_lo + mass * u;
+        float q = q_hi + mass * (1.0f - u);  /* 1 - u is exact */
+        int lower = p <= 0.5f;
+        float pp = lower ? p : q;
+        float x = 2.0f * pp - 1.0f;
+        xs[i] = lower ? x : -x;
+        arg[i] = -ln_f32(4.0f * pp * (1.0f - pp)) - mid;
+    }
+}
+
+/* Values x f(arg), shifted (std is in the polynomial for fp32 outputs) and clamped: the outermost output-dtype
+   values inside [a, b] keep every rounded value inside. */
+TI_INLINE void trunc_finish(const prepared *pc, int groups, int central, const float *restrict xs,
+                            float *restrict arg_then_value, double *restrict value64)
+{
+    float poly[TI_WIDE_DEGREE + 1];
+    memcpy(poly, pc->poly, sizeof poly);
+    if (pc->out == TI_OUT_F64) {  /* z in fp32, scaled, shifted and clamped in float64 */
+        const double mean = pc->mean, std = pc->std, lo = pc->lo, hi = pc->hi;
+        for (int i = 0; i < groups; i++) {
+            float arg = arg_then_value[i];
+            float z = xs[i] * (central ? estrin6_f32(arg, poly) : estrin13_f32(arg, poly));
+            value64[i] = clamp_f64(mean + std * (double)z, lo, hi);
+        }
+    } else {
+        const float mean = pc->mean32, lo = pc->lo32, hi = pc->hi32;
+        for (int i = 0; i < groups; i++) {
+            float arg = arg_then_value[i];
+            float z = xs[i] * (central ? estrin6_f32(arg, poly) : estrin13_f32(arg, poly));
+            arg_then_value[i] = clamp_f32(z + mean, lo, hi);
+        }
+    }
+}
+
+TI_INLINE double horner_f64(double x, const double *c, int degree)
+{
+    double acc = c[degree];
+    for (int k = degree - 1; k >= 0; k--)
+        acc = acc * x + c[k];
+    return acc;
+}
+
+/* Phi^-1(p) for tiny p (below about 1e-44, beyond the fitted tail pieces): Newton's method on
+   ln Phi(z) = ln p from the asymptotic z^2 = t - ln t, t = -2 ln p - ln(2 pi). Each step squares the
+   relative error, so four reach float64 precision. */
+static double ndtri_far_tail(double p)
+{
+    const double log_p = log(p);
+    const double t = -2.0 * log_p - LN_2PI;
+    double z = -sqrt(t - log(t));
+    for (int step = 0; step < 4; step++) {
+        double log_phi_cdf = log(0.5 * erfc(-z / SQRT2));
+        /* Phi(z) / phi(z), as an exponential of the difference of logarithms (phi(z) underflows first) */
+        double ratio = exp(log_phi_cdf + 0.5 * z * z + 0.5 * LN_2PI);
+        z -= (log_phi_cdf - log_p) * ratio;
+    }
+    return z;
+}
+
+/* Phi^-1(p) for p in [0, 1/2] in float64: the fitted pieces (sqrt(2) x f(w), x = 2p - 1,
+   w = -ln(4 p (1 - p))) where they reach, Newton's method beyond. */
+static double ndtri_lower_f64(double p, const ti_inverse_cdf *inv)
+{
+    if (!(p > 0.0))
+        return -INFINITY;
+    double x = 2.0 * p - 1.0;
+    double w = -log(4.0 * p * (1.0 - p));
+    double f;
+    if (w < 5.0) {
+        f = horner_f64(w - inv->central_mid, inv->central, TI_CENTRAL_DEGREE);
+    } else {
+        double s = sqrt(w);
+        if (s > 10.0)
+            return ndtri_far_tail(p);
+        if (s >= inv->tail_split)
+            f = horner_f64(s - inv->far_mid, inv->far, TI_TAIL_DEGREE);
+        else
+            f = horner_f64(s - inv->near_mid, inv->near, TI_TAIL_DEGREE);
+    }
+    return SQRT2 * x * f;
+}
+
+/* trunc_normal in float64, for every call the fp32 polynomials do not cover. */
+static double trunc_general_f64(const prepared *pc, uint32_t w)
+{
+    double p = pc->p_lo + pc->mass * u01_f64(w);
+    double q = pc->q_hi + pc->mass * u01_f64(~w);  /* u(~w) = 1 - u(w) */
+    int lower = p <= 0.5;
+    double z = ndtri_lower_f64(lower ? p : q, &pc->inverse_cdf);
+    return clamp_f64(pc->mean + pc->std * (lower ? z : -z), pc->lo, pc->hi);
+}
+
+TI_INLINE void trunc_values(const prepared *pc, int groups, scratch *restrict s)
+{
+    const int f64 = pc->out == TI_OUT_F64;
+    if (pc->trunc_mode == TI_TRUNC_GENERAL) {
+        for (int lane = 0; lane < 4; lane++)
+            for (int i = 0; i < groups; i++) {
+                double v = trunc_general_f64(pc, s->w[lane][i]);
+                if (f64)
+                    s->d[lane][i] = v;
+                else
+                    s->f[lane][i] = (float)v;  /* lo and hi are output-dtype values: exact in fp32 */
+            }
+        return;
+    }
+    const int central = pc->trunc_mode == TI_TRUNC_CENTRAL;
+    for (int lane = 0; lane < 4; lane++) {
+        if (central)
+            trunc_central_arg(pc, groups, s->w[lane], s->x, s->f[lane]);
+        else
+            trunc_wide_arg(pc, groups, s->w[lane], s->x, s->f[lane]);
+        trunc_finish(pc, groups, central, s->x, s->f[lane], s->d[lane]);
+    }
+}
+
+TI_INLINE void transform(const prepared *pc, int groups, scratch *restrict s)
+{
+    if (pc->dist == TI_UNIFORM)
+        uniform_values(pc, groups, s);
+    else if (pc->dist == TI_NORMAL)
+        normal_values(pc, groups, s);
+    else
+        trunc_values(pc, groups, s);
+}
+
+/* ---- stores: lanes -> element order, cast to the output dtype ---- */
+
+static int element_size(int out) { return out == TI_OUT_F64 ? 8 : (out == TI_OUT_F32 ? 4 : 2); }
+
+/* The values of groups [first, stop) in element order, as the output dtype, contiguous from ``dst``. */
+TI_INLINE void interleave(const prepared *pc, const scratch *restrict s, int first, int stop, char *restrict dst)
+{
+    const int n = stop - first;
+    switch (pc->out) {
+    case TI_OUT_F32: {
+        float *restrict out = (float *)dst;
+        const float *restrict f0 = s->f[0] + first, *restrict f1 = s->f[1] + first;
+        const float *restrict f2 = s->f[2] + first, *restrict f3 = s->f[3] + first;
+        for (int i = 0; i < n; i++) {
+            out[4 * i + 0] = f0[i];
+            out[4 * i + 1] = f1[i];
+            out[4 * i + 2] = f2[i];
+            out[4 * i + 3] = f3[i];
+        }
+        break;
+    }
+    case TI_OUT_F64: {
+        double *restrict out = (double *)dst;
+        const double *restrict d0 = s->d[0] + first, *restrict d1 = s->d[1] + first;
+        const double *restrict d2 = s->d[2] + first, *restrict d3 = s->d[3] + first;
+        for (int i = 0; i < n; i++) {
+            out[4 * i + 0] = d0[i];
+            out[4 * i + 1] = d1[i];
+            out[4 * i + 2] = d2[i];
+            out[4 * i + 3] = d3[i];
+        }
+        break;
+    }
+    case TI_OUT_BF16: {
+        uint16_t *restrict out = (uint16_t *)dst;
+        const float *restrict f0 = s->f[0] + first, *restrict f1 = s->f[1] + first;
+        const float *restrict f2 = s->f[2] + first, *restrict f3 = s->f[3] + first;
+        for (int i = 0; i < n; i++) {
+            out[4 * i + 0] = f32_to_bf16(f0[i]);
+            out[4 * i + 1] = f32_to_bf16(f1[i]);
+            out[4 * i + 2] = f32_to_bf16(f2[i]);
+            out[4 * i + 3] = f32_to_bf16(f3[i]);
+        }
+        break;
+    }
+    default: {
+        uint16_t *restrict out = (uint16_t *)dst;
+        const float *restrict f0 = s->f[0] + first, *restrict f1 = s->f[1] + first;
+        const float *restrict f2 = s->f[2] + first, *restrict f3 = s->f[3] + first;
+        for (int i = 0; i < n; i++) {
+            out[4 * i + 0] = f32_to_f16(f0[i]);
+            out[4 * i + 1] = f32_to_f16(f1[i]);
+            out[4 * i + 2] = f32_to_f16(f2[i]);
+            out[4 * i + 3] = f32_to_f16(f3[i]);
+        }
+        break;
+    }
+    }
+}
+
+/* Values [head, head + count) of the block to ``dst`` at an element stride: whole groups of a contiguous run
+   straight into place, the rest through a buffer. */
+TI_INLINE void store_values(const prepared *pc, const scratch *restrict s, int head, int64_t count, char *dst,
+                            int64_t stride)
+{
+    const int size = element_size(pc->out);
+    int64_t done = 0;
+    if (head == 0 && stride == 1) {
+        interleave(pc, s, 0, (int)(count >> 2), dst);
+        done = count & ~(int64_t)3;
+    }
+    if (done == count)
+        return;
+    char buffer[BLOCK_VALUES * 8] TI_ALIGNED;
+    const int first = (int)((head + done) >> 2);
+    interleave(pc, s, first, (int)((head + count + 3) >> 2), buffer);
+    const char *src = buffer + (head + done - 4 * (int64_t)first) * size;
+    const int64_t rest = count - done;
+    dst += done * stride * size;
+    if (stride == 1) {
+        memcpy(dst, src, (size_t)(rest * size));
+    } else if (size == 2) {
+        for (int64_t k = 0; k < rest; k++)
+            memcpy(dst + k * stride * 2, src + k * 2, 2);
+    } else if (size == 4) {
+        for (int64_t k = 0; k < rest; k++)
+            memcpy(dst + k * stride * 4, src + k * 4, 4);
+    } else {
+        for (int64_t k = 0; k < rest; k++)
+            memcpy(dst + k * stride * 8, src + k * 8, 8);
+    }
+}
+
+/* ---- one block: the functions each instruction set gets its own copy of ---- */
+
+/* Groups rounded up to a multiple of 8, so that the vector loops need no remainder loop. */
+TI_INLINE int whole_vectors(int groups) { return (groups + 7) & ~7; }
+
+TI_INLINE void words_body(const prepared *pc, uint64_t first_group, int groups, scratch *s)
+{
+    philox_block(pc, first_group, whole_vectors(groups), s->w[0], s->w[1], s->w[2], s->w[3]);
+}
+
+TI_INLINE void transform_body(const prepared *pc, int groups, scratch *s) { transform(pc, whole_vectors(groups), s); }
+
+TI_INLINE void store_body(const prepared *pc, const scratch *s, int head, int64_t count, char *dst, int64_t stride)
+{
+    store_values(pc, s, head, count, dst, stride);
+}
+
+typedef struct {
+    const char *name;
+    void (*words)(const prepared *, uint64_t, int, scratch *);
+    void (*transform)(const prepared *, int, scratch *);
+    void (*store)(const prepared *, const scratch *, int, int64_t, char *, int64_t);
+    void (*finish)(void);  /* after a thread's stores, before they count as done */
+} isa_kernels;
+
+static void words_baseline(const prepared *pc, uint64_t first_group, int groups, scratch *s)
+{
+    words_body(pc, first_group, groups, s);
+}
+
+static void transform_baseline(const prepared *pc, int groups, scratch *s) { transform_body(pc, groups, s); }
+
+static void store_baseline(const prepared *pc, const scratch *s, int head, int64_t count, char *dst, int64_t stride)
+{
+    store_body(pc, s, head, count, dst, stride);
+}
+
+static void finish_baseline(void) {}
+
+static const isa_kernels BASELINE = {"baseline", words_baseline, transform_baseline, store_baseline, finish_baseline};
+
+#ifdef TI_X86_AVX2
+#define TI_AVX2 __attribute__((target("avx2,fma")))
+
+/* (hi, lo) words of the eight products a * m: vpmuludq multiplies the even lanes, and the odd ones after a
+   shift; blends put the halves back in place without crossing lanes. */
+TI_AVX2 static inline __attribute__((always_inline)) void mulhilo_avx2(__m256i a, __m256i m, __m256i *hi,
+                                                                     __m256i *lo)
+{
+    __m256i even = _mm256_mul_epu32(a, m);
+    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+/* philox_block with AVX2 intrinsics: GCC's own vectorization of the 32x32 -> 64-bit products shuffles the
+   halves across lanes and runs at half this speed. Two vectors of 8 groups at a time, so that the rounds'
+   dependency chains overlap. */
+TI_AVX2 static void words_avx2(const prepared *pc, uint64_t first_group, int groups, scratch *s)
+{
+    const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0), m1 = _mm256_set1_epi32((int)PHILOX_M1);
+    const __m256i sign = _mm256_set1_epi32(INT32_MIN);
+    const uint32_t lo = (uint32_t)first_group;
+    const __m256i lo_biased = _mm256_xor_si256(_mm256_set1_epi32((int)lo), sign);
+    const __m256i hi = _mm256_set1_epi32((int)(uint32_t)(first_group >> 32));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i stream_lo = _mm256_set1_epi32((int)pc->stream_lo);
+    const __m256i stream_hi = _mm256_set1_epi32((int)pc->stream_hi);
+    for (int i = 0; i < whole_vectors(groups); i += 16) {
+        __m256i a0 = _mm256_add_epi32(_mm256_set1_epi32((int)(lo + (uint32_t)i)), lane);
+        __m256i b0 = _mm256_add_epi32(_mm256_set1_epi32((int)(lo + (uint32_t)i + 8u)), lane);
+        /* the carry into the high word where the low word wrapped: c0 < lo, unsigned (-1 there) */
+        __m256i a1 = _mm256_sub_epi32(hi, _mm256_cmpgt_epi32(lo_biased, _mm256_xor_si256(a0, sign)));
+        __m256i b1 = _mm256_sub_epi32(hi, _mm256_cmpgt_epi32(lo_biased, _mm256_xor_si256(b0, sign)));
+        __m256i a2 = stream_lo, a3 = stream_hi, b2 = stream_lo, b3 = stream_hi;
+        for (int r = 0; r < PHILOX_ROUNDS; r++) {
+            const __m256i k0 = _mm256_set1_epi32((int)pc->round_key0[r]);
+            const __m256i k1 = _mm256_set1_epi32((int)pc->round_key1[r]);
+            __m256i ahi0, alo0, ahi1, alo1, bhi0, blo0, bhi1, blo1;
+            mulhilo_avx2(a0, m0, &ahi0, &alo0);
+            mulhilo_avx2(a2, m1, &ahi1, &alo1);
+            mulhilo_avx2(b0, m0, &bhi0, &blo0);
+            mulhilo_avx2(b2, m1, &bhi1, &blo1);
+            a0 = _mm256_xor_si256(_mm256_xor_si256(ahi1, a1), k0);
+            a2 = _mm256_xor_si256(_mm256_xor_si256(ahi0, a3), k1);
+            a1 = alo1;
+            a3 = alo0;
+            b0 = _mm256_xor_si256(_mm256_xor_si256(bhi1, b1), k0);
+            b2 = _mm256_xor_si256(_mm256_xor_si256(bhi0, b3), k1);
+            b1 = blo1;
+            b3 = blo0;
+        }
+        _mm256_store_si256((__m256i *)&s->w[0][i], a0);
+        _mm256_store_si256((__m256i *)&s->w[1][i], a1);
+        _mm256_store_si256((__m256i *)&s->w[2][i], a2);
+        _mm256_store_si256((__m256i *)&s->w[3][i], a3);
+        _mm256_store_si256((__m256i *)&s->w[0][i + 8], b0);
+        _mm256_store_si256((__m256i *)&s->w[1][i + 8], b1);
+        _mm256_store_si256((__m256i *)&s->w[2][i + 8], b2);
+        _mm256_store_si256((__m256i *)&s->w[3][i + 8], b3);
+    }
+}
+
+TI_AVX2 static void transform_avx2(const prepared *pc, int groups, scratch *s) { transform_body(pc, groups, s); }
+
+/* Contiguous runs of a large fill go through an L1 buffer and then to memory with streaming stores, which
+   skip reading each cache line before writing it (half the memory traffic when the fill is memory-bound). */
+TI_AVX2 static void store_avx2(const prepared *pc, const scratch *s, int head, int64_t count, char *dst,
+                               int64_t stride)
+{
+    if (!pc->streaming || stride != 1) {
+        store_body(pc, s, head, count, dst, stride);
+        return;
+    }
+    const int size = element_size(pc->out);
+    char buffer[BLOCK_VALUES * 8] TI_ALIGNED;
+    interleave(pc, s, 0, (head + (int)count + 3) >> 2, buffer);
+    const char *src = buffer + head * size;
+    size_t bytes = (size_t)count * (size_t)size;
+    size_t lead = (size_t)(-(uintptr_t)dst & 31);  /* up to the first 32-byte boundary */
+    if (lead > bytes)
+        lead = bytes;
+    memcpy(dst, src, lead);
+    size_t k = lead;
+    for (; k + 32 <= bytes; k += 32)
+        _mm256_stream_si256((__m256i *)(dst + k), _mm256_loadu_si256((const __m256i *)(src + k)));
+    memcpy(dst + k, src + k, bytes - k);
+}
+
+/* Streaming stores are weakly ordered: fence them before the chunk counts as done. */
+TI_AVX2 static void finish_avx2(void) { _mm_sfence(); }
+
+static const isa_kernels AVX2 = {"x86-64 AVX2", words_avx2, transform_avx2, store_avx2, finish_avx2};
+#endif
+
+static const isa_kernels *kernels_for(int isa)
+{
+#ifdef TI_X86_AVX2
+    __builtin_cpu_init();
+    if (isa == TI_ISA_BEST && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return &AVX2;
+#endif
+    (void)isa;
+    return &BASELINE;
+}
+
+const char *ti_isa_name(int isa) { return kernels_for(isa)->name; }
+
+/* ---- walking a layout ---- */
+
+/* ``count`` consecutive logical indices from ``logical``, stored from element ``mem`` at ``stride``. */
+static void fill_run(char *out, const prepared *pc, const isa_kernels *k, scratch *s, uint64_t logical,
+                     int64_t count, int64_t mem, int64_t stride)
+{
+    const int64_t size = element_size(pc->out);
+    uint64_t group = logical >> 2;
+    int head = (int)(logical & 3);
+    while (count > 0) {
+        int64_t take = BLOCK_VALUES - head;
+        if (take > count)
+            take = count;
+        int groups = (int)((head + take + 3) >> 2);
+        k->words(pc, group, groups, s);
+        k->transform(pc, groups, s);
+        k->store(pc, s, head, take, out + mem * size, stride);
+        mem += take * stride;
+        count -= take;
+        group += BLOCK_GROUPS;
+        head = 0;
+    }
+}
+
+/* Elements [first, stop) of the layout, in local row-major order. */
+static void fill_range(char *out, const ti_layout *layout, const prepared *pc, const isa_kernels *k, int64_t first,
+                       int64_t stop)
+{
+    scratch s;
+    const int inner = layout->ndim - 1;
+    const int64_t n = layout->sizes[inner], inner_stride = layout->mem_strides[inner];
+    int64_t row = first / n, col = first % n;
+    while (first < stop) {
+        int64_t count = n - col < stop - first ? n - col : stop - first;
+        uint64_t logical = layout->base;
+        int64_t mem = 0, rest = row;
+        for (int d = inner - 1; d >= 0; d--) {
+            int64_t index = rest % layout->sizes[d];
+            rest /= layout->sizes[d];
+            logical += (uint64_t)index * layout->logical_strides[d];
+            mem += index * layout->mem_strides[d];
+        }
+        fill_run(out, pc, k, &s, logical + (uint64_t)col, count, mem + col * inner_stride, inner_stride);
+        first += count;
+        row++;
+        col = 0;
+    }
+}
+
+void ti_transform_words(void *out, const uint32_t *words, int64_t groups, const ti_call *call, int isa)
+{
+    prepared pc;
+    prepare(&pc, call);
+    const isa_kernels *k = kernels_for(isa);
+    scratch s;
+    memset(&s, 0, sizeof s);
+    for (int64_t g0 = 0; g0 < groups; g0 += BLOCK_GROUPS) {
+        int n = groups - g0 < BLOCK_GROUPS ? (int)(groups - g0) : BLOCK_GROUPS;
+        for (int i = 0; i < n; i++)
+            for (int lane = 0; lane < 4; lane++)
+                s.w[lane][i] = words[4 * (g0 + i) + lane];
+        k->transform(&pc, n, &s);
+        k->store(&pc, &s, 0, 4 * (int64_t)n, (char *)out + 4 * g0 * element_size(pc.out), 1);
+    }
+}
+
+/* ---- threads ----
+ * Threads claim chunks of elements in turn. The calling thread works too and then waits only for chunks other
+ * threads have claimed, never for a thread to start: on a busy machine a helper may get its first time slice
+ * after the calling thread has done everything, and then finds nothing left. So helpers are detached and the
+ * work they share lives on the heap until the last one lets go of it.
+ */
+
+typedef struct {
+    char *out;
+    ti_layout layout;
+    prepared pc;
+    const isa_kernels *kernels;
+    int64_t numel, chunk, chunks;
+    atomic_llong next_chunk, done_chunks;
+    atomic_int holders;
+    pthread_mutex_t lock;
+    pthread_cond_t all_done;
+} work;
+
+static void work_on(work *w)
+{
+    for (;;) {
+        int64_t c = atomic_fetch_add(&w->next_chunk, 1);
+        if (c >= w->chunks)
+            return;
+        int64_t first = c * w->chunk;
+        fill_range(w->out, &w->layout, &w->pc, w->kernels, first,
+                   w->numel - first < w->chunk ? w->numel : first + w->chunk);
+        w->kernels->finish();
+        if (atomic_fetch_add(&w->done_chunks, 1) + 1 == w->chunks) {
+            pthread_mutex_lock(&w->lock);
+            pthread_cond_broadcast(&w->all_done);
+            pthread_mutex_unlock(&w->lock);
+        }
+    }
+}
+
+static void let_go(work *w)
+{
+    if (atomic_fetch_sub(&w->holders, 1) == 1) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->all_done);
+        free(w);
+    }
+}
+
+static void *helper(void *arg)
+{
+    work *w = (work *)arg;
+    work_on(w);
+    let_go(w);
+    return NULL;
+}
+
+int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads, int64_t chunk, int isa)
+{
+    int64_t numel = 1;
+    for (int d = 0; d < layout->ndim; d++)
+        numel *= layout->sizes[d];
+    if (numel == 0)
+        return 0;
+    if (chunk < 1)
+        chunk = 1;
+    const int64_t chunks = (numel - 1) / chunk + 1;
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    if (threads > chunks)
+        threads = (int)chunks;
+    prepared pc;
+    prepare(&pc, call);
+    pc.streaming = layout->ndim == 1 && layout->mem_strides[0] == 1 && numel * element_size(call->out) >= STREAMING_BYTES;
+    const isa_kernels *kernels = kernels_for(isa);
+    work *w = threads > 1 ? (work *)malloc(sizeof(work)) : NULL;
+    if (w == NULL) {
+        fill_range((char *)out, layout, &pc, kernels, 0, numel);
+        kernels->finish();
+        return 1;
+    }
+    w->out = (char *)out;
+    w->layout = *layout;
+    w->pc = pc;
+    w->kernels = kernels;
+    w->numel = numel;
+    w->chunk = chunk;
+    w->chunks = chunks;
+    atomic_init(&w->next_chunk, 0);
+    atomic_init(&w->done_chunks, 0);
+    atomic_init(&w->holders, 1);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->all_done, NULL);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int started = 0;
+    for (int t = 1; t < threads; t++) {
+        pthread_t id;
+        atomic_fetch_add(&w->holders, 1);
+        if (pthread_create(&id, &attr, helper, w) != 0) {  /* no thread to be had: fewer helpers */
+            atomic_fetch_sub(&w->holders, 1);
+            break;
+        }
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+    work_on(w);
+    pthread_mutex_lock(&w->lock);
+    while (atomic_load(&w->done_chunks) < chunks)
+        pthread_cond_wait(&w->all_done, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+    let_go(w);
+    return started + 1;
+}

@@ -1,0 +1,58 @@
+/* The native CPU executor of stream format v1 (README "Stream format v1"): what the Python binding calls. */
+#ifndef TRITON_INIT_STREAM_V1_H
+#define TRITON_INIT_STREAM_V1_H
+
+#include <stdint.h>
+
+enum { TI_UNIFORM = 0, TI_NORMAL = 1, TI_TRUNC_NORMAL = 2 };
+/* How trunc_normal inverts the normal CDF: the one fp32 polynomial of every p in the central range or in the
+   WIDE range, or float64 for every other call (tail pieces, the far tails by Newton's method). */
+enum { TI_TRUNC_CENTRAL = 0, TI_TRUNC_WIDE = 1, TI_TRUNC_GENERAL = 2 };
+enum { TI_OUT_F32 = 0, TI_OUT_F64 = 1, TI_OUT_BF16 = 2, TI_OUT_F16 = 3 };
+/* Instruction sets: the best this CPU runs, or the baseline every target machine has. */
+enum { TI_ISA_BEST = 0, TI_ISA_BASELINE = 1 };
+
+#define TI_MAX_DIMS 64
+#define TI_CENTRAL_DEGREE 6
+#define TI_WIDE_DEGREE 13
+#define TI_TAIL_DEGREE 8
+
+/* The inverse normal CDF's polynomials (triton_init/_cpu_ndtri.py), low order first. */
+typedef struct {
+    double central_mid, central[TI_CENTRAL_DEGREE + 1];
+    double wide_mid, wide[TI_WIDE_DEGREE + 1];
+    double near_mid, near[TI_TAIL_DEGREE + 1];
+    double far_mid, far[TI_TAIL_DEGREE + 1];
+    double tail_split;
+} ti_inverse_cdf;
+
+typedef struct {
+    int dist, trunc_mode, out;
+    uint64_t seed, stream;
+    /* uniform: (a, b - a); normal: (mean, std); trunc_normal: (mean, std, Phi(alpha), Phi(-beta), mass, lo, hi)
+       with lo, hi the outermost output-dtype values inside [a, b]. */
+    double params[7];
+    ti_inverse_cdf inverse_cdf;
+} ti_call;
+
+/* A coalesced layout (triton_init/_layout.py): dims outermost first, the last a run of consecutive logical
+   indices; element strides in memory, strides in the logical row-major index, the logical index of element 0. */
+typedef struct {
+    int ndim;
+    int64_t sizes[TI_MAX_DIMS], mem_strides[TI_MAX_DIMS];
+    uint64_t logical_strides[TI_MAX_DIMS];
+    uint64_t base;
+} ti_layout;
+
+/* Write the values of every element of ``layout`` through ``out`` on up to ``threads`` threads, which claim
+   ``chunk`` elements at a time (neither changes a value). Returns the number of threads used. */
+int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads, int64_t chunk, int isa);
+
+/* The values of the groups whose Philox words are given (words[4 i + lane]), in element order: the
+   transforms alone, for exhaustive checks over every u(w). */
+void ti_transform_words(void *out, const uint32_t *words, int64_t groups, const ti_call *call, int isa);
+
+/* The instruction set ``isa`` resolves to on this CPU: "x86-64-v3" or "baseline". */
+const char *ti_isa_name(int isa);
+
+#endif

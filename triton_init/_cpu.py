@@ -1,0 +1,111 @@
+"""The executor of CPU tensors: the native C extension (``triton_init._native``, built from ``csrc/``) when the
+install could compile it, else the torch-op reference after one warning.
+
+The native code computes stream format v1 with the same pieces as the kernels (Philox4x32-10, u(w),
+Box-Muller, the inverse-CDF polynomials of ``_cpu_ndtri``) in vectorized C on
+``torch.get_num_threads()`` threads; ``reference`` stays the tests' independent oracle.
+"""
+
+import importlib.util
+import math
+import warnings
+
+import torch
+
+from . import reference
+from . import _cpu_ndtri as N
+from ._format import TRUNC_NORMAL, kernel_exact
+from ._layout import Layout
+
+INTERFACE_VERSION = 1  # the extension's own, bumped with its arguments: a stale build is not used
+TRUNC_CENTRAL, TRUNC_WIDE, TRUNC_GENERAL = 0, 1, 2
+# Threads claim work in chunks of this many elements (a thread the OS delays holds up one chunk, not a
+# static share).
+CHUNK_ELEMENTS = 1 << 16
+# Elements per thread below which a fill stays on one thread: a helper that another process's thread
+# pushes off its core for a time slice (milliseconds) would hold up a fill that takes a fraction of that.
+MIN_ELEMENTS_PER_THREAD = 1 << 18
+OUT_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
+INVERSE_CDF = (N.CENTRAL_MID, *N.CENTRAL, N.WIDE_MID, *N.WIDE, N.TAIL_NEAR_MID, *N.TAIL_NEAR, N.TAIL_FAR_MID,
+               *N.TAIL_FAR, N.TAIL_SPLIT)
+
+try:
+    from . import _native
+except ImportError as exc:  # built without a C compiler, or a platform the build does not cover
+    _native = None
+    if importlib.util.find_spec(f"{__package__}._native") is None:
+        unavailable_reason = "the extension triton_init._native was not built: the install found no working C compiler"
+    else:
+        unavailable_reason = f"{type(exc).__name__}: {exc}"
+else:
+    unavailable_reason = None
+    if getattr(_native, "INTERFACE_VERSION", None) != INTERFACE_VERSION:
+        unavailable_reason = (f"the built extension has interface {getattr(_native, 'INTERFACE_VERSION', None)}, "
+                              f"this package needs {INTERFACE_VERSION}: reinstall to rebuild it")
+        _native = None
+_warned = False
+
+
+def available() -> bool:
+    """Whether the native executor is built and loaded."""
+    return _native is not None
+
+
+def executor() -> str:
+    """What runs CPU fills in this process, in words (for ``triton-init bench`` and ``init``)."""
+    if _native is not None:
+        return f"native C executor ({_native.isa_name()}, {torch.get_num_threads()} threads)"
+    return f"torch-op reference (the native executor is unavailable: {unavailable_reason})"
+
+
+def trunc_mode(params) -> int:
+    """How the native code inverts the CDF for a trunc_normal call: one fp32 polynomial where it covers every
+    p the call can draw (``_cpu_ndtri``'s CENTRAL and WIDE), float64 otherwise."""
+    p_lo, q_hi, mass = params[2], params[3], params[4]
+    if kernel_exact(TRUNC_NORMAL, params):
+        smallest = min(p_lo, q_hi)
+        if smallest > 0.0 and -math.log(4.0 * smallest * (1.0 - smallest)) < N.CENTRAL_W_LIMIT:
+            return TRUNC_CENTRAL
+        if smallest + mass * 2.0 ** -24 >= N.WIDE_P_MIN:
+            return TRUNC_WIDE
+    return TRUNC_GENERAL
+
+
+def default_threads(numel: int) -> int:
+    """torch's thread count, fewer for fills too small to gain from them."""
+    return max(1, min(torch.get_num_threads(), numel // MIN_ELEMENTS_PER_THREAD))
+
+
+def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int, *,
+                 threads: int | None = None, chunk: int = CHUNK_ELEMENTS, baseline_isa: bool = False) -> int:
+    """Write the values of ``layout``'s logical indices into the CPU tensor through the extension; returns the
+    threads used. ``threads`` (default ``default_threads``), ``chunk`` and ``baseline_isa`` never change a value."""
+    mode = trunc_mode(params) if dist == TRUNC_NORMAL else TRUNC_CENTRAL
+    return _native.fill(tensor.data_ptr(), OUT_CODES[tensor.dtype], dist, mode, params,
+                        INVERSE_CDF, seed, stream, layout.sizes, layout.mem_strides, layout.logical_strides,
+                        layout.base, default_threads(layout.numel) if threads is None else threads, chunk,
+                        _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST)
+
+
+def runs_natively(tensor: torch.Tensor) -> bool:
+    """Whether ``fill_`` runs the native code on this CPU tensor: the extension is loaded and the tensor's
+    address is a multiple of its element size (all but the odd ``torch.frombuffer`` view)."""
+    return _native is not None and tensor.data_ptr() % tensor.element_size() == 0
+
+
+def fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int) -> None:
+    """Fill a CPU tensor: natively, or through the torch-op reference (one warning per process where the
+    extension is missing)."""
+    global _warned
+    if runs_natively(tensor):
+        native_fill_(tensor, layout, dist, params, seed, stream)
+        return
+    if _native is None and not _warned:
+        _warned = True
+        warnings.warn(f"triton_init: the native CPU executor is unavailable ({unavailable_reason}); CPU tensors "
+                      "take the torch-op reference, several times slower than torch.nn.init. Reinstall where a C "
+                      "compiler works to build it.", RuntimeWarning, stacklevel=2)
+    reference.fill_(tensor, layout, dist, params, seed, stream)
+
+
+__all__ = ["available", "executor", "fill_", "native_fill_", "runs_natively", "trunc_mode"]
