@@ -641,11 +641,7 @@ class Intercept:
             if self._created:
                 self._note_construction(dest, None)
             return result
-        self._serving += 1
-        try:
-            target = self._write_target(func, dest, args)
-        finally:
-            self._serving -= 1
+        target = self._write_target(func, dest, args)
         if target is not None:
             return self._copy_into_model(func, args, kwargs, target, taint, name)
         # a temporary: it now holds what was written, and what it held unless all of it was overwritten
@@ -660,16 +656,21 @@ class Intercept:
         return result
 
     def _write_target(self, func, dest, args):
-        """The model ``Target`` a write into ``dest`` lands in (``dest[index]`` for ``__setitem__``), or None."""
-        region = dest
-        if getattr(func, "__name__", "") == "__setitem__":
-            region = dest[args[1]]
-            if not self._index.shares_storage(region) and self._index.shares_storage(dest):
-                return UnmappedView(f"an indexed write into {tuple(dest.shape)} elements of the model")
+        """The model ``Target`` a write into ``dest`` lands in (``dest[index]`` for ``__setitem__``), or None.
+        The tensor ops this takes (indexing, views) run as the context's own (``_serving``)."""
+        self._serving += 1
         try:
-            return self._index.locate(region)
-        except UnmappedView as err:
-            return err
+            region = dest
+            if getattr(func, "__name__", "") == "__setitem__":
+                region = dest[args[1]]
+                if not self._index.shares_storage(region) and self._index.shares_storage(dest):
+                    return UnmappedView(f"an indexed write into {tuple(dest.shape)} elements of the model")
+            try:
+                return self._index.locate(region)
+            except UnmappedView as err:
+                return err
+        finally:
+            self._serving -= 1
 
     def _copy_into_model(self, func, args, kwargs, target, taint, name):
         distributions = {p.distribution for p in taint.pending}
@@ -704,11 +705,7 @@ class Intercept:
     def _random_op(self, func, args, kwargs):
         dest = args[0] if func in _RANDOM_IN_PLACE else None
         if dest is not None:
-            self._serving += 1
-            try:
-                target = self._write_target(func, dest, args)
-            finally:
-                self._serving -= 1
+            target = self._write_target(func, dest, args)
             if target is not None:
                 what = target.stream if not isinstance(target, UnmappedView) else "the model"
                 self._left_to_torch(f"{func.__name__} into {what}")

@@ -152,3 +152,13 @@ def add_command(subparsers, name: str, *, summary: str, description: str, run) -
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(run=run, parser=parser)
     return parser
+
+
+def progress_bar(done: int, total: int, text: str) -> None:
+    """Redraw a one-line progress bar on stderr (``done`` of ``total``, then ``text``); a newline once done."""
+    width = 30
+    filled = width * done // max(1, total)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

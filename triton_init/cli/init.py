@@ -82,14 +82,9 @@ def combine(partials) -> int:
 
 
 def _progress(done: int, total: int, started: float) -> None:
-    width = 30
-    filled = width * done // max(1, total)
     elapsed = max(1e-9, time.perf_counter() - started)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done / 2**20:9.1f}/{total / 2**20:.1f} MiB "
-                     f"{done / elapsed / 1e9:7.3f} GB/s {elapsed:6.1f} s")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+    _common.progress_bar(done, total, f"{done / 2**20:9.1f}/{total / 2**20:.1f} MiB "
+                                      f"{done / elapsed / 1e9:7.3f} GB/s {elapsed:6.1f} s")
 
 
 def _sync(device) -> None:

@@ -104,13 +104,7 @@ def load_checkpoint(path):
 
 
 def _progress(done: int, total: int, name: str, started: float) -> None:
-    width = 30
-    filled = width * done // max(1, total)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tensors "
-                     f"{time.perf_counter() - started:6.1f} s {name[-40:]:<40}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+    _common.progress_bar(done, total, f"{done}/{total} tensors {time.perf_counter() - started:6.1f} s {name[-40:]:<40}")
 
 
 def run(args) -> int:
