@@ -1,6 +1,9 @@
 """The native CPU executor (csrc/, triton_init._cpu): the contract against the exact oracle for every dtype and
 distribution, the same bits whatever the threads, chunks and instruction set, every value u(w) can take through
-its vectorized transcendentals, and the torch-op fallback where the extension is missing."""
+its vectorized transcendentals, and the torch-op fallback where the extension is missing.
+
+Tests of the public fills that take the ``isa`` fixture run twice: with the best instruction set (AVX2 where
+the CPU has it) and with the portable baseline code (``TRITON_INIT_CPU_ISA=baseline``)."""
 
 import math
 import shutil
@@ -62,6 +65,13 @@ def check(out: torch.Tensor, dist: str, kwargs, indices, seed=SEED, stream=STREA
         assert ((x >= kwargs["a"]) & (x <= kwargs["b"])).all()
 
 
+@pytest.fixture(params=_cpu.ISAS)
+def isa(request, monkeypatch):
+    """Public fills run the instruction set ``TRITON_INIT_CPU_ISA`` names: each of them."""
+    monkeypatch.setenv(_cpu.ISA_ENV, request.param)
+    return request.param
+
+
 def fill(out, case, **extra):
     dist, kwargs = CASES[case]
     assert FILLS[dist](out, **kwargs, seed=SEED, stream=STREAM, **extra) is out
@@ -90,7 +100,7 @@ def test_each_trunc_normal_interval_takes_its_path(case):
 @requires_native
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("case", list(CASES))
-def test_contract_at_an_unaligned_offset(case, dtype, poisoned):
+def test_contract_at_an_unaligned_offset(case, dtype, poisoned, isa):
     """4099 values from logical index 4003 (a head and a tail group), every dtype, the far tails included."""
     n, first = 4099, 4003
     out = fill(poisoned(n, dtype=dtype), case, global_shape=(10_000,), global_offset=(first,))
@@ -104,7 +114,7 @@ GOLDEN_CASES = [(dist, k, entry) for dist in DIST_IDS for k, entry in enumerate(
 @requires_native
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("dist,k,entry", GOLDEN_CASES, ids=[f"{d}{k}" for d, k, _ in GOLDEN_CASES])
-def test_golden_values(dist, k, entry, dtype, poisoned):
+def test_golden_values(dist, k, entry, dtype, poisoned, isa):
     first, last = min(entry["index"]), max(entry["index"])
     kwargs = {key: entry[key] for key in ("a", "b", "mean", "std") if key in entry}
     out = poisoned(last + 1 - first, dtype=dtype)
@@ -130,7 +140,7 @@ HUGE_BLOCKS = {
 @requires_native
 @pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-2,2]", "trunc[-100,100]", "trunc[-9,-8]"])
 @pytest.mark.parametrize("block", list(HUGE_BLOCKS))
-def test_logical_indices_up_to_2_to_the_64(block, case, poisoned):
+def test_logical_indices_up_to_2_to_the_64(block, case, poisoned, isa):
     gshape, offset, shape = HUGE_BLOCKS[block]
     out = fill(poisoned(*shape), case, global_shape=gshape, global_offset=offset)
     check(out, *CASES[case], logical_indices(shape, gshape, offset))
@@ -139,7 +149,7 @@ def test_logical_indices_up_to_2_to_the_64(block, case, poisoned):
 @requires_native
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-2,2]", "trunc[-6,6]", "trunc[5,7]"])
-def test_strided_views_and_nothing_outside(case, dtype, poisoned):
+def test_strided_views_and_nothing_outside(case, dtype, poisoned, isa):
     views = {
         "transpose": (lambda b: b[:13, :7].t(), (7, 13)),
         "column slice": (lambda b: b[2:13, 3:17], (11, 14)),
@@ -158,6 +168,63 @@ def test_strided_views_and_nothing_outside(case, dtype, poisoned):
     permuted = fill(poisoned(4, 5, 6, dtype=dtype).permute(2, 0, 1), case, global_shape=(9, 4, 5),
                     global_offset=(2, 0, 0))
     check(permuted, *CASES[case], logical_indices((6, 4, 5), (9, 4, 5), (2, 0, 0)))
+
+
+# Groups from a block's first one to where the group index's low word wraps (2^32 groups): in the AVX2 code's
+# first and second vector of 8 groups, and in a later pair of vectors, so that the carry into the high word
+# matters in each.
+WRAP_AFTER_GROUPS = (1, 5, 8, 13, 16, 100, 109, 255)
+
+
+@requires_native
+@pytest.mark.parametrize("case", ["uniform", "normal"])
+def test_the_group_index_carries_into_its_high_word(case, isa, poisoned):
+    """Runs that cross 2^32 groups (logical index 2^34) inside a block, at each of ``WRAP_AFTER_GROUPS``: the
+    groups past the wrap have the high word 1, not 0."""
+    for wrap in WRAP_AFTER_GROUPS:
+        first = 2**34 - 4 * wrap - 1
+        n = 4 * (wrap + 20)
+        out = fill(poisoned(n), case, global_shape=(2**35,), global_offset=(first,))
+        check(out, *CASES[case], range(first, first + n))
+
+
+@pytest.mark.parametrize("value", ["baseline", "BEST ", "", None])
+def test_the_isa_switch_reaches_the_extension(value, monkeypatch):
+    """``TRITON_INIT_CPU_ISA`` picks the code the extension runs (unset or empty: the best); a value it does not
+    know is refused before anything is written."""
+    if value is None:
+        monkeypatch.delenv(_cpu.ISA_ENV, raising=False)
+    else:
+        monkeypatch.setenv(_cpu.ISA_ENV, value)
+    expected = "baseline" if value == "baseline" else "best"
+    assert _cpu.isa() == expected
+    if not _cpu.available():
+        return
+    calls = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(native, name)
+
+        def fill(self, *args):
+            calls.append(args[-1])
+            return native.fill(*args)
+
+    native = _cpu._native
+    monkeypatch.setattr(_cpu, "_native", Recording())
+    triton_init.normal_(torch.empty(100), seed=1)
+    code = native.ISA_BASELINE if expected == "baseline" else native.ISA_BEST
+    assert calls == [code]
+    assert _cpu.executor().startswith(f"native C executor ({native.isa_name(code)},")
+    assert native.isa_name(native.ISA_BASELINE) == "baseline"
+
+
+def test_an_unknown_isa_is_refused(monkeypatch, poisoned):
+    monkeypatch.setenv(_cpu.ISA_ENV, "avx512")
+    out = poisoned(10)
+    with pytest.raises(ValueError, match="TRITON_INIT_CPU_ISA must be one of"):
+        triton_init.normal_(out, seed=1)
+    assert torch.isnan(out).all()
 
 
 @requires_native
@@ -248,7 +315,7 @@ def test_torch_thread_count_does_not_change_bits(case):
 
 @requires_native
 @pytest.mark.parametrize("case", ["uniform", "normal", "trunc[-6,6]"])
-def test_pieces_reassemble_to_the_whole(case, poisoned):
+def test_pieces_reassemble_to_the_whole(case, poisoned, isa):
     """A run filled whole and in pieces cut at arbitrary points: chunk and block boundaries move, values don't."""
     n = 70_000
     whole = fill(poisoned(n), case)
@@ -358,17 +425,21 @@ def test_far_tail_by_newton_steps():
 
 @requires_native
 @pytest.mark.parametrize("dtype, std", [(torch.bfloat16, 0.75), (torch.bfloat16, 5000.0), (torch.float16, 0.75),
-                                        (torch.float16, 1e-5), (torch.float16, 5000.0)], ids=str)
+                                        (torch.float16, 1e-5), (torch.float16, 20000.0)], ids=str)
 def test_every_u_rounds_to_nearest_even_like_torch(dtype, std):
     """The 2-byte casts of Box-Muller values (the radius over every u, at two angles), bit for bit against
     torch's own rounding of the fp32 values: normal, subnormal (fp16 below 6.1e-5 at std 1e-5) and overflowing
-    (fp16 above 65520 at std 5000)."""
+    (fp16 at and above 65520 at std 20000: the radius 5.77 at the angle pi/4 reaches 81,600)."""
     params = reference.dist_params(NORMAL, torch.float32, mean=0.0, std=std)
     half = K.reshape(2, -1)
     words = (np.stack([half[0], np.full_like(half[0], 1 << 20), half[1], np.full_like(half[0], 3 << 20)], axis=1)
              << np.uint64(9)).astype(np.uint32)
     wide = transform_words(words, NORMAL, params, torch.float32)
-    assert torch.equal(bits(transform_words(words, NORMAL, params, dtype)), bits(wide.to(dtype)))
+    narrow = transform_words(words, NORMAL, params, dtype)
+    assert torch.equal(bits(narrow), bits(wide.to(dtype)))
+    if std > 10_000:
+        assert torch.isinf(narrow).sum() > 100  # the overflow branch ran
+        assert ((wide.abs() >= 65504) & (wide.abs() < 65520)).any()  # and values just below it round down
 
 
 # ---- the fallback ----

@@ -4,10 +4,15 @@ install could compile it, else the torch-op reference after one warning.
 The native code computes stream format v1 with the same pieces as the kernels (Philox4x32-10, u(w),
 Box-Muller, the inverse-CDF polynomials of ``_cpu_ndtri``) in vectorized C on
 ``torch.get_num_threads()`` threads; ``reference`` stays the tests' independent oracle.
+
+The environment variable ``TRITON_INIT_CPU_ISA`` picks its instruction set, read at each call: "best" (the
+default: AVX2 where the CPU has it) or "baseline" (the portable C every machine runs). Both give the same
+bits; "baseline" is there to run the portable code on an AVX2 machine (the tests run both).
 """
 
 import importlib.util
 import math
+import os
 import warnings
 
 import torch
@@ -44,6 +49,22 @@ else:
                               f"this package needs {INTERFACE_VERSION}: reinstall to rebuild it")
         _native = None
 _warned = False
+ISA_ENV = "TRITON_INIT_CPU_ISA"
+ISAS = ("best", "baseline")
+
+
+def isa() -> str:
+    """The instruction set CPU fills ask for: ``TRITON_INIT_CPU_ISA`` ("best" when unset)."""
+    value = os.environ.get(ISA_ENV, "").strip().lower() or "best"
+    if value not in ISAS:
+        raise ValueError(f"{ISA_ENV} must be one of {ISAS}, got {value!r}")
+    return value
+
+
+def _isa_code(baseline_isa: bool | None) -> int:
+    if baseline_isa is None:
+        baseline_isa = isa() == "baseline"
+    return _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST
 
 
 def available() -> bool:
@@ -54,7 +75,7 @@ def available() -> bool:
 def executor() -> str:
     """What runs CPU fills in this process, in words (for ``triton-init bench`` and ``init``)."""
     if _native is not None:
-        return f"native C executor ({_native.isa_name()}, {torch.get_num_threads()} threads)"
+        return f"native C executor ({_native.isa_name(_isa_code(None))}, {torch.get_num_threads()} threads)"
     return f"torch-op reference (the native executor is unavailable: {unavailable_reason})"
 
 
@@ -77,14 +98,15 @@ def default_threads(numel: int) -> int:
 
 
 def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int, *,
-                 threads: int | None = None, chunk: int = CHUNK_ELEMENTS, baseline_isa: bool = False) -> int:
+                 threads: int | None = None, chunk: int = CHUNK_ELEMENTS, baseline_isa: bool | None = None) -> int:
     """Write the values of ``layout``'s logical indices into the CPU tensor through the extension; returns the
-    threads used. ``threads`` (default ``default_threads``), ``chunk`` and ``baseline_isa`` never change a value."""
+    threads used. ``threads`` (default ``default_threads``), ``chunk`` and ``baseline_isa`` (default: as
+    ``TRITON_INIT_CPU_ISA`` says) never change a value."""
     mode = trunc_mode(params) if dist == TRUNC_NORMAL else TRUNC_CENTRAL
     return _native.fill(tensor.data_ptr(), OUT_CODES[tensor.dtype], dist, mode, params,
                         INVERSE_CDF, seed, stream, layout.sizes, layout.mem_strides, layout.logical_strides,
                         layout.base, default_threads(layout.numel) if threads is None else threads, chunk,
-                        _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST)
+                        _isa_code(baseline_isa))
 
 
 def runs_natively(tensor: torch.Tensor) -> bool:
@@ -108,4 +130,4 @@ def fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, st
     reference.fill_(tensor, layout, dist, params, seed, stream)
 
 
-__all__ = ["available", "executor", "fill_", "native_fill_", "runs_natively", "trunc_mode"]
+__all__ = ["available", "executor", "fill_", "isa", "native_fill_", "runs_natively", "trunc_mode"]
