@@ -1,9 +1,14 @@
-"""Mutation check: plant realistic bugs in the kernels and their launchers, one at a time, in a temporary
-copy of the repository, run the CPU tests that guard each, and print a caught / survived table.
+"""Mutation check: plant realistic bugs in the kernels and their launchers, the native CPU executor (csrc/),
+intercept, the stream mapping, verify, manifests, replay and the CLI, one at a time, in a temporary copy of
+the repository, run the CPU tests that guard each, and print a caught / survived table (tests/README.md).
 
     python tests/mutation_check.py [--jobs 2] [--only SUBSTRING ...] [--list] [--keep]
 
-Each mutation is an exact text replacement that must match once. The copy imports as ``triton_init`` from
+Each mutation is an exact text replacement that must match once; one whose text is no longer in its file
+(the code changed since it was written) is reported as "not found", and ``--list`` says which ones apply.
+A mutation of ``csrc/`` rebuilds the copy's C extension (a mutant that does not compile is an error); its
+tests run the public fills with both instruction sets, AVX2 and the portable baseline
+(``TRITON_INIT_CPU_ISA``, tests/test_native.py's ``isa`` fixture). The copy imports as ``triton_init`` from
 itself alone (its ``kernels/`` linked in as ``triton_init/kernels``, the copy first on ``PYTHONPATH``);
 before its tests run, a probe checks that the modules imported are the copy's files and hold the mutated
 text. Every mutation that changes output beyond the format's contract must be caught; one that only
@@ -33,6 +38,17 @@ ROOT = Path(__file__).resolve().parent.parent
 KERNEL_TESTS = ("tests/test_stream_format.py", "tests/test_kernel_contract.py", "tests/test_kernels.py")
 FLAT_TESTS = ("tests/test_flat.py", "tests/test_kernel_contract.py")
 ORTHOGONAL_TESTS = ("tests/test_orthogonal.py",)
+# test_native.py's tests of the C code, quickest to catch first (pytest keeps this order: -x stops early).
+NATIVE_TESTS = tuple(f"tests/test_native.py::test_{name}" for name in (
+    "the_isa_switch_reaches_the_extension", "the_group_index_carries_into_its_high_word", "golden_values",
+    "strided_views_and_nothing_outside", "pieces_reassemble_to_the_whole",
+    "threads_chunks_and_instruction_sets_give_the_same_bits", "logical_indices_up_to_2_to_the_64",
+    "contract_at_an_unaligned_offset", "every_u_rounds_to_nearest_even_like_torch", "every_u_uniform",
+    "every_u_box_muller", "every_u_trunc_normal", "far_tail_by_newton_steps", "memory_offsets_past_2_to_the_31_elements",
+    "large_flat_fills_store_around_the_caches", "torch_thread_count_does_not_change_bits", "an_unknown_isa_is_refused"))
+INTERCEPT_TESTS = ("tests/test_intercept.py", "tests/test_module.py")
+VERIFY_TESTS = ("tests/test_verify.py", "tests/test_verify_cmd.py")
+CLI_TESTS = ("tests/test_verify_cmd.py", "tests/test_cli.py", "tests/test_init_cmd.py")
 
 CAUGHT, WITHIN, GPU_ONLY = "beyond contract", "within contract", "GPU only"
 
@@ -49,6 +65,9 @@ class Mutation:
 
 FILL, PHILOX, FLAT, PATHS = "kernels/fill.py", "kernels/philox.py", "kernels/flat.py", "kernels/trunc_paths.py"
 PATH_TESTS = ("tests/test_trunc_paths.py", *KERNEL_TESTS)
+C, INTERCEPT, STREAMS = "csrc/stream_v1.c", "triton_init/_intercept.py", "triton_init/streams.py"
+VERIFY, REPLAY, MANIFEST = "triton_init/verify.py", "triton_init/_replay.py", "triton_init/manifest.py"
+CLI_VERIFY = "triton_init/cli/verify.py"
 CLAMP = "\n".join(f"            v{k} = tl.minimum(tl.maximum(v{k}, lo), hi)" for k in range(4))
 
 MUTATIONS = [
@@ -161,13 +180,216 @@ MUTATIONS = [
     Mutation("orthogonal epilogue: transposed Q read untransposed", "kernels/orthogonal.py",
              "q_offsets = logical_col[None, :] * q_stride0 + logical_row[:, None] * q_stride1",
              "q_offsets = logical_row[:, None] * q_stride0 + logical_col[None, :] * q_stride1", ORTHOGONAL_TESTS),
+    # ---- the native CPU executor (csrc/): rebuilt in the copy, tested with both instruction sets ----
+    Mutation("C Philox: a multiplier's digits transposed", C, "#define PHILOX_M0 0xD2511F53u",
+             "#define PHILOX_M0 0xD2511F35u", NATIVE_TESTS),
+    Mutation("C Philox key schedule: the high key word bumped by W0", C, "        k1 += PHILOX_W1;",
+             "        k1 += PHILOX_W0;", NATIVE_TESTS),
+    Mutation("C Philox: seed words swapped in the key", C,
+             "uint32_t k0 = (uint32_t)call->seed, k1 = (uint32_t)(call->seed >> 32);",
+             "uint32_t k1 = (uint32_t)call->seed, k0 = (uint32_t)(call->seed >> 32);", NATIVE_TESTS),
+    Mutation("C portable Philox: stream words swapped in the counter", C,
+             "uint32_t c2 = stream_lo, c3 = stream_hi;", "uint32_t c2 = stream_hi, c3 = stream_lo;", NATIVE_TESTS),
+    Mutation("C portable Philox round: c3 xored where c1 belongs", C,
+             "uint32_t next0 = (uint32_t)(prod1 >> 32) ^ c1 ^ key0[r];",
+             "uint32_t next0 = (uint32_t)(prod1 >> 32) ^ c3 ^ key0[r];", NATIVE_TESTS),
+    Mutation("C portable: carry into the high counter word dropped", C, "uint32_t c1 = hi + (c0 < lo);",
+             "uint32_t c1 = hi;", NATIVE_TESTS),
+    Mutation("C AVX2: carry into the high word dropped (first vector)", C,
+             "__m256i a1 = _mm256_sub_epi32(hi, _mm256_cmpgt_epi32(lo_biased, _mm256_xor_si256(a0, sign)));",
+             "__m256i a1 = hi;", NATIVE_TESTS),
+    Mutation("C AVX2: carry into the high word dropped (second vector)", C,
+             "__m256i b1 = _mm256_sub_epi32(hi, _mm256_cmpgt_epi32(lo_biased, _mm256_xor_si256(b0, sign)));",
+             "__m256i b1 = hi;", NATIVE_TESTS),
+    Mutation("C AVX2: the carry's comparison signed (second vector)", C,
+             "_mm256_cmpgt_epi32(lo_biased, _mm256_xor_si256(b0, sign))",
+             "_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), b0)", NATIVE_TESTS),
+    Mutation("C AVX2 round: the second vector xors b1 where b3 belongs", C,
+             "b2 = _mm256_xor_si256(_mm256_xor_si256(bhi0, b3), k1);",
+             "b2 = _mm256_xor_si256(_mm256_xor_si256(bhi0, b1), k1);", NATIVE_TESTS),
+    Mutation("C u(w) without its half-ulp offset", C, "| 0x3F800000u) - 0.99999994039535522f;",
+             "| 0x3F800000u) - 1.0f;", NATIVE_TESTS),
+    Mutation("C u(w) in float64: the mantissa one bit short", C, "((uint64_t)(w >> 9) << 29)",
+             "((uint64_t)(w >> 9) << 28)", NATIVE_TESTS),
+    Mutation("C uniform: a + width u without the half step", C, "const double a0 = pc->a + pc->width * 0x1p-24,",
+             "const double a0 = pc->a,", NATIVE_TESTS),
+    Mutation("C Box-Muller: the angle from the radius's word", C,
+             "const uint32_t *restrict w = s->w[lane + 1];", "const uint32_t *restrict w = s->w[lane];", NATIVE_TESTS),
+    Mutation("C Box-Muller: cos's quadrant sign from k, not k + 1", C, "((((uint32_t)k + 1u) & 2u) << 30)",
+             "(((uint32_t)k & 2u) << 30)", NATIVE_TESTS),
+    Mutation("C ln: the low part of e ln 2 dropped", C, "return ef * LN2_HI + (ln_m + ef * LN2_LO);",
+             "return ef * LN2_HI + ln_m;", NATIVE_TESTS),
+    Mutation("C Box-Muller float64: the odd lane takes the cosine", C,
+             "odd[i] = mean + std * (double)(radius[i] * sn);", "odd[i] = mean + std * (double)(radius[i] * c);",
+             NATIVE_TESTS),
+    Mutation("C Box-Muller float64: std applied twice", C, "const float scale = f64 ? 1.0f : pc->std32;",
+             "const float scale = pc->std32;", NATIVE_TESTS),
+    Mutation("C bf16: truncation", C, "return (uint16_t)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);",
+             "return (uint16_t)(b >> 16);", NATIVE_TESTS),
+    Mutation("C bf16: ties away from zero", C, "return (uint16_t)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);",
+             "return (uint16_t)((b + 0x8000u) >> 16);", NATIVE_TESTS),
+    Mutation("C fp16: ties away from zero", C, "+ 0xFFFu + ((mag >> 13) & 1u)) >> 13;", "+ 0x1000u) >> 13;",
+             NATIVE_TESTS),
+    Mutation("C fp16: overflow saturates at 65504 instead of infinity", C, "0x7C00u : normal", "0x7BFFu : normal",
+             NATIVE_TESTS),
+    Mutation("C fp16: subnormals from 2^-15, not 2^-14", C, "mag < 0x38800000u ?", "mag < 0x38000000u ?",
+             NATIVE_TESTS),
+    Mutation("C store: a block head's offset into the buffer dropped", C,
+             "buffer + (head + done - 4 * (int64_t)first) * size", "buffer + (done - 4 * (int64_t)first) * size",
+             NATIVE_TESTS),
+    Mutation("C store: a run's partial tail group stored whole (past its end)", C,
+             "interleave(pc, s, 0, (int)(count >> 2), dst);", "interleave(pc, s, 0, (int)((count + 3) >> 2), dst);",
+             NATIVE_TESTS),
+    Mutation("C store: strided 2-byte elements at a 4-byte stride", C,
+             "memcpy(dst + k * stride * 2, src + k * 2, 2);", "memcpy(dst + k * stride * 4, src + k * 2, 2);",
+             NATIVE_TESTS),
+    Mutation("C streaming store: the bytes after the last 32-byte vector not written", C,
+             "    memcpy(dst + k, src + k, bytes - k);\n", "", NATIVE_TESTS),
+    Mutation("C layout walk: a run's start ignores the inner stride", C, "mem + col * inner_stride, inner_stride);",
+             "mem + col, inner_stride);", NATIVE_TESTS),
+    Mutation("C layout walk: logical index from the memory strides", C,
+             "logical += (uint64_t)index * layout->logical_strides[d];",
+             "logical += (uint64_t)index * (uint64_t)layout->mem_strides[d];", NATIVE_TESTS),
+    Mutation("C threads: the last partial chunk dropped", C, "const int64_t chunks = (numel - 1) / chunk + 1;",
+             "const int64_t chunks = numel / chunk;", NATIVE_TESTS),
+    Mutation("C threads: each chunk one element short", C, "? w->numel : first + w->chunk);",
+             "? w->numel : first + w->chunk - 1);", NATIVE_TESTS),
+    Mutation("C ISA: a baseline request runs AVX2 (the portable path untested)", C,
+             "if (isa == TI_ISA_BEST && __builtin_cpu_supports", "if (__builtin_cpu_supports", NATIVE_TESTS),
+    Mutation("_cpu: TRITON_INIT_CPU_ISA ignored", "triton_init/_cpu.py",
+             'baseline_isa = isa() == "baseline"', "baseline_isa = False", NATIVE_TESTS),
+    # ---- intercept: the arguments of inits on views and temporaries, torch's random factories ----
+    Mutation("intercept: xavier_uniform_ on a view without its gain", INTERCEPT,
+             "bound = SQRT3 * xavier_std(shape, 1.0) * gain", "bound = SQRT3 * xavier_std(shape, 1.0)",
+             INTERCEPT_TESTS),
+    Mutation("intercept: xavier_normal_ on a view without its gain", INTERCEPT,
+             '"std": xavier_std(shape, 1.0) * gain}', '"std": xavier_std(shape, 1.0)}', INTERCEPT_TESTS),
+    Mutation("intercept: kaiming on a view always fan_in", INTERCEPT,
+             'kaiming_std(shape, args["a"], args["mode"], args["nonlinearity"])',
+             'kaiming_std(shape, args["a"], "fan_in", args["nonlinearity"])', INTERCEPT_TESTS),
+    Mutation("intercept: kaiming on a view: the negative slope dropped", INTERCEPT,
+             'kaiming_std(shape, args["a"], args["mode"], args["nonlinearity"])',
+             'kaiming_std(shape, 0.0, args["mode"], args["nonlinearity"])', INTERCEPT_TESTS),
+    Mutation("intercept: kaiming_uniform_ on a view bounded by std, not sqrt(3) std", INTERCEPT,
+             'return "uniform_", {"a": -SQRT3 * std, "b": SQRT3 * std}', 'return "uniform_", {"a": -std, "b": std}',
+             INTERCEPT_TESTS),
+    Mutation("intercept: trunc_normal_ on a view drops its bounds", INTERCEPT,
+             '"a": a, "b": b}\n    if function in', '"a": -2.0, "b": 2.0}\n    if function in', INTERCEPT_TESTS),
+    Mutation("intercept: keyword arguments of tensor methods ignored (w.normal_(mean=, std=))", INTERCEPT,
+             "        values.update((k, v) for k, v in kwargs.items() if k in names)\n", "", INTERCEPT_TESTS),
+    Mutation("intercept: fans of a view from the whole tensor", INTERCEPT,
+             "function, resolved = _resolve(name, tuple(tensor.shape), params)",
+             "function, resolved = _resolve(name, target.logical_shape, params)", INTERCEPT_TESTS),
+    Mutation("intercept: randn temporaries taken as uniform", INTERCEPT,
+             'torch.randn: ("normal_", {"mean": 0.0, "std": 1.0}),', 'torch.randn: ("uniform_", {"a": 0.0, "b": 1.0}),',
+             INTERCEPT_TESTS),
+    Mutation("intercept: rand temporaries taken as uniform on [-1, 1]", INTERCEPT,
+             'torch.rand: ("uniform_", {"a": 0.0, "b": 1.0}),', 'torch.rand: ("uniform_", {"a": -1.0, "b": 1.0}),',
+             INTERCEPT_TESTS),
+    Mutation("intercept: randint not watched as random", INTERCEPT,
+             "_OTHER_RANDOM = frozenset((torch.randint, torch.randint_like,", "_OTHER_RANDOM = frozenset((torch.randint_like,",
+             INTERCEPT_TESTS),
+    Mutation("intercept: arithmetic on temporaries re-served as the plain init", INTERCEPT,
+             "elif not taint.pure or not taint.pending:", "elif not taint.pending:", INTERCEPT_TESTS),
+    Mutation("intercept: a mix of two inits' temporaries re-served as one", INTERCEPT,
+             "elif len(distributions) > 1:", "elif len(distributions) > 2:", INTERCEPT_TESTS),
+    Mutation("intercept: timm's trunc_normal_tf_ bounds not scaled by std", INTERCEPT,
+             '"a": mean + a * std, "b": mean + b * std}', '"a": mean + a, "b": mean + b}', INTERCEPT_TESTS),
+    # ---- the stream mapping ----
+    Mutation("streams: activation-checkpoint wrappers kept in stream names", STREAMS,
+             'WRAPPER_NAMES = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module")',
+             'WRAPPER_NAMES = ("_orig_mod", "_fsdp_wrapped_module")', INTERCEPT_TESTS),
+    Mutation("streams: the prefix not prepended", STREAMS, 'return prefix + ".".join(parts)',
+             'return ".".join(parts)', INTERCEPT_TESTS),
+    Mutation("streams: tied tensors listed under each name", STREAMS,
+             "if tensor is None or id(tensor) in seen:", "if tensor is None:", INTERCEPT_TESTS),
+    Mutation("streams: a view with the tensor's shape taken as the tensor (strides unchecked)", STREAMS,
+             "own = (local.shape == entry.local.shape and local.stride() == entry.local.stride()",
+             "own = (local.shape == entry.local.shape", INTERCEPT_TESTS),
+    Mutation("streams: dims of a view's base ordered by ascending stride (channels_last)", STREAMS,
+             "key=lambda d: -base.stride(d))", "key=lambda d: base.stride(d))", INTERCEPT_TESTS),
+    # ---- verify: targets, records, prefixes, regions and verdicts ----
+    Mutation("verify: names not mapped through the stage prefix", VERIFY,
+             "record = manifest.find(stream_name(key, prefix)) or manifest.find(key)",
+             "record = manifest.find(key)", VERIFY_TESTS),
+    Mutation("verify: a pipeline stage expects every tensor of the manifest", VERIFY,
+             "and r.stream.startswith(prefix)] if prefix else records", "] if prefix else records", VERIFY_TESTS),
+    Mutation("verify: a meta-device tensor passes", VERIFY,
+             'report.verdict, report.detail = MISSING, "on the meta device', 'report.detail = "on the meta device',
+             VERIFY_TESTS),
+    Mutation("verify: dtypes compared by size (bf16 read as fp16)", VERIFY,
+             "if block.local.dtype != record.dtype:", "if block.local.dtype.itemsize != record.dtype.itemsize:",
+             VERIFY_TESTS),
+    Mutation("verify: report.ok ignores unverified tensors", VERIFY,
+             "return not self.failures and not self.unverified", "return not self.failures", VERIFY_TESTS),
+    Mutation("verify: missing tensors not a failure", VERIFY, "FAILURES = (MISMATCH, MISSING, SHAPE, DTYPE, INVALID)",
+             "FAILURES = (MISMATCH, SHAPE, DTYPE, INVALID)", VERIFY_TESTS),
+    Mutation("verify: offsets of blocks ignored", VERIFY, "items.append((key, tensor, record, (offsets or {}).get(key)))",
+             "items.append((key, tensor, record, None))", VERIFY_TESTS),
+    Mutation("regenerate_: region writes placed without the block's offset", VERIFY,
+             "local_coords = tuple((c[inside] - a).to(", "local_coords = tuple((c[inside] + 0 * a).to(", VERIFY_TESTS),
+    # ---- replay ----
+    Mutation("replay: dirac_ with groups: ones where in == out", REPLAY, "ones = coords[1] == coords[0] % out_per_group",
+             "ones = coords[1] == coords[0]", VERIFY_TESTS),
+    Mutation("replay: writes of an older stream format replayed as this one", REPLAY,
+             "if write.format_version != FORMAT_VERSION:", "if write.format_version > FORMAT_VERSION:", VERIFY_TESTS),
+    Mutation("replay: constants expected in float64, not rounded to the dtype", REPLAY,
+             "cast = torch.empty((), dtype=self.dtype).fill_(value).double()",
+             "cast = torch.tensor(float(value), dtype=torch.float64)", VERIFY_TESTS),
+    Mutation("replay: a user callable reported as an invalid entry", REPLAY,
+             'raise NotReplayable("not verifiable", f"written by {write.fn}, a user callable',
+             'raise NotReplayable("invalid entry", f"written by {write.fn}, a user callable', VERIFY_TESTS),
+    Mutation("replay: sparse_ zeros per column rounded down", REPLAY,
+             'self.num_zeros = math.ceil(write.args["sparsity"] * self.rows)',
+             'self.num_zeros = int(write.args["sparsity"] * self.rows)', VERIFY_TESTS),
+    # ---- manifests ----
+    Mutation("manifest: older manifest versions read as this one", MANIFEST,
+             'if data.get("manifest_version") != MANIFEST_VERSION:', 'if data.get("manifest_version") > MANIFEST_VERSION:',
+             VERIFY_TESTS),
+    Mutation("manifest: a write's format version dropped when read", MANIFEST,
+             "for k, v in args.items()}, seed, region, version)", "for k, v in args.items()}, seed, region)",
+             VERIFY_TESTS),
+    Mutation("manifest: the format version not passed on when re-recorded", MANIFEST,
+             "write.region, format_version=write.format_version)", "write.region)", VERIFY_TESTS),
+    Mutation("manifest: aliases not followed", MANIFEST, "        name = self.aliases.get(name, name)\n", "",
+             VERIFY_TESTS),
+    Mutation("manifest: non-finite arguments read back as strings", MANIFEST,
+             "None if args is None else {k: _arg_value(v) for k, v in args.items()}", "args", VERIFY_TESTS),
+    Mutation("manifest: a region one past the tensor's end accepted", MANIFEST,
+             "if region.numel and region.last >= math.prod(shape):\n                raise ValueError(f\"{where}",
+             "if region.numel and region.last > math.prod(shape):\n                raise ValueError(f\"{where}",
+             VERIFY_TESTS),
+    Mutation("manifest: region membership walks dims in stored order", MANIFEST,
+             "for size, stride in sorted(self.dims(), key=lambda d: -d[1]):", "for size, stride in self.dims():",
+             VERIFY_TESTS),
+    # ---- the CLI ----
+    Mutation("CLI verify: unverified exits 1 (as a failure)", CLI_VERIFY,
+             "return EXIT_UNVERIFIED if report.unverified else EXIT_OK",
+             "return EXIT_FAILED if report.unverified else EXIT_OK", CLI_TESTS),
+    Mutation("CLI verify: exit codes of bad input and unverified swapped", CLI_VERIFY,
+             "EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNVERIFIED = 0, 1, 2, 3",
+             "EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNVERIFIED = 0, 1, 3, 2", CLI_TESTS),
+    Mutation("CLI verify: a failure exits 0 when others are unverified", CLI_VERIFY,
+             "    if report.failures:\n        return EXIT_FAILED",
+             "    if report.failures and not report.unverified:\n        return EXIT_FAILED", CLI_TESTS),
+    Mutation("CLI verify: --prefix not passed on", CLI_VERIFY, "seed=args.seed, prefix=args.prefix,",
+             "seed=args.seed,", CLI_TESTS),
+    Mutation("CLI verify: checkpoints under 'model' not unwrapped", CLI_VERIFY,
+             'STATE_DICT_KEYS = ("state_dict", "model")', 'STATE_DICT_KEYS = ("state_dict",)', CLI_TESTS),
+    Mutation("CLI verify: a directory's first .safetensors file only", CLI_VERIFY,
+             "return _SafetensorsFiles(files)", "return _SafetensorsFiles(files[:1])", CLI_TESTS),
+    Mutation("CLI: the dtype alias half taken as bf16", "triton_init/cli/_common.py", '"half": "fp16"', '"half": "bf16"',
+             CLI_TESTS),
+    Mutation("CLI init: a failed save exits 0", "triton_init/cli/init.py",
+             'file=sys.stderr)\n        return 2\n    return 0', 'file=sys.stderr)\n        return 0\n    return 0',
+             CLI_TESTS),
 ]
 
 
 @dataclass
 class Result:
     mutation: Mutation
-    outcome: str = ""  # caught, survived, not run, error
+    outcome: str = ""  # caught, survived, not run, not found, error
     seconds: float = 0.0
     caught_by: list = field(default_factory=list)
     detail: str = ""
@@ -202,7 +424,37 @@ def make_copy(parent: Path) -> Path:
     return repo
 
 
+# Builds the copy's C extension in place from setup.py's own Extension list, without the project metadata
+# step (which needs a newer setuptools than a plain venv may have): the build an editable install makes.
+BUILD_NATIVE = """
+import runpy, setuptools
+found = {}
+setuptools.setup = lambda **kwargs: found.update(kwargs)
+runpy.run_path("setup.py")
+dist = setuptools.Distribution({"ext_modules": found["ext_modules"]})
+dist.get_command_obj("build_ext").inplace = True
+dist.run_command("build_ext")
+"""
+
+
+def build_native(repo: Path) -> None:
+    """Rebuild the copy's ``triton_init._native`` from its (mutated) ``csrc/``; raise if it does not build."""
+    for built in (repo / "triton_init").glob("_native*"):
+        built.unlink()
+    out = subprocess.run([sys.executable, "-c", BUILD_NATIVE], cwd=repo, env=_env(repo), capture_output=True,
+                         text=True, timeout=600)
+    if out.returncode != 0 or not any((repo / "triton_init").glob("_native*")):
+        raise RuntimeError(f"the mutated C does not build: {(out.stdout + out.stderr).strip()[-2000:]}")
+
+
+def pattern_count(mutation: Mutation, root: Path = ROOT) -> int:
+    path = root / mutation.path
+    return path.read_text().count(mutation.old) if path.is_file() else 0
+
+
 def _module_of(path: str) -> str:
+    if path.startswith("csrc/"):
+        return "triton_init._native"
     stem = path[:-3].replace("/", ".")
     return "triton_init." + stem if path.startswith("kernels/") else stem
 
@@ -227,7 +479,10 @@ def verify_import(repo: Path, mutation: Mutation | None) -> None:
     for imported in (package_file, module_file):
         if not imported.is_relative_to(repo.resolve()):
             raise RuntimeError(f"{imported} is imported instead of the copy under {repo}")
-    if mutation and mutation.new not in module_file.read_text():
+    if mutation and mutation.path.startswith("csrc/"):
+        if module_file.stat().st_mtime < (repo / mutation.path).stat().st_mtime:
+            raise RuntimeError(f"{module_file} was built before the mutation")
+    elif mutation and mutation.new not in module_file.read_text():
         raise RuntimeError(f"{module_file} does not hold the mutation")
 
 
@@ -264,12 +519,17 @@ def check(mutation: Mutation, timeout: float, keep: bool) -> Result:
     try:
         repo = make_copy(parent)
         target = repo / mutation.path
-        text = target.read_text()
+        text = target.read_text() if target.is_file() else ""
         if text.count(mutation.old) != 1:
-            result.outcome = "error"
-            result.detail = f"the mutation's text occurs {text.count(mutation.old)} times in {mutation.path}"
+            count = text.count(mutation.old)
+            result.outcome = "not found" if count == 0 else "error"
+            result.detail = (f"pattern not found in {mutation.path}: the code changed since the mutation was "
+                             "written (update or drop it)" if count == 0 else
+                             f"the pattern occurs {count} times in {mutation.path}: make it unique")
             return result
         target.write_text(text.replace(mutation.old, mutation.new))
+        if mutation.path.startswith("csrc/"):
+            build_native(repo)
         verify_import(repo, mutation)
         code, failed, tail = run_tests(repo, mutation.tests, parent / "junit.xml", timeout)
         if code == 0:
@@ -318,7 +578,9 @@ def main(argv=None) -> int:
     mutations = [m for m in MUTATIONS if not args.only or any(o.lower() in m.name.lower() for o in args.only)]
     if args.list:
         for m in mutations:
-            print(f"{m.name:64} {m.path:24} {m.expect}")
+            count = pattern_count(m)
+            applies = "applies" if count == 1 else ("NOT FOUND" if count == 0 else f"MATCHES {count}x")
+            print(f"{m.name:72} {m.path:28} {m.expect:16} {applies}")
         return 0
     start = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -328,17 +590,17 @@ def main(argv=None) -> int:
             results.append(future.result())
             r = results[-1]
             print(f"  {r.outcome:8} {r.seconds:6.0f} s  {r.mutation.name}", file=sys.stderr, flush=True)
-    print(f"{'mutation':64} {'file':24} {'changes output':16} {'result':9} {'s':>5}  caught by / note")
-    print("-" * 150)
+    print(f"{'mutation':72} {'file':28} {'changes output':16} {'result':9} {'s':>5}  caught by / note")
+    print("-" * 170)
     for r in results:
         note = " ".join([*r.caught_by[:1], *r.detail.splitlines()[:1]])
         flag = "" if r.as_expected else "  <-- UNEXPECTED"
-        print(f"{r.mutation.name:64} {r.mutation.path:24} {r.mutation.expect:16} {r.outcome:9} {r.seconds:5.0f}  "
+        print(f"{r.mutation.name:72} {r.mutation.path:28} {r.mutation.expect:16} {r.outcome:9} {r.seconds:5.0f}  "
               f"{note}{flag}")
     for r in results:
         if r.outcome == "error":
             print(f"\n{r.mutation.name}: {r.detail}")
-    counts = {o: sum(r.outcome == o for r in results) for o in ("caught", "survived", "not run", "error")}
+    counts = {o: sum(r.outcome == o for r in results) for o in ("caught", "survived", "not run", "not found", "error")}
     print(f"\n{len(results)} mutations: " + ", ".join(f"{n} {o}" for o, n in counts.items())
           + f"; {time.monotonic() - start:.0f} s with {args.jobs} jobs")
     control_passed, message = control(results, args.timeout)

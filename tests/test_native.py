@@ -180,12 +180,14 @@ WRAP_AFTER_GROUPS = (1, 5, 8, 13, 16, 100, 109, 255)
 @pytest.mark.parametrize("case", ["uniform", "normal"])
 def test_the_group_index_carries_into_its_high_word(case, isa, poisoned):
     """Runs that cross 2^32 groups (logical index 2^34) inside a block, at each of ``WRAP_AFTER_GROUPS``: the
-    groups past the wrap have the high word 1, not 0."""
-    for wrap in WRAP_AFTER_GROUPS:
-        first = 2**34 - 4 * wrap - 1
-        n = 4 * (wrap + 20)
-        out = fill(poisoned(n), case, global_shape=(2**35,), global_offset=(first,))
-        check(out, *CASES[case], range(first, first + n))
+    groups past the wrap have the high word 1, not 0. And runs across 2^31 groups, where the low word passes
+    its sign bit and nothing carries (an unsigned comparison)."""
+    for boundary in (2**33, 2**34):
+        for wrap in WRAP_AFTER_GROUPS:
+            first = boundary - 4 * wrap - 1
+            n = 4 * (wrap + 20)
+            out = fill(poisoned(n), case, global_shape=(2**35,), global_offset=(first,))
+            check(out, *CASES[case], range(first, first + n))
 
 
 @pytest.mark.parametrize("value", ["baseline", "BEST ", "", None])
