@@ -2,7 +2,7 @@
 intercept, the stream mapping, verify, manifests, replay and the CLI, one at a time, in a temporary copy of
 the repository, run the CPU tests that guard each, and print a caught / survived table (tests/README.md).
 
-    python tests/mutation_check.py [--jobs 2] [--only SUBSTRING ...] [--list] [--keep]
+    python tests/mutation_check.py [--jobs 2] [--only SUBSTRING ...] [--list] [--keep] [--markdown FILE]
 
 Each mutation is an exact text replacement that must match once; one whose text is no longer in its file
 (the code changed since it was written) is reported as "not found", and ``--list`` says which ones apply.
@@ -23,6 +23,7 @@ import argparse
 import concurrent.futures
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -568,6 +569,21 @@ def control(results, timeout: float) -> tuple:
     return False, f"CONTROL FAILED (pytest returned {code}; failing unmutated: {failed}):\n{tail}"
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def markdown_table(results) -> str:
+    lines = ["| mutation | file | changes output | result | s | caught by / note |", "|---|---|---|---|---:|---|"]
+    for r in results:
+        note = " ".join([*(c.removeprefix("tests/") for c in r.caught_by[:1]), *r.detail.splitlines()[:1]])
+        flag = "" if r.as_expected else " **unexpected**"
+        lines.append(f"| {r.mutation.name} | `{r.mutation.path}` | {r.mutation.expect} | {r.outcome}{flag} | "
+                     f"{r.seconds:.0f} | {note.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2, help="mutations checked at once (default 2)")
@@ -576,6 +592,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per mutation's test run")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown (tests/README.md's)")
     args = parser.parse_args(argv)
     mutations = [m for m in MUTATIONS if not args.only or any(o.lower() in m.name.lower() for o in args.only)]
     if args.list:
@@ -584,7 +601,7 @@ def main(argv=None) -> int:
             applies = "applies" if count == 1 else ("NOT FOUND" if count == 0 else f"MATCHES {count}x")
             print(f"{m.name:72} {m.path:28} {m.expect:16} {applies}")
         return 0
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), _children_cpu_seconds()
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(check, m, args.timeout, args.keep) for m in mutations]
         results = []
@@ -604,9 +621,13 @@ def main(argv=None) -> int:
             print(f"\n{r.mutation.name}: {r.detail}")
     counts = {o: sum(r.outcome == o for r in results) for o in ("caught", "survived", "not run", "not found", "error")}
     print(f"\n{len(results)} mutations: " + ", ".join(f"{n} {o}" for o, n in counts.items())
-          + f"; {time.monotonic() - start:.0f} s with {args.jobs} jobs")
+          + f"; {time.monotonic() - start:.0f} s with {args.jobs} jobs, {_children_cpu_seconds() - cpu_start:.0f} "
+          f"CPU s (on a loaded machine, CPU s / cores bounds the wall time a quiet one takes; load now "
+          f"{os.getloadavg()[0]:.1f})")
     control_passed, message = control(results, args.timeout)
     print(message)
+    if args.markdown:
+        Path(args.markdown).write_text(markdown_table(results))
     unexpected = [r.mutation.name for r in results if not r.as_expected]
     if unexpected:
         print(f"not as expected: {unexpected}")

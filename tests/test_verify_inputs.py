@@ -171,3 +171,23 @@ def test_a_bf16_checkpoint_rounded_by_truncation_fails():
     report = ti.verify_({"w": truncated}, m, samples=None)
     assert [t.verdict for t in report.tensors] == ["mismatch"]
     assert report.tensors[0].mismatches > 64 * 64 // 8
+
+
+def test_a_failure_exits_1_also_beside_unverified_tensors(capsys, tmp_path):
+    m = Manifest()
+    m.record_init("w", (4, 4), torch.float32, ti.normal_, SEED)
+    m.record_init("own", (2,), torch.float32, lambda t, *, seed, stream: t.zero_(), SEED)
+    m.save(tmp_path / "m.json")
+    w = ti.normal_(torch.empty(4, 4), seed=SEED, stream="w")
+    w[1, 1] = 5.0
+    torch.save({"w": w, "own": torch.zeros(2)}, tmp_path / "c.pt")
+    code, out, _ = _cli(capsys, tmp_path / "c.pt", tmp_path / "m.json")
+    assert code == 1 and "1 mismatch" in out and "1 not verifiable" in out
+
+
+def test_init_that_cannot_save_exits_2_with_one_line(capsys, tmp_path):
+    missing = tmp_path / "no" / "such" / "dir"
+    for option in ("--save-checkpoint", "--save-manifest"):
+        code = main(["init", "--model", "nano", "--device", "cpu", "--no-progress", option, str(missing / "x")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "cannot write" in err and str(missing) in err

@@ -182,7 +182,8 @@ def run(args) -> int:
             manifest.save(args.save_manifest)
             print(f"manifest of {len(manifest)} tensors -> {args.save_manifest}")
         if args.save_checkpoint:
-            torch.save(result["module"].state_dict(), args.save_checkpoint)
+            with open(args.save_checkpoint, "wb") as f:  # a missing directory: an OSError naming the path
+                torch.save(result["module"].state_dict(), f)
             print(f"state dict -> {args.save_checkpoint}")
     except OSError as exc:
         print(f"triton-init init: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
