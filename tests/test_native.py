@@ -3,7 +3,9 @@ distribution, the same bits whatever the threads, chunks and instruction set, ev
 its vectorized transcendentals, and the torch-op fallback where the extension is missing.
 
 Tests of the public fills that take the ``isa`` fixture run twice: with the best instruction set (AVX2 where
-the CPU has it) and with the portable baseline code (``TRITON_INIT_CPU_ISA=baseline``)."""
+the CPU has it) and with the portable baseline code (``TRITON_INIT_CPU_ISA=baseline``): the code that differs
+between them (Philox words, stores, the group counter's carry) is reached through them; the transforms are one
+source, compiled for each, and ``test_threads_chunks_and_instruction_sets_give_the_same_bits`` compares those."""
 
 import math
 import shutil
@@ -100,7 +102,7 @@ def test_each_trunc_normal_interval_takes_its_path(case):
 @requires_native
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("case", list(CASES))
-def test_contract_at_an_unaligned_offset(case, dtype, poisoned, isa):
+def test_contract_at_an_unaligned_offset(case, dtype, poisoned):
     """4099 values from logical index 4003 (a head and a tail group), every dtype, the far tails included."""
     n, first = 4099, 4003
     out = fill(poisoned(n, dtype=dtype), case, global_shape=(10_000,), global_offset=(first,))
