@@ -8,6 +8,10 @@ import torch
 from ._format import normal_mass
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+# What a manifest may record and a checkpoint may hold: the init dtypes, and the int and bool dtypes of
+# buffers. Not float8, complex or quantized ones: no init writes them, and verify cannot compare them.
+STORED_DTYPES = SUPPORTED_DTYPES + (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.uint16,
+                                    torch.uint32, torch.uint64, torch.bool)
 
 
 def check_tensor(tensor, name: str = "tensor") -> torch.Tensor:

@@ -20,6 +20,7 @@ from ._layout import logical_block, row_major_strides
 from ._random import resolve_block
 from ._replay import DETERMINISTIC, NotReplayable, coordinates, replay
 from ._sharding import is_dtensor
+from ._validate import STORED_DTYPES
 from .contract import contract_units
 from .manifest import Manifest, TensorRecord, Write, init_functions
 
@@ -89,6 +90,8 @@ class VerifyReport:
     tensors: list
     sample_seed: int
     notes: list = field(default_factory=list)
+    gaps: list = field(default_factory=list)  # why the run proves less than it should: nothing verified, a prefix
+                                              # that matches no record (each makes the report not ok)
 
     @property
     def failures(self) -> list:
@@ -100,8 +103,8 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """Every recorded tensor was checked and matched."""
-        return not self.failures and not self.unverified
+        """Every recorded tensor was checked and matched, and there was one at least."""
+        return not self.failures and not self.unverified and not self.gaps
 
     def __bool__(self) -> bool:
         return self.ok
@@ -112,7 +115,7 @@ class VerifyReport:
             counts[t.verdict] = counts.get(t.verdict, 0) + 1
         text = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
         return "\n".join([f"{len(self.tensors)} tensors: {text or 'none'} (sample seed {self.sample_seed})"]
-                         + self.notes)
+                         + self.gaps + self.notes)
 
     def table(self) -> str:
         width = max([len("tensor")] + [len(t.name) for t in self.tensors])
@@ -125,7 +128,7 @@ class VerifyReport:
         return "\n".join(lines + [self.summary()])
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "sample_seed": self.sample_seed, "notes": self.notes,
+        return {"ok": self.ok, "sample_seed": self.sample_seed, "notes": self.notes, "gaps": self.gaps,
                 "counts": {v: sum(t.verdict == v for t in self.tensors) for v in dict.fromkeys(
                     t.verdict for t in self.tensors)},
                 "tensors": [t.to_json() for t in self.tensors]}
@@ -363,6 +366,48 @@ def _expected(records, prefix: str) -> list:
     return [r for r in records if isinstance(r.stream, str) and r.stream.startswith(prefix)] if prefix else records
 
 
+def _gaps(report: VerifyReport, manifest, prefix: str, expected: list) -> list:
+    """Why a report without failures still proves nothing (or less than asked): see ``VerifyReport.gaps``."""
+    gaps = []
+    if prefix and isinstance(manifest, Manifest) and not expected:
+        gaps.append(f"the prefix {prefix!r} matches no recorded stream: no tensor of this stage could be found "
+                    "missing (a wrong prefix?)")
+    if not report.failures and not any(t.verdict == OK for t in report.tensors):
+        records = [manifest] if isinstance(manifest, TensorRecord) else list(manifest)
+        why = ("the manifest records no tensor" if not records else "no tensor here is in the manifest"
+               if report.tensors and all(t.verdict == UNRECORDED for t in report.tensors)
+               else "no tensor was given" if not report.tensors else "no recorded tensor could be compared")
+        gaps.append(f"nothing was verified: {why}")
+    return gaps
+
+
+def check_stored(name: str, tensor) -> None:
+    """Raise ValueError unless ``tensor`` is one whose elements verify can read: a dense tensor of a stored
+    dtype (no sparse, quantized, complex or float8 one) whose elements are distinct and lie inside its
+    storage (no stride-0 ``expand``, no shape past a short storage: a crafted checkpoint may declare them)."""
+    if is_dtensor(tensor):
+        tensor = tensor.to_local()
+    if not isinstance(tensor, torch.Tensor):
+        return
+    if tensor.layout != torch.strided:
+        raise ValueError(f"{name}: a {str(tensor.layout).removeprefix('torch.')} tensor; verify reads dense tensors")
+    if tensor.is_quantized or tensor.dtype not in STORED_DTYPES:
+        raise ValueError(f"{name}: dtype {str(tensor.dtype).removeprefix('torch.')} is not one an init writes "
+                         "(float32, float16, bfloat16, float64; int and bool buffers)")
+    if tensor.numel() <= 1 or tensor.device.type == "meta":
+        return
+    span = 0
+    for size, stride in sorted(((n, abs(s)) for n, s in zip(tensor.shape, tensor.stride(), strict=True) if n > 1),
+                               key=lambda d: d[1]):
+        if stride <= span:
+            raise ValueError(f"{name}: shape {tuple(tensor.shape)} with strides {tensor.stride()} repeats elements "
+                             "(an expand()ed or overlapping view); save a contiguous tensor")
+        span += (size - 1) * stride
+    if (tensor.storage_offset() + span + 1) * tensor.element_size() > tensor.untyped_storage().nbytes():
+        raise ValueError(f"{name}: shape {tuple(tensor.shape)} reaches past its storage of "
+                         f"{tensor.untyped_storage().nbytes():,} bytes (a truncated or crafted checkpoint)")
+
+
 def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = None, segments=None,
             offsets=None, prefix: str = "", raise_on_failure: bool = False, callback=None) -> VerifyReport:
     """Check ``target``'s tensors against ``manifest``; return a ``VerifyReport`` (one ``TensorReport`` each).
@@ -383,8 +428,11 @@ def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = 
 
     Verdicts: ok, mismatch, missing (recorded, absent or on meta), shape mismatch, dtype mismatch, invalid
     entry (failures); not verifiable, not sample-verifiable; unrecorded (in ``target``, not in the manifest,
-    not a failure). ``report.ok`` is True when every recorded tensor was checked and matched; with
-    ``raise_on_failure`` a report that is not ok raises ``VerificationError``. ``callback(done, total,
+    not a failure). ``report.ok`` is True when every recorded tensor was checked and matched, and one was at
+    least: ``report.gaps`` says why a report without failures is not ok (nothing verified: an empty
+    manifest, no name in it; a ``prefix`` that matches no recorded stream). With ``raise_on_failure`` a
+    report that is not ok raises ``VerificationError``. A tensor verify cannot read (sparse, complex,
+    float8, stride 0, shape past its storage: ``check_stored``) raises ValueError. ``callback(done, total,
     name)`` runs after each tensor (a progress bar).
     """
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
@@ -410,6 +458,7 @@ def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = 
     found += [(TensorReport(r.name, r.stream, MISSING, detail="recorded in the manifest, absent here"), r.name)
               for r in expected if r.name not in present]
     report = VerifyReport([r for r, _ in found], seed)
+    report.gaps = _gaps(report, manifest, prefix if segments is None else "", expected)
     _explain(report, dict((id(r), name) for r, name in found), checks, evidence, manifest)
     if raise_on_failure and not report.ok:
         raise VerificationError(report)
@@ -420,6 +469,7 @@ def _check_tensor(check: _Check, name: str, source, offset, samples, seed: int, 
     """The report on one target tensor (``source``: a tensor, a flat segment's block, or its loader)."""
     record = check.record
     tensor = source() if callable(source) else source
+    check_stored(name, tensor)
     if isinstance(tensor, _Block):
         block = tensor
         if block.shape[0] != math.prod(record.shape):

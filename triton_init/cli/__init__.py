@@ -2,11 +2,13 @@
 
 One module per subcommand, listed in ``COMMANDS``: each has ``add_parser(subparsers)``, which registers
 its options (validated by argparse: a bad value is one line and exit status 2) and sets ``run``.
-``main`` sets the OpenMP wait policy before anything imports torch, then parses and runs.
+``main`` sets the OpenMP wait policy before anything imports torch, then parses and runs; output piped
+into a reader that stops early (``| head -1``) ends the command quietly with ``EXIT_PIPE_CLOSED``.
 """
 
 import argparse
 import importlib
+import sys
 
 from .. import __version__
 from . import _common
@@ -36,8 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     _common.default_openmp_policy()
-    args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
-    except _common.UsageError as exc:
-        args.parser.error(str(exc))
+        try:
+            args = build_parser().parse_args(argv)
+            try:
+                return args.run(args)
+            except _common.UsageError as exc:
+                args.parser.error(str(exc))
+        finally:
+            sys.stdout.flush()  # a reader that went away (| head) shows here, not at the interpreter's exit
+    except BrokenPipeError:
+        return _common.output_closed()

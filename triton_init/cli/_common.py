@@ -13,6 +13,7 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "fp64": "flo
 ALIASES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16",
            "float64": "fp64", "double": "fp64"}
 UINT64_LIMIT = 1 << 64
+EXIT_PIPE_CLOSED = 141  # what a shell reports for a command that SIGPIPE ended (128 + 13)
 
 
 class UsageError(Exception):
@@ -152,6 +153,18 @@ def add_command(subparsers, name: str, *, summary: str, description: str, run) -
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(run=run, parser=parser)
     return parser
+
+
+def output_closed() -> int:
+    """Quiet the rest of the output after its reader closed the pipe (Python's recipe for SIGPIPE): stdout
+    goes to /dev/null, so that the interpreter's last flush raises nothing. Returns ``EXIT_PIPE_CLOSED``."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a file descriptor
+        pass
+    return EXIT_PIPE_CLOSED
 
 
 def progress_bar(done: int, total: int, text: str) -> None:
