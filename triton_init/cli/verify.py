@@ -1,10 +1,12 @@
 """``triton-init verify CHECKPOINT --manifest M.json``: check a saved state dict against its init manifest.
 
-Reads a ``torch.save``d state dict (``weights_only``, memory-mapped: only the sampled elements are read)
-or, when the ``safetensors`` package is installed, a ``.safetensors`` file or a directory of them (one
-tensor in memory at a time). Prints a table, or JSON with ``--json``. Exit status: 0 every recorded
-tensor matched; 1 a tensor failed (mismatch, missing, shape, dtype, invalid entry); 2 the input could not
-be read; 3 nothing failed but some tensors could not be verified (a user callable, a large orthogonal_).
+Reads a ``torch.save``d state dict (``weights_only``, memory-mapped: only the sampled elements are read;
+the usual training wrappers unwrapped: ``{"model": sd}``, ``{"state_dict": sd}``, ``{"module": sd}``, and
+name prefixes such as DDP's ``module.``) or, when the ``safetensors`` package is installed, a
+``.safetensors`` file or a directory of them (one tensor in memory at a time). A file's format is read from
+its first bytes; a file of no such format, and a tensor verify cannot read (sparse, complex, float8,
+stride 0, a shape past its stored data), is a one-line error before any tensor's data is read. Prints a
+table, or JSON with ``--json``. Exit status: ``EXIT_STATUS``.
 """
 
 import argparse
@@ -23,6 +25,14 @@ import torch
 from . import _common
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNVERIFIED = 0, 1, 2, 3
+EXIT_STATUS = f"""\
+  {EXIT_OK}    every recorded tensor was verified and matched (one at least)
+  {EXIT_FAILED}    a tensor failed: mismatch, missing, shape, dtype, invalid manifest entry
+  {EXIT_BAD_INPUT}    the checkpoint or manifest cannot be read, or holds what verify cannot read (one line)
+  {EXIT_UNVERIFIED}    nothing failed, but not everything was verified: tensors that cannot be (a user
+       callable, a large orthogonal_), or nothing at all (an empty manifest, no name found
+       in it), or a --prefix that matches no recorded stream
+  {_common.EXIT_PIPE_CLOSED}  the output's reader closed it early (piped into head)"""
 NOT_A_CHECKPOINT = "is not a torch.save file, a safetensors file, or a DCP checkpoint directory"
 # where training checkpoints keep the model's state dict, possibly nested ({"model": {"module": sd}})
 STATE_DICT_KEYS = ("state_dict", "model", "module", "model_state_dict")
@@ -227,8 +237,10 @@ def load_checkpoint(path):
         if not files:
             raise CheckpointError(f"{path} is a directory without .safetensors files")
         return _SafetensorsFiles(files)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: no such file")
+    if not path.is_file():  # a device, a pipe: nothing a checkpoint is stored in
+        raise CheckpointError(f"{path} {NOT_A_CHECKPOINT}: not a regular file")
     kind = _kind(path)
     if kind == "safetensors":
         return _SafetensorsFiles([path])
@@ -292,17 +304,19 @@ def add_parser(subparsers) -> None:
         description="Check every tensor of a saved state dict (torch.save; .safetensors files or a directory of\n"
                     "them with the safetensors package) against the manifest written at init: a sample of each\n"
                     "tensor's elements recomputed on the CPU reference, compared within the stream-format\n"
-                    "contract. Exit status: 0 every recorded tensor matched, 1 one failed, 2 unreadable input,\n"
-                    "3 nothing failed but some tensors could not be verified.",
+                    f"contract.\n\nexit status:\n{EXIT_STATUS}",
         run=run)
-    p.add_argument("checkpoint", help="a torch.save'd state dict, a .safetensors file or a directory of them")
+    p.add_argument("checkpoint", help="a torch.save'd state dict (or a training checkpoint holding one under "
+                                      "model, state_dict or module), a .safetensors file or a directory of them")
     p.add_argument("--manifest", required=True, metavar="PATH",
                    help="the JSON manifest written at init (triton-init init --save-manifest)")
     p.add_argument("--samples", type=_samples, default=4096, metavar="N",
                    help="random elements checked per tensor, besides both ends; 'all': every element (default: 4096)")
     p.add_argument("--seed", type=_common.int_in(0, 1 << 63, "2**63"), default=None,
                    help="seed of the random sample, in [0, 2**63) (default: a fresh one, printed)")
-    p.add_argument("--prefix", default="", help="stream prefix of a pipeline stage's names (default: none)")
+    p.add_argument("--prefix", default="",
+                   help="stream prefix of a pipeline stage's names (e.g. layers.4.): every recorded tensor under it "
+                        "must be in the checkpoint (default: none, the whole model)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.add_argument("--progress", action="store_true", default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
