@@ -372,13 +372,17 @@ def _gaps(report: VerifyReport, manifest, prefix: str, expected: list) -> list:
     if prefix and isinstance(manifest, Manifest) and not expected:
         gaps.append(f"the prefix {prefix!r} matches no recorded stream: no tensor of this stage could be found "
                     "missing (a wrong prefix?)")
-    if not report.failures and not any(t.verdict == OK for t in report.tensors):
-        records = [manifest] if isinstance(manifest, TensorRecord) else list(manifest)
-        why = ("the manifest records no tensor" if not records else "no tensor here is in the manifest"
-               if report.tensors and all(t.verdict == UNRECORDED for t in report.tensors)
-               else "no tensor was given" if not report.tensors else "no recorded tensor could be compared")
-        gaps.append(f"nothing was verified: {why}")
-    return gaps
+    if report.failures or any(t.verdict == OK for t in report.tensors):
+        return gaps
+    if isinstance(manifest, Manifest) and not len(manifest):
+        why = "the manifest records no tensor"
+    elif not report.tensors:
+        why = "no tensor was given"
+    elif all(t.verdict == UNRECORDED for t in report.tensors):
+        why = "no tensor here is in the manifest"
+    else:
+        why = "no recorded tensor could be compared"
+    return gaps + [f"nothing was verified: {why}"]
 
 
 def check_stored(name: str, tensor) -> None:
@@ -397,15 +401,19 @@ def check_stored(name: str, tensor) -> None:
     if tensor.numel() <= 1 or tensor.device.type == "meta":
         return
     span = 0
-    for size, stride in sorted(((n, abs(s)) for n, s in zip(tensor.shape, tensor.stride(), strict=True) if n > 1),
+    for size, stride in sorted(((n, s) for n, s in zip(tensor.shape, tensor.stride(), strict=True) if n > 1),
                                key=lambda d: d[1]):
         if stride <= span:
             raise ValueError(f"{name}: shape {tuple(tensor.shape)} with strides {tensor.stride()} repeats elements "
                              "(an expand()ed or overlapping view); save a contiguous tensor")
         span += (size - 1) * stride
-    if (tensor.storage_offset() + span + 1) * tensor.element_size() > tensor.untyped_storage().nbytes():
-        raise ValueError(f"{name}: shape {tuple(tensor.shape)} reaches past its storage of "
-                         f"{tensor.untyped_storage().nbytes():,} bytes (a truncated or crafted checkpoint)")
+    try:
+        nbytes = tensor.untyped_storage().nbytes()
+    except (NotImplementedError, RuntimeError):  # a tensor subclass without a storage of its own
+        return
+    if (tensor.storage_offset() + span + 1) * tensor.element_size() > nbytes:
+        raise ValueError(f"{name}: shape {tuple(tensor.shape)} reaches past its storage of {nbytes:,} bytes (a "
+                         "truncated or crafted checkpoint)")
 
 
 def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = None, segments=None,

@@ -41,7 +41,8 @@ WRAPPER_DEPTH = 4
 # "module.", a training wrapper's "model." (torch.compile's "_orig_mod." is a wrapper name anywhere)
 WRAPPER_PREFIXES = ("module.", "model.")
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a torch.save file (zip archive), or an empty zip archive
-LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # pickled, after PROTO n
+# a legacy (pre-zip) torch.save file's first pickle: its magic number, after the protocol (and a frame)
+LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 SAFETENSORS_HEADER_LIMIT = 100 << 20  # the safetensors package refuses larger headers too
 SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
                       "I32": "int32", "I16": "int16", "I8": "int8", "U64": "uint64", "U32": "uint32",
@@ -190,12 +191,12 @@ def unwrapped(state_dict, manifest, prefix: str = ""):
 def _kind(path: Path) -> str:
     """"zip" or "legacy" (torch.save's formats) or "safetensors", from the file's first bytes."""
     with open(path, "rb") as f:
-        head = f.read(16)
+        head = f.read(32)
     if not head:
         raise CheckpointError(f"{path} {NOT_A_CHECKPOINT}: it is empty")
     if head.startswith(ZIP_MAGIC):
         return "zip"
-    if head[:1] == b"\x80" and head[2:14] == LEGACY_MAGIC:
+    if head[:1] == b"\x80" and LEGACY_MAGIC in head:
         return "legacy"
     if head[8:9] == b"{":  # an 8-byte header length, then the JSON header
         return "safetensors"
@@ -213,7 +214,8 @@ def _torch_load(path: Path, kind: str):
             if refused:
                 raise CheckpointError(f"{path}: a torch.save file holding a {refused.group(1)}, not only tensors "
                                       "(read with weights_only, which refuses other objects)") from None
-            raise CheckpointError(f"{path} {NOT_A_CHECKPOINT}: its pickle is corrupt") from None
+            raise CheckpointError(f"{path}: a torch.save file that torch.load cannot read with weights_only (corrupt, "
+                                  "or saved with a pickle protocol it does not read)") from None
         except Exception as exc:  # torch raises many types for truncated or crafted files
             text = str(exc)
             if any(s in text for s in ("resize storage", "wrong byte size", "can't allocate memory")):
