@@ -5,6 +5,7 @@ training checkpoints map to the manifest's names; output piped into a reader tha
 
 import collections
 import fractions
+import io
 import json
 import os
 import re
@@ -396,3 +397,32 @@ def test_output_into_a_closed_pipe_is_quiet(nano, files):
     process.stdout.close()  # the reader is gone before the first line: `| head -0`
     err = process.stderr.read()
     assert process.wait() == 141 and err == b""
+
+
+class _ClosedPipe(io.StringIO):
+    """A stdout whose reader has gone: every write and flush raises BrokenPipeError."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("command", ["verify", "init"])
+def test_every_subcommand_ends_quietly_on_a_closed_pipe(nano, files, monkeypatch, capsys, command):
+    checkpoint, manifest = files(nano[0])
+    argv = {"verify": ["verify", str(checkpoint), "--manifest", str(manifest), "--no-progress"],
+            "init": ["init", "--model", "nano", "--device", "cpu", "--no-progress"]}[command]
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert main(argv) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_huge_numbers_on_the_command_line_are_short_errors(capsys):
+    for value, says in (("9" * 5000, "invalid int value: '99999999999999999999'... (5000 characters)"),
+                        ("9" * 200, "must be in [0, 2**63), got '99999999999999999999'... (200 characters)")):
+        with pytest.raises(SystemExit) as exit_status:
+            main(["verify", "c.pt", "--manifest", "m.json", "--seed", value])
+        err = capsys.readouterr().err
+        assert exit_status.value.code == 2 and err.count("\n") == 1 and says in err and len(err) < 200, err

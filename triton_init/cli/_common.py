@@ -68,12 +68,13 @@ def int_in(low: int, high: int | None = None, high_text: str | None = None):
     limit = f"at least {low}" if high is None else f"in [{low}, {high_text or high})"
 
     def parse(text: str) -> int:
+        shown = repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
         try:
             value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        except ValueError:  # also an int of more digits than Python converts
+            raise argparse.ArgumentTypeError(f"invalid int value: {shown}") from None
         if value < low or (high is not None and value >= high):
-            raise argparse.ArgumentTypeError(f"must be {limit}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {limit}, got {value if len(text) <= 40 else shown}")
         return value
 
     return parse
