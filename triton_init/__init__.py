@@ -48,7 +48,7 @@ _EXPORTS = {
     "ManifestError": ".manifest",
     "Region": ".manifest",
     "verify_": ".verify",
-    "regenerate_": ".verify",
+    "regenerate_": ".manifest",
     "VerifyReport": ".verify",
     "VerificationError": ".verify",
     "recipes": ".recipes",

@@ -322,9 +322,9 @@ def _json_path(text: str) -> str:
     return text
 
 
-def add_parser(subparsers) -> None:
-    p = _common.add_command(
-        subparsers, "bench", summary="time triton_init against torch.nn.init here, and check the kernels",
+def add_arguments(p) -> None:
+    _common.set_command(
+        p,
         description="Times what tensors run on this machine (the Triton kernels on a GPU; on a CPU, the path CPU\n"
                     "tensors take, named in each row) against torch.nn.init and a plain fill_ in the same run,\n"
                     "checks a sample of each output against the exact values, then checks the Triton kernels on\n"
