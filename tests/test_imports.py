@@ -38,6 +38,19 @@ def _exports(modules) -> dict:
     raise AssertionError("triton_init/__init__.py has no _EXPORTS table")
 
 
+def _top_level_names(path: Path) -> set:
+    """The names a module binds at its top level (assignments, definitions, imports)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
+
+
 def _resolve(name: str, modules, exports) -> str | None:
     """The module ``name`` (a module or a module's attribute, dotted) stands for, if it is one of ours."""
     if name in modules:
@@ -45,6 +58,8 @@ def _resolve(name: str, modules, exports) -> str | None:
     parent, _, attr = name.rpartition(".")
     if parent == "triton_init" and attr in exports:
         return exports[attr]
+    if parent in SOURCES and attr not in _top_level_names(modules[parent][0]):
+        return None  # a submodule without Python source (the compiled extension ``_native``): a leaf
     if parent in modules:
         return parent
     return None
@@ -80,9 +95,13 @@ def imports_of(module: str, modules, exports) -> set:
 
 
 def import_graph() -> dict:
+    """module -> the modules it imports; the package's own lazy exports count as its imports (looking a name
+    up on ``triton_init`` imports the module defining it)."""
     modules = _modules()
     exports = _exports(modules)
-    return {module: imports_of(module, modules, exports) for module in modules}
+    graph = {module: imports_of(module, modules, exports) for module in modules}
+    graph["triton_init"] |= set(exports.values())
+    return graph
 
 
 def cycles(graph: dict) -> list:
@@ -127,6 +146,9 @@ def test_graph_sees_lazy_imports_and_exports():
     # a lazy export through the package alias (cli/bench: ``import triton_init as ti``; ``ti.normal_``)
     assert "triton_init._random" in imports_of("triton_init.cli.bench", modules, exports)
     assert "triton_init.kernels.interface" in imports_of("triton_init._format", modules, exports)
+    # the compiled extension is a leaf, not the package; the package imports what it exports
+    assert "triton_init" not in imports_of("triton_init._cpu", modules, exports)
+    assert "triton_init.verify" in import_graph()["triton_init"]
 
 
 def test_cycles_are_found():

@@ -41,6 +41,7 @@ from ._format import FORMAT_VERSION, resolve_seed, stream_id
 from ._layout import _as_int_tuple
 from ._replay import DETERMINISTIC, NotReplayable, _block_of, _write_region, init_functions, replay
 from ._spec import Init
+from ._version import __version__
 
 MANIFEST_KIND = "triton_init.manifest"
 MANIFEST_VERSION = 1
@@ -399,8 +400,6 @@ class Manifest:
     # ---- JSON ------------------------------------------------------------------------------------------
 
     def to_json(self) -> dict:
-        from . import __version__
-
         return {"kind": MANIFEST_KIND, "manifest_version": MANIFEST_VERSION, "format_version": FORMAT_VERSION,
                 "library": __version__, "aliases": dict(self.aliases), "writes": [w.to_json() for w in self.writes]}
 

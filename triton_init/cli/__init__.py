@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from .. import __version__
+from .._version import __version__
 from . import _common
 
 # modules of this package -> their summaries, in the order the help lists them

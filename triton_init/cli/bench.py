@@ -19,8 +19,9 @@ import torch
 
 import triton_init as ti
 
-from .. import __version__, _dispatch
+from .. import _dispatch
 from .._format import NORMAL, TRUNC_NORMAL, UNIFORM
+from .._version import __version__
 from . import _common, checks
 
 SEED = 2024
