@@ -39,8 +39,10 @@ import torch
 
 from ._format import FORMAT_VERSION, resolve_seed, stream_id
 from ._layout import _as_int_tuple
+from ._replay import DETERMINISTIC, NotReplayable, _block_of, _write_region, init_functions, replay
 from ._spec import Init
 from ._validate import STORED_DTYPES
+from ._version import __version__
 
 MANIFEST_KIND = "triton_init.manifest"
 MANIFEST_VERSION = 1
@@ -59,16 +61,6 @@ def _short(value) -> str:
     """``repr(value)``, cut short: a manifest's numbers may have thousands of digits."""
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
-
-
-def init_functions() -> dict:
-    """name -> function of every triton_init init function a write can name."""
-    import triton_init
-
-    names = ("uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-             "kaiming_normal_", "variance_scaling_", "lecun_normal_", "lecun_uniform_", "orthogonal_", "sparse_",
-             "constant_", "ones_", "zeros_", "eye_", "dirac_")
-    return {name: getattr(triton_init, name) for name in names}
 
 
 def _json_value(value, where: str):
@@ -431,15 +423,11 @@ class Manifest:
 
     def regenerate_(self, tensor, name, *, global_offset=None):
         """``triton_init.regenerate_(tensor, self[name], global_offset=global_offset)``."""
-        from .verify import regenerate_
-
         return regenerate_(tensor, self[name], global_offset=global_offset)
 
     # ---- JSON ------------------------------------------------------------------------------------------
 
     def to_json(self) -> dict:
-        from . import __version__
-
         return {"kind": MANIFEST_KIND, "manifest_version": MANIFEST_VERSION, "format_version": FORMAT_VERSION,
                 "library": __version__, "aliases": dict(self.aliases), "writes": [w.to_json() for w in self.writes]}
 
@@ -514,6 +502,47 @@ class Manifest:
             return cls.loads(text)
         except ManifestError as exc:
             raise ManifestError(f"{path}: {exc}") from None
+
+
+def regenerate_(tensor, record, *, global_offset=None):
+    """Refill ``tensor`` with the values the manifest gives it, replaying every recorded write in order.
+
+    ``record`` is a ``TensorRecord`` (``manifest[name]``) or a single ``Write``. ``tensor`` is the whole
+    tensor, a block of it at ``global_offset`` (a lost shard), or a DTensor (its local shard). Whole-tensor
+    writes run the recorded triton_init function on the block (the same values as the original call on
+    the same backend); region writes (a padding row) are recomputed at the region's indices inside the
+    block. Raises before writing anything if a write cannot be replayed (a user callable) or the dtype
+    differs from the recorded one. Returns ``tensor``.
+    """
+    if isinstance(record, Write):
+        record = TensorRecord(record.stream, record.shape, record.dtype, (record,))
+    if not isinstance(record, TensorRecord):
+        raise TypeError(f"record must be a TensorRecord (manifest[name]) or a Write, got {type(record).__name__}")
+    block = _block_of(tensor, record.shape, global_offset)
+    if block.shape != record.shape:
+        raise ValueError(f"{record.name}: the tensor stands for shape {block.shape}, the manifest records "
+                         f"{record.shape}")
+    local = block.local
+    if local.dtype != record.dtype:
+        raise TypeError(f"{record.name}: the tensor is {local.dtype}, the manifest records {record.dtype}")
+    replays = []
+    for write in record.writes:
+        try:
+            replays.append(replay(write))
+        except NotReplayable as exc:
+            raise ValueError(f"cannot regenerate {record.name}: {exc}") from None
+    if block.offset is None or local.device.type == "meta" or local.numel() == 0:
+        return tensor
+    functions = init_functions()
+    with torch.no_grad():
+        for write, replay_ in zip(record.writes, replays, strict=True):
+            if write.region is None:
+                keyed = {} if write.fn in DETERMINISTIC else {"seed": write.seed, "stream": write.stream}
+                functions[write.fn](local, **write.args, **keyed, global_shape=block.shape,
+                                    global_offset=block.offset)
+            else:
+                _write_region(block, write.region, replay_)
+    return tensor
 
 
 def _is_text(head: bytes) -> bool:

@@ -147,13 +147,12 @@ def openmp_policy() -> str:
 # ---- registration --------------------------------------------------------------------------------------
 
 
-def add_command(subparsers, name: str, *, summary: str, description: str, run) -> argparse.ArgumentParser:
-    """The subcommand ``name``'s parser: ``run(args)`` runs it (returning the exit status) and may raise
-    ``UsageError``. Option help texts state their defaults and valid values themselves."""
-    parser = subparsers.add_parser(name, help=summary, description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def set_command(parser: argparse.ArgumentParser, *, description: str, run) -> None:
+    """Make ``parser`` (a subcommand's, made by ``triton_init.cli`` with its one-line summary) run
+    ``run(args)``, which returns the exit status and may raise ``UsageError``. Option help texts state their
+    defaults and valid values themselves."""
+    parser.description = description
     parser.set_defaults(run=run, parser=parser)
-    return parser
 
 
 def output_closed() -> int:

@@ -19,8 +19,9 @@ import torch
 
 import triton_init as ti
 
-from .. import __version__, _dispatch
+from .. import _dispatch
 from .._format import NORMAL, TRUNC_NORMAL, UNIFORM
+from .._version import __version__
 from . import _common, checks
 
 SEED = 2024
@@ -322,9 +323,9 @@ def _json_path(text: str) -> str:
     return text
 
 
-def add_parser(subparsers) -> None:
-    p = _common.add_command(
-        subparsers, "bench", summary="time triton_init against torch.nn.init here, and check the kernels",
+def add_arguments(p) -> None:
+    _common.set_command(
+        p,
         description="Times what tensors run on this machine (the Triton kernels on a GPU; on a CPU, the path CPU\n"
                     "tensors take, named in each row) against torch.nn.init and a plain fill_ in the same run,\n"
                     "checks a sample of each output against the exact values, then checks the Triton kernels on\n"

@@ -4,7 +4,7 @@
 For one rank of a world, the model is sharded with FSDP2 (``fully_shard``, every parameter ``Shard(0)``) over
 a fake process group, so that each rank's shards are initialized with no peers, each rank in a fresh process
 (DTensor keeps the first of equal meshes it saw, whose coordinate would be another rank's). The checksum of
-each rank's shards (``init.block_checksum`` at their logical offsets) adds up to the whole model's, the
+each rank's shards (``checksum.block_checksum`` at their logical offsets) adds up to the whole model's, the
 same for every world size. Nothing is downloaded: configs are local files.
 """
 
@@ -22,7 +22,7 @@ from .._sharding import dtensor_block, is_dtensor
 from .._intercept import intercept
 from ..streams import named_tensors, stream_name
 from . import _common
-from .init import block_checksum, combine
+from .checksum import block_checksum, combine
 
 
 class FrameworkModel:

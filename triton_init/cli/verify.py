@@ -300,9 +300,9 @@ def _samples(text: str):
         raise argparse.ArgumentTypeError(f"must be a positive int or 'all', got {text!r}") from None
 
 
-def add_parser(subparsers) -> None:
-    p = _common.add_command(
-        subparsers, "verify", summary="check a checkpoint's tensors against the init manifest, element by element",
+def add_arguments(p) -> None:
+    _common.set_command(
+        p,
         description="Check every tensor of a saved state dict (torch.save; .safetensors files or a directory of\n"
                     "them with the safetensors package) against the manifest written at init: a sample of each\n"
                     "tensor's elements recomputed on the CPU reference, compared within the stream-format\n"
