@@ -65,18 +65,44 @@ def _umask() -> int:
     return mask
 
 
+_deferred = {"depth": 0, "pending": []}  # signals that arrived inside ``uninterrupted`` blocks
+
+
+def _raise_for(signum: int):
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _on_signal(signum, _frame):
+    if _deferred["depth"]:
+        _deferred["pending"].append(signum)
+    else:
+        _raise_for(signum)
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """A block a signal must not cut in two (``torch.save`` of one chunk: its zip writer cannot unwind
+    midway): inside an atomic write, SIGINT or SIGTERM arriving here is raised when the block ends."""
+    _deferred["depth"] += 1
+    try:
+        yield
+    finally:
+        _deferred["depth"] -= 1
+    if not _deferred["depth"] and _deferred["pending"]:
+        _raise_for(_deferred["pending"].pop())
+
+
 @contextlib.contextmanager
 def _signals_raise():
-    """SIGTERM (and SIGHUP) raise SystemExit inside, as SIGINT raises KeyboardInterrupt, so that a killed save
-    unwinds through its ``finally`` blocks and removes its temporary files. Only in the main thread."""
+    """SIGINT raises KeyboardInterrupt and SIGTERM (or SIGHUP) SystemExit inside, at once or at the end of the
+    ``uninterrupted`` block they arrive in, so that a killed save unwinds through its ``finally`` blocks and
+    removes its temporary files. Only in the main thread (signal handlers can be set there alone)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def stop(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:

@@ -14,6 +14,7 @@ import os
 import pickle
 import struct
 import uuid
+from itertools import chain
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,9 +27,10 @@ from torch.distributed.checkpoint.planner import LoadItemType
 from torch.distributed.tensor import Shard
 
 from ._files import DCP, DCP_METADATA, SAFETENSORS, TORCH_SAVE, TORCH_SAVE_LIMIT, atomic_directory, atomic_file, check_output, \
-    checkpoint_format
-from ._sharding import local_block
+    checkpoint_format, uninterrupted
+from ._sharding import dtensor_block, is_dtensor, local_block
 from .manifest import Manifest, TensorRecord
+from .streams import stream_name
 from .verify import regenerate_
 
 SAFETENSORS_BLOCK = 256 << 20  # bytes generated and written at once into a safetensors file
@@ -90,19 +92,58 @@ def manifest_sources(manifest: Manifest, names=None, *, device="cpu") -> list:
     return [source(name, record) for name, record in records.items()]
 
 
+def _copied(tensor: torch.Tensor, base, offset, size) -> torch.Tensor:
+    """A contiguous CPU copy of the block of ``size`` at logical ``offset`` of ``tensor``, itself the block at
+    logical ``base``."""
+    view = tensor.detach()
+    for d, (o, b, n) in enumerate(zip(offset, base, size, strict=True)):
+        view = view.narrow(d, o - b, n)
+    return view.to("cpu", copy=True).contiguous()
+
+
 def tensor_sources(state_dict) -> list:
     """A ``TensorSource`` per tensor of a (plain, unsharded) state dict: blocks are copies of its values."""
+    return [TensorSource(name, tuple(t.shape), t.dtype,
+                         lambda offset, size, t=t: _copied(t, (0,) * t.dim(), offset, size))
+            for name, t in state_dict.items() if isinstance(t, torch.Tensor)]
 
-    def source(name, tensor):
-        def block(offset, size):
-            view = tensor.detach()
-            for d, (o, n) in enumerate(zip(offset, size, strict=True)):
-                view = view.narrow(d, o, n)
-            return view.to("cpu", copy=True).contiguous()
 
-        return TensorSource(name, tuple(tensor.shape), tensor.dtype, block)
+def manifest_from_log(log, model=None) -> Manifest:
+    """The ``Manifest`` of an ``intercept`` context's ``log`` (its ``Served`` writes, in order), with the tied
+    names of ``model``'s parameters and buffers as aliases of the first."""
+    manifest = Manifest()
+    for served in log:
+        manifest.record(served.stream, served.shape, served.dtype, served.function, served.args, served.seed,
+                        served.region)
+    if model is not None:
+        first = {}
+        for fqn, tensor in chain(model.named_parameters(remove_duplicate=False),
+                                 model.named_buffers(remove_duplicate=False)):
+            if id(tensor) in first and stream_name(first[id(tensor)]) in manifest:
+                manifest.alias(stream_name(fqn), stream_name(first[id(tensor)]))
+            first.setdefault(id(tensor), fqn)
+    return manifest
 
-    return [source(name, tensor) for name, tensor in state_dict.items() if isinstance(tensor, torch.Tensor)]
+
+def local_chunks(state_dict, rank: int = 0) -> list:
+    """(TensorSource, offset, size) of the values this process holds of a state dict: each DTensor's local
+    shard at its logical offset; plain (replicated) tensors on rank 0 only, as ``dcp.save`` keeps one copy."""
+    chunks = []
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        if is_dtensor(tensor):
+            local, shape, offset = dtensor_block(tensor)
+            if offset is None or local.numel() == 0:
+                continue
+        elif rank == 0:
+            local, shape, offset = tensor, tuple(tensor.shape), (0,) * tensor.dim()
+        else:
+            continue
+        source = TensorSource(name, tuple(shape), local.dtype,
+                              lambda o, size, local=local, base=tuple(offset): _copied(local, base, o, size))
+        chunks.append((source, tuple(offset), tuple(local.shape)))
+    return chunks
 
 
 # ---- DCP ----------------------------------------------------------------------------------------------
@@ -147,7 +188,8 @@ def write_dcp_rank(directory, rank: int, chunks, *, callback=None) -> list:
         for source, offset, size in chunks:
             values = source.block(offset, size)
             start = file.tell()
-            torch.save(values, _Appender(file))
+            with uninterrupted():
+                torch.save(values, _Appender(file))
             stored.append(StoredChunk(source.name, tuple(source.shape), source.dtype, tuple(offset), tuple(size),
                                       relative_path, start, file.tell() - start))
             if callback is not None:
@@ -222,7 +264,8 @@ def write_safetensors(path, sources, *, callback=None) -> None:
                 offset = (r0,) + (0,) * (len(s.shape) - 1) if s.shape else ()
                 size = (min(step, rows - r0),) + tuple(s.shape[1:]) if s.shape else ()
                 values = s.block(offset, size)
-                file.write(values.reshape(-1).view(torch.uint8).numpy())
+                with uninterrupted():
+                    file.write(values.reshape(-1).view(torch.uint8).numpy())
                 if callback is not None:
                     callback(s, values, offset)
                 del values
@@ -235,7 +278,8 @@ def write_torch_save(path, sources, *, callback=None) -> None:
         state_dict[s.name] = s.block((0,) * len(s.shape), s.shape)
         if callback is not None:
             callback(s, state_dict[s.name], (0,) * len(s.shape))
-    torch.save(state_dict, path)
+    with uninterrupted():
+        torch.save(state_dict, path)
 
 
 def save_checkpoint(path, sources, *, world_size: int = 1, overwrite: bool = False, callback=None) -> str:

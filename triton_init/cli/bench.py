@@ -316,6 +316,8 @@ def run(args) -> int:
 
 
 def _json_path(text: str) -> str:
+    if os.path.isdir(text):
+        raise _common.argparse.ArgumentTypeError(f"cannot write {text!r}: it is a directory")
     folder = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise _common.argparse.ArgumentTypeError(f"cannot write {text!r}: {folder} is not a writable directory")

@@ -8,6 +8,7 @@ changes it.
 """
 
 import os
+import signal
 import sys
 import time
 
@@ -218,6 +219,9 @@ def run(args) -> int:
     except OSError as exc:  # a write that failed after the checks (a full disk): nothing left under the name
         print(f"triton-init init: error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the partial outputs are gone (atomic writes); the targets are as they were
+        print("triton-init init: interrupted; the output being written was discarded", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def _run(args) -> int:
