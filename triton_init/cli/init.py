@@ -7,6 +7,7 @@ whole-model value whatever the world size, the sharding or the order, and a chan
 changes it.
 """
 
+import argparse
 import os
 import signal
 import sys
@@ -169,8 +170,9 @@ def check_outputs(args) -> None:
     if args.rank is not None:
         raise _common.UsageError("argument --save-checkpoint: writes every rank's chunks; drop --rank")
     if args.world_size != 1 and checkpoint_format(args.save_checkpoint) != DCP:
-        raise _common.UsageError(f"argument --save-checkpoint: --world-size {args.world_size} shards a DCP "
-                                 "checkpoint (a directory); safetensors and torch.save files hold whole tensors")
+        raise _common.UsageError(f"argument --save-checkpoint: a {checkpoint_format(args.save_checkpoint)} holds "
+                                 "whole tensors: use --world-size 1, or a directory (DCP) for the chunks of "
+                                 f"{args.world_size} ranks")
 
 
 def _chunking(kind: str, world_size: int) -> str:
@@ -273,6 +275,13 @@ def _run(args) -> int:
     return 0
 
 
+def _world_size(text: str) -> int:
+    value = _common.int_in(1)(text)
+    if value > MAX_WORLD_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most 2**20 ({MAX_WORLD_SIZE:,} ranks), got {value}")
+    return value
+
+
 def add_parser(subparsers) -> None:
     p = _common.add_command(
         subparsers, "init", summary="materialize and initialize a built-in model (or one rank's shard)",
@@ -289,8 +298,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dtype", default="bf16", type=_common.dtype_name,
                    help=f"parameter dtype: {', '.join(_common.DTYPES)} or torch's name (default: bf16)")
     p.add_argument("--device", type=_common.device_name, help="cpu, cuda or cuda:N (default: cuda if available)")
-    p.add_argument("--world-size", type=_common.int_in(1, MAX_WORLD_SIZE + 1, "2**20 + 1"), default=1,
-                   metavar="N", help="number of ranks the parameters are sharded over, in [1, 2**20] (default: 1)")
+    p.add_argument("--world-size", type=_world_size, default=1, metavar="N",
+                   help="number of ranks the parameters are sharded over, in [1, 2**20] (default: 1)")
     p.add_argument("--rank", type=_common.int_in(0), metavar="R",
                    help="initialize only this rank's shard, in [0, N) (default: every rank in turn)")
     p.add_argument("--seed", type=_common.seed_value, default=0, help="Philox key, in [0, 2**64) (default: 0)")
