@@ -14,9 +14,9 @@ import os
 import pickle
 import struct
 import uuid
-from itertools import chain
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from itertools import chain
 
 import torch
 from torch.distributed.checkpoint import StorageReader
@@ -26,8 +26,8 @@ from torch.distributed.checkpoint.metadata import (ChunkStorageMetadata, Metadat
 from torch.distributed.checkpoint.planner import LoadItemType
 from torch.distributed.tensor import Shard
 
-from ._files import DCP, DCP_METADATA, SAFETENSORS, TORCH_SAVE, TORCH_SAVE_LIMIT, atomic_directory, atomic_file, check_output, \
-    checkpoint_format, uninterrupted
+from ._files import (DCP, DCP_METADATA, SAFETENSORS, TORCH_SAVE, TORCH_SAVE_LIMIT, OutputPathError, atomic_directory,
+                     atomic_file, check_output, checkpoint_format, uninterrupted)
 from ._sharding import dtensor_block, is_dtensor, local_block
 from .manifest import Manifest, TensorRecord
 from .streams import stream_name
@@ -289,10 +289,11 @@ def save_checkpoint(path, sources, *, world_size: int = 1, overwrite: bool = Fal
     kind = checkpoint_format(path)
     check_output(path, overwrite=overwrite, directory=kind == DCP)
     if world_size != 1 and kind != DCP:
-        raise ValueError(f"world_size {world_size}: only a DCP checkpoint (a directory) is sharded")
+        raise OutputPathError(f"{os.fspath(path)}: a {kind} holds whole tensors; only a DCP checkpoint (a "
+                              f"directory) holds the chunks of {world_size} ranks")
     if kind == TORCH_SAVE and sum(s.nbytes for s in sources) > TORCH_SAVE_LIMIT:
-        raise ValueError(f"{os.fspath(path)}: a torch.save file holds the whole state dict in memory; above "
-                         f"{TORCH_SAVE_LIMIT >> 30} GiB save to a directory (DCP) or a .safetensors file")
+        raise OutputPathError(f"{os.fspath(path)}: a torch.save file holds the whole state dict in memory; above "
+                              f"{TORCH_SAVE_LIMIT >> 30} GiB save to a directory (DCP) or a .safetensors file")
     if kind == DCP:
         with atomic_directory(path) as directory:
             write_dcp(directory, sources, world_size=world_size, callback=callback,

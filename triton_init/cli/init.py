@@ -16,6 +16,7 @@ import time
 import torch
 
 from .. import _cpu
+from .._files import DCP, TORCH_SAVE, TORCH_SAVE_LIMIT, OutputPathError, atomic_file, check_output, checkpoint_format
 from .._format import stream_id
 from .._layout import row_major_strides
 from .._sharding import local_block
@@ -24,7 +25,6 @@ from ..manifest import Manifest
 from ..models import MODELS, build, parameter_count
 from ..module import apply_init, init_module_, materialize_, plan
 from ..recipes import RECIPES
-from .._files import DCP, TORCH_SAVE, TORCH_SAVE_LIMIT, OutputPathError, atomic_file, check_output, checkpoint_format
 from . import _common
 
 MASK64 = (1 << 64) - 1
@@ -218,6 +218,8 @@ def run(args) -> int:
     check_outputs(args)
     try:
         return _run(args)
+    except OutputPathError as exc:  # found once the model's size is known (a framework's torch.save file)
+        raise _common.UsageError(f"argument --save-checkpoint: {exc}") from None
     except OSError as exc:  # a write that failed after the checks (a full disk): nothing left under the name
         print(f"triton-init init: error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
