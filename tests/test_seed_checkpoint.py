@@ -229,6 +229,7 @@ def test_bench_json_directory_is_one_line(tmp_path, capsys):
     assert exc.value.code == 2 and "is a directory" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, "c.safetensors"), (signal.SIGINT, "dcp")])
 def test_a_killed_save_leaves_the_old_checkpoint(tmp_path, signum, kind):
     """Kill the save once its temporary file has data: the target keeps its old contents, nothing is left

@@ -20,6 +20,7 @@ import torch
 import triton_init as ti
 
 from .. import __version__, _dispatch
+from .._files import atomic_file
 from .._format import NORMAL, TRUNC_NORMAL, UNIFORM
 from . import _common, checks
 
@@ -310,7 +311,7 @@ def run(args) -> int:
     _check_memory(device, numel, dtypes)
     report = run_bench(device, numel, dtypes, ops, args.repeats)
     if args.json:
-        with open(args.json, "w") as f:
+        with atomic_file(args.json) as temporary, open(temporary, "w") as f:
             json.dump(report, f, indent=1)
     return 0 if report["ok"] else 1
 
