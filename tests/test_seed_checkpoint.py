@@ -122,7 +122,7 @@ def _fsdp2_worker(rank, world_size, port, paths):
     try:
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
-        from torch.distributed.tensor import distribute_tensor
+        from torch.distributed.tensor import Shard, distribute_tensor
 
         mesh = init_device_mesh("cpu", (world_size,))
         expected = _expected()
@@ -141,13 +141,20 @@ def _fsdp2_worker(rank, world_size, port, paths):
             for name, param in model.named_parameters():
                 block = distribute_tensor(expected[name], mesh, param.placements, src_data_rank=None).to_local()
                 assert torch.equal(param.to_local(), block), (type(reader).__name__, name)
+        # tensor-parallel style column shards (Shard(1)): chunks at offsets along the second dim
+        columns = {name: distribute_tensor(torch.full(v.shape, float("nan")), mesh, [Shard(1)], src_data_rank=None)
+                   for name, v in expected.items() if v.dim() == 2}
+        dcp.load(columns, storage_reader=triton_init.ManifestReader(paths["manifest"]))
+        for name, value in columns.items():
+            block = distribute_tensor(expected[name], mesh, [Shard(1)], src_data_rank=None).to_local()
+            assert torch.equal(value.to_local(), block), name
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
-def test_manifest_reader_fills_fsdp2_on_two_ranks(saved):
+def test_manifest_reader_fills_fsdp2_and_column_shards_on_two_ranks(saved):
     import torch.multiprocessing as mp
 
     with socket.socket() as s:
@@ -262,3 +269,29 @@ def test_a_killed_save_leaves_the_old_checkpoint(tmp_path, signum, kind):
     assert old.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == [kind]
     assert "Traceback" not in proc.stderr.read().decode()
+
+
+@pytest.mark.parametrize("name", ["dcp", "c.safetensors", "c.pt"])
+def test_a_failed_save_leaves_the_old_target_and_no_temporaries(tmp_path, name):
+    from triton_init.seed_checkpoint import TensorSource, save_checkpoint
+
+    def failing(offset, size):
+        raise RuntimeError("generation failed")
+
+    good = TensorSource("a", (4, 3), torch.float32, lambda offset, size: torch.ones(size))
+    target = tmp_path / name
+    if name == "dcp":
+        target.mkdir()
+        (target / ".metadata").write_bytes(b"old")
+    else:
+        target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="generation failed"):
+        save_checkpoint(target, [good, TensorSource("b", (2,), torch.float32, failing)], overwrite=True)
+    assert (target / ".metadata" if name == "dcp" else target).read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    save_checkpoint(target, [good], overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    if name == "dcp":
+        got = {"a": torch.zeros(4, 3)}
+        dcp.load(got, storage_reader=dcp.FileSystemReader(target))
+        assert torch.equal(got["a"], torch.ones(4, 3))
