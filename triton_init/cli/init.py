@@ -1,5 +1,6 @@
 """``triton-init init``: build a model on the meta device, materialize and initialize it (or one rank's
-shard of it), and print the time, GB/s and a checksum of the logical model.
+shard of it), and print the time, GB/s and a checksum of the logical model; or, with ``--save-checkpoint``,
+write the initialized model chunk by chunk without holding it (``save_model``, ``triton_init.seed_checkpoint``).
 
 The checksum is a sum mod 2^64 of one 64-bit hash per element, hash(stream, logical index, value bits):
 integer addition is associative and commutative, so per-rank partial sums add up to exactly the
@@ -289,7 +290,8 @@ def add_parser(subparsers) -> None:
         subparsers, "init", summary="materialize and initialize a built-in model (or one rank's shard)",
         description="Build a built-in model on the meta device, materialize and initialize it (or one rank's\n"
                     "FSDP-style Shard(0) block of every parameter), and print the time, GB/s and a checksum of\n"
-                    "the logical model: per-rank partial checksums add up (mod 2^64) to the whole model's.",
+                    "the logical model: per-rank partial checksums add up (mod 2^64) to the whole model's.\n"
+                    "--save-checkpoint writes the initialized model chunk by chunk instead, never holding it.",
         run=run)
     p.add_argument("--model", choices=sorted(MODELS),
                    help="built-in shape table (default: llama-3-8b on CUDA, tiny on the CPU)")
