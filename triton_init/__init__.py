@@ -51,6 +51,7 @@ _EXPORTS = {
     "regenerate_": ".manifest",
     "VerifyReport": ".verify",
     "VerificationError": ".verify",
+    "ManifestReader": ".seed_checkpoint",
     "recipes": ".recipes",
     # torch.nn.init's deprecated names without the trailing underscore (each warns, then calls name + "_")
     "uniform": "._deprecated",

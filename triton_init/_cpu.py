@@ -13,8 +13,8 @@ import warnings
 
 import torch
 
-from . import reference
 from . import _cpu_ndtri as N
+from . import reference
 from ._format import TRUNC_NORMAL, kernel_exact
 from ._layout import Layout
 

@@ -175,3 +175,4 @@ def progress_bar(done: int, total: int, text: str) -> None:
     if done >= total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+

@@ -20,6 +20,7 @@ import torch
 import triton_init as ti
 
 from .. import _dispatch
+from .._files import atomic_file
 from .._format import NORMAL, TRUNC_NORMAL, UNIFORM
 from .._version import __version__
 from . import _common, checks
@@ -311,12 +312,14 @@ def run(args) -> int:
     _check_memory(device, numel, dtypes)
     report = run_bench(device, numel, dtypes, ops, args.repeats)
     if args.json:
-        with open(args.json, "w") as f:
+        with atomic_file(args.json) as temporary, open(temporary, "w") as f:
             json.dump(report, f, indent=1)
     return 0 if report["ok"] else 1
 
 
 def _json_path(text: str) -> str:
+    if os.path.isdir(text):
+        raise _common.argparse.ArgumentTypeError(f"cannot write {text!r}: it is a directory")
     folder = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise _common.argparse.ArgumentTypeError(f"cannot write {text!r}: {folder} is not a writable directory")
