@@ -10,6 +10,7 @@ default: AVX2 where the CPU has it) or "baseline" (the portable C every machine 
 bits; "baseline" is there to run the portable code on an AVX2 machine (the tests run both).
 """
 
+import functools
 import importlib.util
 import math
 import os
@@ -17,8 +18,8 @@ import warnings
 
 import torch
 
-from . import reference
 from . import _cpu_ndtri as N
+from . import reference
 from ._format import TRUNC_NORMAL, kernel_exact
 from ._layout import Layout
 
@@ -79,6 +80,7 @@ def executor() -> str:
     return f"torch-op reference (the native executor is unavailable: {unavailable_reason})"
 
 
+@functools.lru_cache(maxsize=1024)
 def trunc_mode(params) -> int:
     """How the native code inverts the CDF for a trunc_normal call: one fp32 polynomial where it covers every
     p the call can draw (``_cpu_ndtri``'s CENTRAL and WIDE), float64 otherwise."""
