@@ -128,7 +128,7 @@ def _manifest_text(**write_fields) -> str:
                        "library": "0.1.0", "aliases": {}, "writes": [write]})
 
 
-@pytest.mark.parametrize("version", [0, 2])
+@pytest.mark.parametrize("version", [2, 7])
 def test_writes_of_another_stream_format_are_not_verifiable(version):
     values = ti.normal_(torch.empty(4, 4), seed=SEED, stream="w")
     this = Manifest.loads(_manifest_text(format=1))
@@ -186,8 +186,11 @@ def test_a_failure_exits_1_also_beside_unverified_tensors(capsys, tmp_path):
 
 
 def test_init_that_cannot_save_exits_2_with_one_line(capsys, tmp_path):
+    """An output in a missing folder is refused before any work: one line naming it, exit status 2."""
     missing = tmp_path / "no" / "such" / "dir"
     for option in ("--save-checkpoint", "--save-manifest"):
-        code = main(["init", "--model", "nano", "--device", "cpu", "--no-progress", option, str(missing / "x")])
+        with pytest.raises(SystemExit) as exit_status:
+            main(["init", "--model", "nano", "--device", "cpu", "--no-progress", option, str(missing / "x.pt")])
         err = capsys.readouterr().err
-        assert code == 2 and err.count("\n") == 1 and "cannot write" in err and str(missing) in err
+        assert exit_status.value.code == 2 and err.count("\n") == 1 and str(missing) in err
+        assert "does not exist" in err and option in err
