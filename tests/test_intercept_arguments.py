@@ -1,7 +1,8 @@
 """intercept passes every argument through: each init function's own arguments on views, keyword arguments of
 tensor methods, temporaries from torch's random factories and tensor methods, parameters stored channels_last
-or transposed, wrapper components of stream names (timm's own truncated normals: tests/integration). Each expectation is triton_init's values at the
-written logical indices, computed here from the functions' formulas, not from intercept's own mapping."""
+or transposed, wrapper components of stream names (timm's own truncated normals: tests/integration). Each
+expectation is triton_init's values at the written logical indices, computed here from the functions'
+formulas, not from intercept's own mapping."""
 
 import math
 
