@@ -601,11 +601,14 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", default=[],
                         help="only mutations whose name contains this (repeatable)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per mutation's test run")
+    parser.add_argument("--skip", action="append", default=[],
+                        help="leave out mutations whose name contains this (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown (tests/README.md's)")
     args = parser.parse_args(argv)
-    mutations = [m for m in MUTATIONS if not args.only or any(o.lower() in m.name.lower() for o in args.only)]
+    mutations = [m for m in MUTATIONS if (not args.only or any(o.lower() in m.name.lower() for o in args.only))
+                 and not any(o.lower() in m.name.lower() for o in args.skip)]
     if args.list:
         for m in mutations:
             count = pattern_count(m)
