@@ -7,6 +7,7 @@ output dtype (what a CPU init writes). Random inits go through the CPU reference
 (dist, params) the function itself computes (``capture_fills``), so fans, gains and clamps have one source.
 """
 
+import dataclasses
 import math
 import warnings
 
@@ -17,7 +18,7 @@ from ._dispatch import backend
 from ._format import FORMAT_VERSION, NORMAL, UNIFORM, stream_id
 from ._layout import row_major_strides
 from ._random import capture_fills
-from .manifest import init_functions
+from .manifest import NOT_VERIFIABLE, RESCALES, init_functions
 from .reference import call_params
 
 RANDOM = ("uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
@@ -191,6 +192,33 @@ class SparseReplay(Replay):
         return self.normal.values(logical).masked_fill(self._zeros(logical), 0.0)
 
 
+class RescaledReplay(Replay):
+    """A recorded init's values in the write's dtype, then ``mul_``/``div_`` by a scalar in that dtype (what
+    ``tensor.mul_(other)`` computes); the tolerance is the init's, scaled, plus one unit of the result."""
+
+    def __init__(self, write):
+        super().__init__(write)
+        args = dict(write.args)
+        self.other, init = args.pop("other", None), args.pop("init", None)
+        if isinstance(self.other, bool) or not isinstance(self.other, (int, float)) or not math.isfinite(self.other):
+            raise NotReplayable("invalid entry", f"{write.fn} needs a finite number as other, got {self.other!r}")
+        if not isinstance(init, str) or init in RESCALES:
+            raise NotReplayable("invalid entry", f"{write.fn} rescales a triton_init init function, got {init!r}")
+        self.base = replay(dataclasses.replace(write, fn=init, args=args))
+        self.factor = abs(self.other) if write.fn == "mul_" else 1.0 / abs(self.other) if self.other else math.inf
+
+    def _apply(self, values: torch.Tensor) -> torch.Tensor:
+        return getattr(values, self.write.fn)(self.other)
+
+    def expected(self, logical):
+        values = self.values(logical).double()
+        tolerance = self.base.expected(logical)[1] * self.factor + contract.ulp(values, self.dtype)
+        return values, tolerance
+
+    def values(self, logical):
+        return self._apply(self.base.values(logical).to(self.dtype))
+
+
 def replay(write) -> Replay:
     """A ``Replay`` of ``write``; raises ``NotReplayable`` for writes whose values cannot be recomputed
     (a user callable, another format version, a too large orthogonal_) or whose arguments are invalid."""
@@ -200,6 +228,10 @@ def replay(write) -> Replay:
     if write.args is None:
         raise NotReplayable("not verifiable", f"written by {write.fn}, a user callable: the manifest records its "
                                               "name, not its code or arguments")
+    if write.fn == NOT_VERIFIABLE:
+        raise NotReplayable("not verifiable", f"written by the framework: {write.args.get('reason', 'no reason given')}")
+    if write.fn in RESCALES:
+        return RescaledReplay(write)
     functions = init_functions()
     if write.fn not in functions:
         raise NotReplayable("invalid entry", f"{write.fn!r} is not a triton_init init function")

@@ -23,6 +23,20 @@ JSON schema (``manifest_version`` 1)::
         "region": {"offset": 768, "shape": [256], "strides": [1]}},   # optional; absent: the whole tensor
        ...]}
 
+Later writes (what a framework does to a tensor after its init, recorded by ``intercept``'s log) use
+three more ``fn`` values, in the same schema::
+
+       {"fn": "mul_", "args": {"other": 0.5, "init": "trunc_normal_", "mean": 0.0, "std": 0.02,
+                               "a": -2.0, "b": 2.0}, ...}            # or "div_"
+       {"fn": "not_verifiable", "args": {"reason": "copy_ at model.py:12 (init): ..."}, ...}
+
+``mul_``/``div_``: the write ``{"fn": args["init"], "args": the other args}`` (same stream, shape, dtype,
+seed, region), then multiplied or divided by the scalar ``args["other"]`` in the tensor's dtype, as
+``tensor.mul_(other)`` computes it (a rescale after an init: BEiT's ``div_(sqrt(2 * layer))``).
+``not_verifiable``: values that no recorded call gives (a copy of values the framework computed, arithmetic
+other than a scalar rescale, torch's own random values); ``args["reason"]`` says which and where. The
+indices it covers are reported "not verifiable", never "mismatch", and cannot be regenerated.
+
 A region is the set of logical row-major indices ``offset + sum(k_d * strides_d)``, ``0 <= k_d < shape_d``:
 any view of the tensor (a row, a column, a slice with steps, a transpose). The values a region gets are
 the call's values at those logical indices of the whole tensor. Non-finite float arguments are written as
@@ -48,18 +62,46 @@ NOT_ARGS = ("tensor", "generator", "seed", "stream", "global_shape", "global_off
 NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
+NOT_VERIFIABLE = "not_verifiable"  # a later write whose values no recorded call gives
+RESCALES = ("mul_", "div_")  # a later scalar rescale of a recorded write
+
+
 class ManifestError(ValueError):
     """A manifest that cannot be read or does not describe valid writes."""
 
 
 def init_functions() -> dict:
-    """name -> function of every triton_init init function a write can name."""
+    """name -> function of every triton_init init function a write can name, and of the rescales
+    (``mul_``/``div_``: a recorded init, then the scalar op) a later write can name."""
     import triton_init
 
     names = ("uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
              "kaiming_normal_", "variance_scaling_", "lecun_normal_", "lecun_uniform_", "orthogonal_", "sparse_",
              "constant_", "ones_", "zeros_", "eye_", "dirac_")
-    return {name: getattr(triton_init, name) for name in names}
+    functions = {name: getattr(triton_init, name) for name in names}
+    functions.update((op, _RESCALE_FUNCTIONS[op]) for op in RESCALES)
+    return functions
+
+
+def _rescale(op: str):
+    def rescale(tensor, other, init, seed=None, stream=None, **args):
+        """``init``'s write (its ``args``) into ``tensor``, then ``tensor.<op>(other)`` in its dtype."""
+        functions = init_functions()
+        if not isinstance(init, str) or init not in functions or init in RESCALES:
+            raise ValueError(f"{op} rescales a triton_init init function, got init={init!r}")
+        if isinstance(other, bool) or not isinstance(other, (int, float)) or not math.isfinite(other):
+            raise ValueError(f"{op} needs a finite number as other, got {other!r}")
+        keyed = {} if init in ("constant_", "ones_", "zeros_", "eye_", "dirac_") else {"seed": seed, "stream": stream}
+        functions[init](tensor, **args, **keyed)
+        with torch.no_grad():
+            getattr(tensor, op)(other)
+        return tensor
+
+    rescale.__name__ = rescale.__qualname__ = op
+    return rescale
+
+
+_RESCALE_FUNCTIONS = {op: _rescale(op) for op in RESCALES}
 
 
 def _json_value(value, where: str):
@@ -218,7 +260,8 @@ class Write:
 
     @property
     def replayable(self) -> bool:
-        """Whether the write's values can be recomputed: a triton_init function with recorded arguments."""
+        """Whether the write's values can be recomputed: a triton_init function (or a rescale of one) with
+        recorded arguments; "not_verifiable" and user callables are not."""
         return self.args is not None and self.fn in init_functions()
 
     def to_json(self) -> dict:
