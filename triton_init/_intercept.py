@@ -11,17 +11,18 @@ The rule for random inits into tensors that are not in the model (temporaries) i
 """
 
 import builtins
+import math
 import os
 import sys
 import threading
 import types
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from . import _dispatch
 from ._fans import kaiming_std, xavier_std
@@ -104,6 +105,41 @@ class _Taint:
     pending: tuple
     pure: bool
     sites: tuple
+    node: object = field(default=None, compare=False)  # how to compute the values again: _Leaf or _Op
+
+
+class _Leaf:
+    """A random temporary of known distribution (``pending``): drawn again on the stream of the parameter its
+    values flow into."""
+
+    __slots__ = ("pending", "shape", "dtype", "device")
+
+    def __init__(self, pending, tensor):
+        self.pending, self.shape, self.dtype, self.device = pending, tuple(tensor.shape), tensor.dtype, tensor.device
+
+
+class _Op:
+    """An op on tensors computed from one or more ``_Leaf``s: ``func`` with the flat arguments ``items``
+    (a node where a computed tensor was, anything else as it was), run in place on a copy of the first
+    argument when ``in_place``."""
+
+    __slots__ = ("func", "spec", "items", "in_place")
+
+    def __init__(self, func, spec, items, in_place):
+        self.func, self.spec, self.items, self.in_place = func, spec, items, in_place
+
+    def leaves(self) -> set:
+        found, stack, seen = set(), [self], set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, _Leaf):
+                found.add(node)
+            else:
+                stack.extend(x for x in node.items if isinstance(x, (_Leaf, _Op)))
+        return found
 
 
 def _resolve(function: str, shape, args: dict):
@@ -472,6 +508,10 @@ class Intercept:
         self._serving += 1
         try:
             self._index = TensorIndex(model, self.prefix)
+            for ident, param in self._created.items():  # made from a computed tensor (nn.Parameter(x)): no write
+                held = self._taints.get(param)
+                if ident not in self._constructed and held is not None:
+                    self._constructed[ident] = (param, held, ())
             for param, source, ops in self._constructed.values():
                 target = self._index.locate(param)
                 if target is None:
@@ -495,10 +535,12 @@ class Intercept:
                                 f"{ops}", target)
             return
         if not taint.pure or len(distributions) != 1:
-            self._left_to_torch(f"{target.stream}: built from random values that are no single init's "
-                                f"({', '.join(taint.sites)})", target)
-            return
-        if pending.distribution is not None:
+            if not self._computed_into(target, taint.node, lambda values: target.local.copy_(values.reshape(
+                    target.local.shape))):
+                self._left_to_torch(f"{target.stream}: built from random values that are no single init's "
+                                    f"({', '.join(taint.sites)})", target)
+                return
+        elif pending.distribution is not None:
             function, params = pending.distribution[0], dict(pending.distribution[1])
             _fill(target.local, target.layout, function, params, self.seed, target.stream)
             self._record(target, function, params, via="copy")
@@ -743,9 +785,79 @@ class Intercept:
                 return
             distribution = (function, tuple(resolved.items()))
         pending = _Pending(name, tuple(sorted(params.items())), distribution, shape, call_site())
-        taint = _Taint((pending,), True, (pending.site,))
+        taint = _Taint((pending,), True, (pending.site,), _Leaf(pending, tensor) if distribution else None)
         self._taints.set(tensor, taint)
         self._note_construction(tensor, taint)
+
+    # ---- values computed from one random temporary ---------------------------------------------------------
+
+    def _node(self, func, args, kwargs, in_place=False):
+        """An ``_Op`` for ``func`` on these arguments, or None when a random input has no node."""
+        flat, spec = tree_flatten((args, kwargs))
+        items = []
+        for x in flat:
+            taint = self._taints.get(x) if isinstance(x, torch.Tensor) else None
+            if taint is not None and taint.node is None:
+                return None
+            items.append(taint.node if taint is not None else x)
+        if in_place and not isinstance(items[0], (_Leaf, _Op)):
+            return None  # an in-place op into a tensor whose own values are not tracked
+        return _Op(func, spec, items, in_place)
+
+    def _evaluate(self, node, stream: str):
+        """``node``'s values with its one random leaf drawn again on ``stream``, or None (several leaves, a
+        distribution triton_init does not draw in that dtype)."""
+        leaves = node.leaves() if isinstance(node, _Op) else {node}
+        if len(leaves) != 1:
+            return None
+        (leaf,) = leaves
+        if leaf.pending.distribution is None:
+            return None
+        function, params = leaf.pending.distribution
+        drawn = torch.empty(leaf.shape, dtype=leaf.dtype, device=leaf.device)
+        self._serving += 1
+        try:
+            try:
+                _api(function)(drawn, **dict(params), seed=self.seed, stream=stream)
+            except TypeError:
+                return None
+            memo = {id(leaf): drawn}
+
+            def value(x):
+                if not isinstance(x, _Op):
+                    return memo[id(x)] if isinstance(x, _Leaf) else x
+                if id(x) not in memo:
+                    items = [value(i) for i in x.items]
+                    if x.in_place:
+                        items[0] = items[0].clone()
+                    call_args, call_kwargs = tree_unflatten(items, x.spec)
+                    with torch.no_grad():
+                        memo[id(x)] = x.func(*call_args, **call_kwargs)
+                return memo[id(x)]
+
+            return value(node)
+        finally:
+            self._serving -= 1
+
+    def _computed_into(self, target, node, write) -> bool:
+        """Values computed from one random temporary go whole into ``target``: draw it again on the target's
+        stream, compute them as the framework did, ``write(values)`` them; False when that cannot be done."""
+        if target.region is not None or node is None:
+            return False
+        values = self._evaluate(node, target.stream)
+        if not isinstance(values, torch.Tensor) or math.prod(values.shape) != math.prod(target.logical_shape):
+            return False
+        (leaf,) = node.leaves() if isinstance(node, _Op) else {node}
+        self._serving += 1
+        try:
+            with torch.no_grad():
+                write(values)
+        finally:
+            self._serving -= 1
+        self._record(target, NOT_VERIFIABLE, {
+            "reason": f"computed by the framework from a {leaf.pending.function} temporary ({leaf.pending.site}), "
+                      "drawn on this tensor's stream"}, "computed")
+        return True
 
     # ---- watching every other op ----------------------------------------------------------------------------
 
@@ -769,16 +881,18 @@ class Intercept:
             result = func(*args, **kwargs)
             if taint is not None:
                 outputs, _ = tree_flatten(result)
-                moved = _Taint(taint.pending, taint.pure and name in _MOVES, taint.sites)
+                node = self._node(func, args, kwargs) if isinstance(result, torch.Tensor) else None
+                moved = _Taint(taint.pending, taint.pure and name in _MOVES, taint.sites, node)
                 for out in outputs:
                     if isinstance(out, torch.Tensor):
                         self._taints.set(out, moved)
             return result
         held = self._taints.get(dest)
         if taint is None:  # nothing random is written: deterministic, or arithmetic on a temporary
+            node = self._node(func, args, kwargs, in_place=True) if held is not None else None
             result = func(*args, **kwargs)
             if held is not None and name not in _MOVES:
-                self._taints.set(dest, _Taint(held.pending, False, held.sites))
+                self._taints.set(dest, _Taint(held.pending, False, held.sites, node))
             if self._created:
                 overwrites = name == "copy_" or (name == "__setitem__" and dest[args[1]].numel() == dest.numel())
                 op = None if overwrites else (func, tuple(args[1:]), dict(kwargs), call_site())
@@ -790,12 +904,18 @@ class Intercept:
         if target is not None:
             return self._copy_into_model(func, args, kwargs, target, taint, name)
         # a temporary: it now holds what was written, and what it held unless all of it was overwritten
-        result = func(*args, **kwargs)
         overwritten = name == "copy_" and len(args) > 1 and dest.shape == args[1].shape
+        node = None
+        if overwritten:
+            source = self._taints.get(args[1])
+            node = source.node if source is not None and dest.dtype == args[1].dtype else None
+        elif held is not None:
+            node = self._node(func, args, kwargs, in_place=True)
+        result = func(*args, **kwargs)
         parts = [taint] if overwritten or held is None else [taint, held]
         written = _Taint(tuple(dict.fromkeys(p for t in parts for p in t.pending)),
                          all(t.pure for t in parts) and name in _MOVES,
-                         tuple(dict.fromkeys(s for t in parts for s in t.sites)))
+                         tuple(dict.fromkeys(s for t in parts for s in t.sites)), node)
         self._taints.set(dest, written)
         self._note_construction(dest, written)
         return result
@@ -829,6 +949,19 @@ class Intercept:
             reason = f"{name} of values of different inits ({', '.join(taint.sites)}) into {target.stream}"
         elif pending.distribution is None and (target.region is not None or pending.shape != target.logical_shape):
             reason = f"{name} of a {pending.function} temporary {pending.shape} into part of {target.stream}"
+        if reason is not None and not isinstance(target, UnmappedView) and not taint.pure:
+            flat, spec = tree_flatten((args, kwargs))
+            sources = [k for k, t in enumerate(flat) if k > 0 and isinstance(t, torch.Tensor)
+                       and self._taints.get(t) is not None]
+            outcome = []
+
+            def write(values):
+                swapped = [values if k in sources else t for k, t in enumerate(flat)]
+                call_args, call_kwargs = tree_unflatten(swapped, spec)
+                outcome.append(func(*call_args, **call_kwargs))
+
+            if len(sources) == 1 and self._computed_into(target, self._taints.get(flat[sources[0]]).node, write):
+                return outcome[0]
         if reason is not None:
             self._left_to_torch(reason, target)
             return func(*args, **kwargs)
@@ -865,7 +998,7 @@ class Intercept:
             else:
                 distribution = (known[0], tuple(known[1].items()))
                 pending = _Pending(getattr(func, "__name__", "random"), (), distribution, tuple(out.shape), site)
-                self._taints.set(out, _Taint((pending,), True, (site,)))
+                self._taints.set(out, _Taint((pending,), True, (site,), _Leaf(pending, out)))
         return result
 
     def _left_to_torch(self, what: str, target=None) -> None:
