@@ -113,7 +113,8 @@ TORCHTITAN_TIED = {("qwen3", "debugmodel"): (("tok_embeddings.weight", "lm_head.
 
 
 def _smaller(config, depth=0):
-    """A debug flavor's config with two layers, at most four experts (two per token) and 64-wide experts."""
+    """A debug flavor's config with two layers, at most four experts (two per token), 64-wide experts and a
+    rotary cache of 64 positions."""
     if not dataclasses.is_dataclass(config) or depth > 8:
         return config
     changes = {}
@@ -124,6 +125,8 @@ def _smaller(config, depth=0):
         elif f.name in ("top_k", "router_top_k") and isinstance(value, int):
             changes[f.name] = min(value, 2)
         elif f.name == "hidden_dim" and isinstance(value, int):
+            changes[f.name] = min(value, 64)
+        elif f.name == "max_seq_len" and isinstance(value, int):
             changes[f.name] = min(value, 64)
         elif f.name in ("layers", "mtp_layers") and isinstance(value, (list, tuple)):
             changes[f.name] = type(value)(_smaller(x, depth + 1) for x in value[:2 if f.name == "layers" else 1])
@@ -196,7 +199,9 @@ TIMM = {
     "beit": dict(model_name="beit_base_patch16_224", img_size=32, patch_size=8, depth=2, embed_dim=D, num_heads=2),
     "eva02": dict(model_name="eva02_tiny_patch14_224", img_size=28, patch_size=14, depth=2, embed_dim=D,
                   num_heads=2),
-    "resnet18": dict(model_name="resnet18"),
+    "resnet": dict(model_name="test_resnet"),
+    "efficientnet": dict(model_name="test_efficientnet"),
+    "nfnet": dict(model_name="test_nfnet"),
     "deit": dict(model_name="deit_tiny_patch16_224", img_size=32, patch_size=8, depth=2, embed_dim=D, num_heads=2),
 }
 
