@@ -214,6 +214,9 @@ def test_random_values_that_cannot_be_served_warn_once_or_raise_when_strict():
                 net.proj.weight.copy_(tmp * torch.rand(9, 6))  # arithmetic on two random temporaries
                 net.proj.bias.bernoulli_(0.5)  # a random op triton_init does not serve
     assert len(record) == 1 and sum(ctx.left_to_torch.values()) == 2
+    assert [(r.stream, r.function, r.via) for r in ctx.log] == [("proj.weight", "not_verifiable", "torch"),
+                                                                ("proj.bias", "not_verifiable", "torch")]
+    assert "left to torch" in ctx.log[0].args["reason"]
     net = poisoned_net()
     with pytest.raises(RuntimeError, match="strict=True"), intercept(net, seed=SEED, strict=True):
         tmp = torch.empty(9, 6)

@@ -17,7 +17,9 @@ import types
 
 import pytest
 import torch
-from framework_checks import check_zoo_model, require
+from framework_checks import check_zoo_model, require, zoo_run
+
+from triton_init._intercept import intercept
 
 transformers = require("transformers", "transformers 5.24")
 if importlib.util.find_spec("litgpt"):
@@ -236,3 +238,16 @@ def test_model_zoo(framework, name):
     else:
         build, init, tied = timm(TIMM[name]), None, ()
     assert check_zoo_model(build, init, tied=tied) >= 1  # at least one tensor large enough for the std check
+
+
+def test_torchtitan_tied_qwen3_gets_the_same_values_built_on_meta_or_on_the_cpu():
+    """to_empty unties, init_states re-ties keeping lm_head's tensor: served on tok_embeddings.weight either way."""
+    build, init = torchtitan("qwen3", "debugmodel")
+    on_meta = zoo_run(build, init, 3)[0]
+    on_cpu = build()  # tied throughout
+    with torch.no_grad(), intercept(on_cpu, seed=3) as ctx:
+        init(on_cpu)
+    assert on_cpu.tok_embeddings.weight is on_cpu.lm_head.weight
+    assert "lm_head.weight" not in {r.stream for r in ctx.log}
+    for (name, ours), (_, theirs) in zip(on_meta.named_parameters(), on_cpu.named_parameters(), strict=True):
+        assert torch.equal(ours, theirs), name
