@@ -419,10 +419,25 @@ class Intercept:
     parameter's shape and the copy covers it whole). This serves torchtitan's fused QKV, OLMo-core's
     full-tensor DTensor path, Megatron's CPU master weights and transformers' fp32 ``orthogonal_``.
 
-    Anything else that puts random values into the model (arithmetic on them, a mix of distributions, torch's
-    random ops other than these, a view of the model that is no regular set of its indices) is left as torch
-    computes it: counted, and reported by one warning on exit that names each call site; ``strict=True``
-    raises ``RuntimeError`` at the write instead, before it happens.
+    Values computed from one random temporary through any ops (``torch.rand`` -> exp/clamp/log, an init then
+    ``log_``) and written whole into one tensor are computed again with that temporary drawn on the tensor's
+    stream (logged ``via="computed"``, "not_verifiable": the ops are not recorded).
+
+    Anything else that puts random values into the model (a mix of random temporaries, torch's random ops
+    other than these, a computed write into part of a tensor, a view of the model that is no regular set of
+    its indices) is left as torch computes it: counted, listed in the log ("not_verifiable", ``via="torch"``)
+    and reported by one warning on exit that names each call site; ``strict=True`` raises ``RuntimeError``
+    at the write instead, before it happens.
+
+    Later writes. Each write into a tensor that already has records is logged too (``via="later"``): a scalar
+    ``mul_``/``div_`` as a rescale of the recorded writes, a scalar stored through indexing as ``constant_``,
+    anything else as "not_verifiable" with its call site.
+
+    Ties. A tied tensor is served on its first name in the module tree as the model is when the write
+    happens (a parameter, buffer or submodule registered inside the context makes the next lookup re-read
+    the model); on exit and at ``attach`` the log is brought in line with the model as it is then: records of
+    tensors that left it (the other half of a re-tie) are dropped, and those of a tensor now tied under an
+    earlier name are served again on that name's stream.
     """
 
     def __init__(self, model: nn.Module | None, *, seed, strict: bool = False, prefix: str = ""):
