@@ -553,6 +553,16 @@ def test_random_temporary_through_arithmetic_is_served_on_the_parameter_stream()
     assert torch.equal(values[SEED + 1][0], dt + torch.log(-torch.expm1(-dt)))
     assert [(r.function, r.via) for r in ctx.log] == [("zeros_", "call"), ("not_verifiable", "computed")]
     assert "rand temporary" in ctx.log[1].args["reason"]
+    # the same built inside the context: the parameter is made from the computed temporary, with no write
+    with intercept(None, seed=SEED, strict=True) as ctx:
+        a = torch.empty(5).uniform_(0.01, 16)
+        net = nn.Module()
+        net.A_log = nn.Parameter(torch.log(a))
+        net.w = nn.Parameter(torch.empty(3, 4).normal_(0.0, 0.5))  # an init on a temporary, made a parameter
+        ctx.attach(net)
+    assert torch.equal(net.A_log.detach(), triton_init.uniform_(torch.empty(5), 0.01, 16, seed=SEED,
+                                                                stream="A_log").log())
+    assert torch.equal(net.w.detach(), direct(triton_init.normal_, (3, 4), "w", 0.0, 0.5))
     # Qwen3-Next's A_log: an init on a temporary, through an in-place log_, copied into the parameter
     net = poisoned_net()
     with intercept(net, seed=SEED, strict=True) as ctx:

@@ -523,8 +523,8 @@ class Intercept:
         self._serving += 1
         try:
             self._index = TensorIndex(model, self.prefix)
-            for ident, param in self._created.items():  # made from a computed tensor (nn.Parameter(x)): no write
-                held = self._taints.get(param)
+            for ident, param in self._created.items():  # made from a temporary (nn.Parameter(x)): no write
+                held = self._taints.get(param) or self._taints.of_storage(param)
                 if ident not in self._constructed and held is not None:
                     self._constructed[ident] = (param, held, ())
             for param, source, ops in self._constructed.values():
@@ -1037,10 +1037,13 @@ def _is_scalar(value) -> bool:
 
 
 class _Taints:
-    """Taints of live tensors, by object and by storage (a view made where no op was seen shares it)."""
+    """Taints of live tensors, by object and by storage (a view made where no op was seen shares it); the
+    last taint set in each storage also lives as long as the storage (``of_storage``: a parameter made from
+    a temporary, ``nn.Parameter(torch.log(a))``, outlives the temporary's tensor object)."""
 
     def __init__(self):
         self._by_id: dict = {}  # id -> (weakref, taint, storage key)
+        self._by_storage: dict = {}  # storage key -> (weakref to the storage, taint)
 
     def __bool__(self) -> bool:
         return bool(self._by_id)
@@ -1060,10 +1063,22 @@ class _Taints:
             ref = weakref.ref(tensor, lambda _, ident=ident, table=self._by_id: table.pop(ident, None))
         except TypeError:
             return
-        self._by_id[ident] = (ref, taint, self._key(tensor))
+        key = self._key(tensor)
+        self._by_id[ident] = (ref, taint, key)
+        if key is not None:
+            storage = getattr(tensor, "_local_tensor", tensor).untyped_storage()
+            table = self._by_storage
+            sref = weakref.ref(storage, lambda r, key=key: table.pop(key) if table.get(key, (None,))[0] is r else None)
+            table[key] = (sref, taint)
 
     def discard(self, tensor) -> None:
         self._by_id.pop(id(tensor), None)
+        self._by_storage.pop(self._key(tensor), None)
+
+    def of_storage(self, tensor):
+        """The last taint set in ``tensor``'s storage while it lives, or None."""
+        entry = self._by_storage.get(self._key(tensor))
+        return entry[1] if entry is not None and entry[0]() is not None else None
 
     def get(self, tensor):
         entry = self._by_id.get(id(tensor))
