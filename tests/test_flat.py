@@ -188,3 +188,64 @@ def test_extreme_tail_segments_take_the_reference(triton_backend, poisoned):
     assert (buffer[:20] >= 14.0).all() and (buffer[:20] < 14.5).all()
     torch.testing.assert_close(buffer[:20], expected[0], rtol=0, atol=0)
     torch.testing.assert_close(buffer[20:], expected[1], rtol=2e-6, atol=2e-5 * 2)
+
+
+def test_numpy_integers_are_ints(poisoned):
+    """Segments built with numpy arithmetic (np.int64 fields and shapes) fill like Python ints."""
+    np = pytest.importorskip("numpy")
+    shape = (7, 9)
+    as_numpy = [Segment(Init.normal(0.0, 0.5), "w", tuple(np.int64(s) for s in shape), np.int64(5), np.int64(30),
+                        np.int64(2)),
+                Segment(Init.uniform(-1.0, 1.0), np.uint64(77), np.array(shape), np.int32(0), np.int16(2), np.int8(0))]
+    as_int = [Segment(Init.normal(0.0, 0.5), "w", shape, 5, 30, 2),
+              Segment(Init.uniform(-1.0, 1.0), 77, shape, 0, 2, 0)]
+    got, want = poisoned(40), poisoned(40)
+    manifest = triton_init.Manifest()
+    init_flat_(got, as_numpy, seed=SEED, manifest=manifest)
+    init_flat_(want, as_int, seed=SEED)
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+    whole = triton_init.normal_(torch.empty(shape), 0.0, 0.5, seed=SEED, stream="w").reshape(-1)
+    torch.testing.assert_close(got[2:32], whole[5:35], rtol=0, atol=0)
+    assert manifest["w"].shape == shape and all(type(s) is int for s in manifest["w"].shape)
+
+
+def _bad_segments():
+    """(segment, error type, message) that ``init_flat_`` must refuse, whatever comes before it."""
+    np = pytest.importorskip("numpy")
+    init = Init.normal()
+    return [
+        (Segment(init, "b", (8,), 1.0, 2, 20), TypeError, r"segments\[1\].start must be an int"),
+        (Segment(init, "b", (8,), np.float64(1), 2, 20), TypeError, r"segments\[1\].start must be an int"),
+        (Segment(init, "b", (8,), True, 2, 20), TypeError, r"segments\[1\].start must be an int"),
+        (Segment(init, "b", (8,), 0, 2.0, 20), TypeError, r"segments\[1\].numel must be an int"),
+        (Segment(init, "b", (8,), 0, 2, "20"), TypeError, r"segments\[1\].offset must be an int"),
+        (Segment(init, "b", (8.0,), 0, 2, 20), TypeError, r"segments\[1\].global_shape"),
+        (Segment(init, "b", (-2, -4), 0, 2, 20), ValueError, "non-negative"),
+        (Segment(init, "b", (1 << 32, 1 << 32, 2), 0, 2, 20), ValueError, r"more than 2\*\*64 elements"),
+        (Segment(init, "b", (8,), 7, 2, 20), ValueError, "holds indices"),
+        (Segment(init, "b", (8,), 0, 2, 31), ValueError, "buffer of"),
+        (Segment(init, -1, (8,), 0, 2, 20), ValueError, "stream"),
+        (Segment(init, "b", (8,), 0, 4, 8), ValueError, "overlap"),
+        (Segment("normal", "b", (8,), 0, 2, 20), TypeError, "must be an Init"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(13))
+def test_a_later_bad_segment_writes_nothing(case, poisoned):
+    """Every segment is checked before the first is written: a good segment first, then a bad one."""
+    bad, error, message = _bad_segments()[case]
+    buffer = poisoned(32)
+    good = Segment(Init.uniform(-1.0, 1.0), "a", (4, 3), 0, 12, 0)
+    with pytest.raises(error, match=message):
+        init_flat_(buffer, [good, bad], seed=SEED)
+    assert torch.isnan(buffer).all()
+
+
+def test_shape_past_2_64_is_refused_like_normal():
+    shape = (1 << 32, (1 << 32) + 1)
+    with pytest.raises(ValueError, match=r"more than 2\*\*64 elements"):
+        triton_init.normal_(torch.empty(1, 4), global_shape=shape, global_offset=(0, 0), seed=1)
+    with pytest.raises(ValueError, match=r"more than 2\*\*64 elements"):
+        init_flat_(torch.empty(4), [Segment(Init.normal(), "a", shape, 0, 4, 0)], seed=1)
+    # exactly 2^64 elements is a valid logical tensor for both
+    init_flat_(torch.empty(4), [Segment(Init.normal(), "a", (1 << 32, 1 << 32), (1 << 64) - 4, 4, 0)], seed=1)

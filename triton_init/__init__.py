@@ -9,7 +9,7 @@ torch: the command line sets up the environment (``OMP_WAIT_POLICY``) before tor
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -48,9 +48,10 @@ _EXPORTS = {
     "ManifestError": ".manifest",
     "Region": ".manifest",
     "verify_": ".verify",
-    "regenerate_": ".verify",
+    "regenerate_": ".manifest",
     "VerifyReport": ".verify",
     "VerificationError": ".verify",
+    "ManifestReader": ".seed_checkpoint",
     "recipes": ".recipes",
     # torch.nn.init's deprecated names without the trailing underscore (each warns, then calls name + "_")
     "uniform": "._deprecated",

@@ -6,14 +6,15 @@ Box-Muller, the inverse-CDF polynomials of ``_cpu_ndtri``) in vectorized C on
 ``torch.get_num_threads()`` threads; ``reference`` stays the tests' independent oracle.
 """
 
+import functools
 import importlib.util
 import math
 import warnings
 
 import torch
 
-from . import reference
 from . import _cpu_ndtri as N
+from . import reference
 from ._format import TRUNC_NORMAL, kernel_exact
 from ._layout import Layout
 
@@ -58,6 +59,7 @@ def executor() -> str:
     return f"torch-op reference (the native executor is unavailable: {unavailable_reason})"
 
 
+@functools.lru_cache(maxsize=1024)
 def trunc_mode(params) -> int:
     """How the native code inverts the CDF for a trunc_normal call: one fp32 polynomial where it covers every
     p the call can draw (``_cpu_ndtri``'s CENTRAL and WIDE), float64 otherwise."""

@@ -68,13 +68,14 @@ def kernel_module(name: str):
         raise RuntimeError(f"the triton backend is unavailable: {exc}") from exc
 
 
-def uses_triton(tensor: torch.Tensor) -> bool:
-    """Whether a fill of ``tensor`` runs the Triton kernels (else the CPU reference)."""
-    choice = current_backend()
+def uses_triton(tensor: torch.Tensor, choice: str | None = None) -> bool:
+    """Whether a fill of ``tensor`` runs the Triton kernels (else the CPU reference), under the backend
+    ``choice`` (default: ``current_backend()``)."""
+    choice = choice or current_backend()
     if choice == "reference":
         return False
     if choice == "triton":
-        if not (tensor.is_cuda or (tensor.device.type == "cpu" and interpreter_active())):
+        if not (tensor.is_cuda or (tensor.is_cpu and interpreter_active())):
             raise RuntimeError("backend 'triton' needs a CUDA tensor, or TRITON_INTERPRET=1 for CPU tensors")
         return True
     return tensor.is_cuda and triton_available()
@@ -103,11 +104,12 @@ def fill_random_(tensor: torch.Tensor, dist: int, params, seed: int, stream: int
 
     The rare calls the fp32 kernels cannot serve within the contract (``kernel_exact``) take the
     reference on CUDA tensors and the native executor (whose float64 path serves them) on CPU tensors."""
-    if uses_triton(tensor) and kernel_exact(dist, params):
-        with torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext():
+    choice = current_backend()
+    if uses_triton(tensor, choice) and kernel_exact(dist, params):
+        with torch.no_grad(), torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext():
             kernel_module("fill").fill_(tensor, dist, params, seed, stream, layout.sizes, layout.mem_strides,
                                         layout.logical_strides, layout.base)
-    elif tensor.device.type == "cpu" and current_backend() != "reference":
+    elif tensor.is_cpu and choice != "reference":
         _cpu.fill_(tensor, layout, dist, params, seed, stream)
     else:
         reference.fill_(tensor, layout, dist, params, seed, stream)

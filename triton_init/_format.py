@@ -22,8 +22,14 @@ def stream_id(stream) -> int:
     if stream is None:
         return 0
     if isinstance(stream, str):
-        return int.from_bytes(hashlib.blake2b(stream.encode("utf-8"), digest_size=8).digest(), "little")
+        return _name_id(stream)
     return _uint64(stream, "stream")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _name_id(name: str) -> int:
+    """A str stream's id, remembered: a model's names come back at every init."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little")
 
 
 def _uint64(value, name: str) -> int:

@@ -31,7 +31,8 @@ from ._nn_init import SQRT3
 from ._orthogonal import orthogonal_
 from ._random import normal_, trunc_normal_, uniform_
 from ._validate import check_interval, check_real, check_std, check_tensor
-from .manifest import NOT_VERIFIABLE, RESCALES, Region
+from ._replay import NOT_VERIFIABLE, RESCALES
+from .manifest import Region
 from .reference import call_params
 from .streams import TensorIndex, UnmappedView, named_tensors, stream_name
 

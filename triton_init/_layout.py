@@ -5,6 +5,8 @@ element k has logical row-major index base + sum(k_d * G_stride_d) and memory of
 Both the kernels and the CPU reference consume the coalesced form built here.
 """
 
+import functools
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -32,19 +34,31 @@ class Layout:
         return len(self.sizes) == 1 and self.mem_strides[0] == 1
 
 
+def _is_int(value) -> bool:
+    """An int, or an integer of another type (``numpy.int64``), not a bool."""
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
+def as_int(value, name: str) -> int:
+    """``value`` as a Python int: ints and other integer types (``numpy.int64``) only."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return int(value)
+
+
 def _as_int_tuple(value, name: str) -> tuple:
     if isinstance(value, torch.Size):
         return tuple(int(v) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,)
+    if _is_int(value):
+        return (int(value),)
     try:
         items = tuple(value)
     except TypeError:
         raise TypeError(f"{name} must be a sequence of ints, got {type(value).__name__}") from None
     for v in items:
-        if isinstance(v, bool) or not isinstance(v, int):
+        if not _is_int(v):
             raise TypeError(f"{name} must be a sequence of ints, got an element of type {type(v).__name__}")
-    return items
+    return tuple(int(v) for v in items)
 
 
 def logical_block(shape, global_shape=None, global_offset=None) -> tuple[tuple, tuple]:
@@ -60,11 +74,19 @@ def logical_block(shape, global_shape=None, global_offset=None) -> tuple[tuple, 
                                  "logical tensor, which is the tensor itself")
         return shape, (0,) * len(shape)
     gshape = _as_int_tuple(global_shape, "global_shape")
+    offset = (0,) * len(shape) if global_offset is None else _as_int_tuple(global_offset, "global_offset")
+    _check_block(shape, gshape, offset)
+    return gshape, offset
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_block(shape: tuple, gshape: tuple, offset: tuple) -> None:
+    """Raise unless the block of ``shape`` at ``offset`` lies in ``gshape`` (ints, all three), of at most
+    2^64 elements. Remembered: models repeat their blocks."""
     if len(gshape) != len(shape):
         raise ValueError(f"global_shape has {len(gshape)} dims but the tensor has {len(shape)}: ranks must match")
     if any(g < 0 for g in gshape):
         raise ValueError(f"global_shape must be non-negative, got {gshape}")
-    offset = (0,) * len(shape) if global_offset is None else _as_int_tuple(global_offset, "global_offset")
     if len(offset) != len(shape):
         raise ValueError(f"global_offset has {len(offset)} dims but the tensor has {len(shape)}: ranks must match")
     for d, (o, s, g) in enumerate(zip(offset, shape, gshape, strict=True)):
@@ -75,7 +97,6 @@ def logical_block(shape, global_shape=None, global_offset=None) -> tuple[tuple, 
         total *= g
     if total > UINT64_LIMIT:
         raise ValueError(f"global_shape {gshape} has more than 2**64 elements")
-    return gshape, offset
 
 
 def row_major_strides(shape) -> tuple:
@@ -90,9 +111,16 @@ def make_layout(tensor: torch.Tensor, global_shape=None, global_offset=None) -> 
     if global_shape is None and global_offset is None and tensor.is_contiguous() and tensor.numel():
         return Layout((tensor.numel(),), (1,), (1,), 0)  # what the general path gives, without its cost
     gshape, offset = logical_block(tensor.shape, global_shape, global_offset)
-    lstrides = row_major_strides(gshape)
-    base = sum(o * g for o, g in zip(offset, lstrides, strict=True))
-    return coalesce(zip(tensor.shape, tensor.stride(), lstrides, strict=True), base)
+    return block_layout(tuple(tensor.shape), tensor.stride(), gshape, offset)
+
+
+@functools.lru_cache(maxsize=4096)
+def block_layout(shape: tuple, strides: tuple, global_shape: tuple, global_offset: tuple) -> Layout:
+    """The ``Layout`` of a tensor of ``shape`` and memory ``strides`` that is the block at ``global_offset`` of
+    ``global_shape`` (validated by ``logical_block``). Remembered: a pure function of its arguments."""
+    lstrides = row_major_strides(global_shape)
+    base = sum(o * g for o, g in zip(global_offset, lstrides, strict=True))
+    return coalesce(zip(shape, strides, lstrides, strict=True), base)
 
 
 def coalesce(dims, base: int) -> Layout:

@@ -7,11 +7,9 @@ of these through ``random_fill_``.
 import threading
 from contextlib import contextmanager
 
-import torch
-
 from . import _dispatch
 from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, resolve_seed, stream_id
-from ._layout import logical_block, make_layout
+from ._layout import block_layout, logical_block
 from ._sharding import dtensor_block, is_dtensor
 from ._validate import check_interval, check_real, check_std, check_tensor, check_trunc_interval
 from .reference import call_params
@@ -65,12 +63,12 @@ def random_fill_(tensor, dist: int, *, seed, stream, generator, global_shape, gl
     if getattr(_capture, "calls", None) is not None:
         _capture.calls.append((dist, dist_args))
         return tensor
-    if local.device.type == "meta" or local.numel() == 0:
+    if local.is_meta or local.numel() == 0:
         return tensor
     seed = resolve_seed(seed, generator)
     dist, params = call_params(dist, local.dtype, **dist_args)
-    with torch.no_grad():
-        _dispatch.fill_random_(local, dist, params, seed, stream, make_layout(local, global_shape, global_offset))
+    _dispatch.fill_random_(local, dist, params, seed, stream,
+                           block_layout(tuple(local.shape), local.stride(), global_shape, global_offset))
     return tensor
 
 

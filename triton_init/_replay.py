@@ -5,20 +5,41 @@ whose ``expected`` gives float64 values and the contract's tolerance at int64 lo
 math: Box-Muller and the inverse CDF in float64), and whose ``values`` gives the reference's values in an
 output dtype (what a CPU init writes). Random inits go through the CPU reference's ``values_at`` with the
 (dist, params) the function itself computes (``capture_fills``), so fans, gains and clamps have one source.
+Also here, below ``manifest`` and ``verify``, which both use them: the init functions a write can name
+(``init_functions``), and a tensor's local block of the logical tensor (``_Block``) with the writing of a
+region into it.
 """
 
 import dataclasses
 import math
 import warnings
+from dataclasses import dataclass
 
 import torch
 
 from . import contract, reference
 from ._dispatch import backend
 from ._format import FORMAT_VERSION, NORMAL, UNIFORM, stream_id
-from ._layout import row_major_strides
-from ._random import capture_fills
-from .manifest import NOT_VERIFIABLE, RESCALES, init_functions
+from ._layout import logical_block, row_major_strides
+from ._nn_init import (
+    constant_,
+    dirac_,
+    eye_,
+    kaiming_normal_,
+    kaiming_uniform_,
+    lecun_normal_,
+    lecun_uniform_,
+    ones_,
+    sparse_,
+    sparse_zero_rows,
+    variance_scaling_,
+    xavier_normal_,
+    xavier_uniform_,
+    zeros_,
+)
+from ._orthogonal import orthogonal_
+from ._random import capture_fills, normal_, resolve_block, trunc_normal_, uniform_
+from ._sharding import is_dtensor
 from .reference import call_params
 
 RANDOM = ("uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
@@ -33,6 +54,41 @@ ORTHOGONAL_TOLERANCE = 1e-4
 # keys' worth of columns per tensor.
 SPARSE_KEY_BUDGET = 1 << 22
 INDEX_LIMIT = 1 << 63  # logical indices are int64 here
+CHUNK = 1 << 20  # positions computed at once: every element checked, a region written
+
+
+NOT_VERIFIABLE = "not_verifiable"  # a later write whose values no recorded call gives
+RESCALES = ("mul_", "div_")  # a later scalar rescale of a recorded write
+
+
+def init_functions() -> dict:
+    """name -> function of every triton_init init function a write can name, and of the rescales
+    (``mul_``/``div_``: a recorded init, then the scalar op) a later write can name."""
+    functions = (uniform_, normal_, trunc_normal_, xavier_uniform_, xavier_normal_, kaiming_uniform_, kaiming_normal_,
+                 variance_scaling_, lecun_normal_, lecun_uniform_, orthogonal_, sparse_, constant_, ones_, zeros_, eye_,
+                 dirac_)
+    return {fn.__name__: fn for fn in functions} | _RESCALE_FUNCTIONS
+
+
+def _rescale(op: str):
+    def rescale(tensor, other, init, seed=None, stream=None, **args):
+        """``init``'s write (its ``args``) into ``tensor``, then ``tensor.<op>(other)`` in its dtype."""
+        functions = init_functions()
+        if not isinstance(init, str) or init not in functions or init in RESCALES:
+            raise ValueError(f"{op} rescales a triton_init init function, got init={init!r}")
+        if isinstance(other, bool) or not isinstance(other, (int, float)) or not math.isfinite(other):
+            raise ValueError(f"{op} needs a finite number as other, got {other!r}")
+        keyed = {} if init in DETERMINISTIC else {"seed": seed, "stream": stream}
+        functions[init](tensor, **args, **keyed)
+        with torch.no_grad():
+            getattr(tensor, op)(other)
+        return tensor
+
+    rescale.__name__ = rescale.__qualname__ = op
+    return rescale
+
+
+_RESCALE_FUNCTIONS = {op: _rescale(op) for op in RESCALES}
 
 
 class NotReplayable(Exception):
@@ -124,8 +180,6 @@ class OrthogonalReplay(Replay):
 
     def full(self) -> torch.Tensor:
         if self._full is None:
-            from ._orthogonal import orthogonal_
-
             with backend("reference"):
                 self._full = orthogonal_(torch.empty(self.write.shape, dtype=self.dtype), **self.write.args,
                                          seed=self.write.seed, stream=self.write.stream).reshape(-1)
@@ -161,8 +215,6 @@ class SparseReplay(Replay):
 
     def _zeros(self, logical) -> torch.Tensor:
         """Which of ``logical`` are zeroed, from the keys of their columns, computed in column runs."""
-        from ._nn_init import sparse_zero_rows
-
         row, col = logical // self.cols, logical % self.cols
         zero = torch.zeros_like(logical, dtype=torch.bool)
         if self.num_zeros == 0:
@@ -252,3 +304,77 @@ def replay(write) -> Replay:
     if write.fn == "sparse_":
         return SparseReplay(write)
     return DeterministicReplay(write)
+
+
+# ---- the local block of a target tensor ---------------------------------------------------------------
+
+
+@dataclass
+class _Block:
+    """``local`` holds the logical indices of the block at ``offset`` in ``shape``, a shape whose row-major
+    order is the logical order (the recorded shape, or (numel,) for a flat segment)."""
+
+    local: torch.Tensor
+    shape: tuple
+    offset: tuple | None  # None: this rank holds no part of it
+
+    @property
+    def numel(self) -> int:
+        return self.local.numel() if self.offset is not None else 0
+
+    def logical(self, positions: torch.Tensor) -> torch.Tensor:
+        """Logical indices of local row-major ``positions`` (int64, CPU)."""
+        local_coords = coordinates(positions, tuple(self.local.shape))
+        logical = torch.zeros_like(positions)
+        for c, o, stride in zip(local_coords, self.offset, row_major_strides(self.shape), strict=True):
+            logical += (c + o) * stride
+        return logical
+
+    def logical_at(self, position: int) -> int:
+        """The logical index of one local position, in Python ints."""
+        out, rest = 0, position
+        for size, o, stride in zip(reversed(self.local.shape), reversed(self.offset),
+                                   reversed(row_major_strides(self.shape)), strict=True):
+            rest, c = divmod(rest, size)
+            out += (c + o) * stride
+        return out
+
+    def read(self, positions: torch.Tensor) -> torch.Tensor:
+        """The local elements at ``positions``, on the CPU: only those elements leave the device."""
+        if self.local.dim() == 0:
+            return self.local.reshape(1)[positions.to(self.local.device)].cpu()
+        coords = tuple(c.to(self.local.device) for c in coordinates(positions, tuple(self.local.shape)))
+        return self.local.detach()[coords].cpu()
+
+
+def _block_of(tensor, shape, offset) -> _Block:
+    """The local block of ``tensor``: a DTensor's shard (composed with ``offset`` if given), or the plain
+    tensor at ``offset`` (None: the whole) of the logical ``shape``. Validates that it fits."""
+    if is_dtensor(tensor):
+        local, global_shape, block_offset = resolve_block(tensor, None if offset is None else shape, offset)
+        if block_offset is None:  # this rank is outside the mesh: it holds nothing
+            return _Block(local, tuple(global_shape), None)
+    else:
+        local, global_shape, block_offset = tensor, shape, offset
+    global_shape, block_offset = logical_block(local.shape, global_shape, block_offset)
+    return _Block(local, tuple(global_shape), tuple(block_offset))
+
+
+def _write_region(block: _Block, region, replay_) -> None:
+    """Write ``replay_``'s values at the region's logical indices that fall inside ``block``."""
+    dims = region.dims()
+    lo = list(block.offset)
+    hi = [o + s for o, s in zip(block.offset, block.local.shape, strict=True)]
+    for start in range(0, region.numel, CHUNK):
+        k = torch.arange(start, min(region.numel, start + CHUNK), dtype=torch.int64)
+        logical = torch.full_like(k, region.offset)
+        for (_, stride), c in zip(dims, coordinates(k, tuple(size for size, _ in dims)), strict=True):
+            logical += c * stride
+        coords = coordinates(logical, block.shape)
+        inside = torch.ones_like(logical, dtype=torch.bool)
+        for c, a, b in zip(coords, lo, hi, strict=True):
+            inside &= (c >= a) & (c < b)
+        if not bool(inside.any()):
+            continue
+        local_coords = tuple((c[inside] - a).to(block.local.device) for c, a in zip(coords, lo, strict=True))
+        block.local[local_coords] = replay_.values(logical[inside]).to(block.local.device)

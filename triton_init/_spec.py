@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import _random
 from ._format import CONSTANT, NORMAL, TRUNC_NORMAL, UNIFORM
 from ._layout import logical_block
 from ._validate import check_interval, check_real, check_std, check_trunc_interval
@@ -72,8 +73,6 @@ class Init:
 
     def fill_(self, tensor, *, seed, stream, global_shape=None, global_offset=None):
         """Fill ``tensor`` (a tensor, a block of a logical tensor, or a DTensor) and return it."""
-        from . import _random
-
         if self.kind == "uniform":
             return _random.uniform_(tensor, self.a, self.b, seed=seed, stream=stream, global_shape=global_shape,
                                     global_offset=global_offset)

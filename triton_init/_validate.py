@@ -8,6 +8,10 @@ import torch
 from ._format import normal_mass
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+# What a manifest may record and a checkpoint may hold: the init dtypes, and the int and bool dtypes of
+# buffers. Not float8, complex or quantized ones: no init writes them, and verify cannot compare them.
+STORED_DTYPES = SUPPORTED_DTYPES + (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.uint16,
+                                    torch.uint32, torch.uint64, torch.bool)
 
 
 def check_tensor(tensor, name: str = "tensor") -> torch.Tensor:
@@ -19,7 +23,9 @@ def check_tensor(tensor, name: str = "tensor") -> torch.Tensor:
         raise TypeError(f"{name} has dtype {tensor.dtype}; supported: float32, float16, bfloat16, float64")
     if tensor.layout != torch.strided:
         raise TypeError(f"{name} must be a strided (dense) tensor, got layout {tensor.layout}")
-    if any(size > 1 and stride == 0 for size, stride in zip(tensor.shape, tensor.stride(), strict=True)):
+    # A contiguous tensor with elements has no stride-0 dim of size > 1 (only an empty one may).
+    if not (tensor.is_contiguous() and tensor.numel()) and any(
+            size > 1 and stride == 0 for size, stride in zip(tensor.shape, tensor.stride(), strict=True)):
         # As torch's in-place ops: several elements share one memory location (expand()), so no value is theirs.
         raise ValueError(f"{name} has a dim of size > 1 with stride 0 (an expanded view): its elements overlap")
     return tensor
@@ -27,12 +33,13 @@ def check_tensor(tensor, name: str = "tensor") -> torch.Tensor:
 
 def check_real(value, name: str, *, finite: bool = True, allow_inf: bool = False) -> float:
     """A real number (python or 0-d tensor); NaN is always rejected, inf unless ``allow_inf``."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise TypeError(f"{name} must be a real number, got a tensor of shape {tuple(value.shape)}")
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if type(value) is not float and type(value) is not int:  # the common cases skip the ABC checks
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                raise TypeError(f"{name} must be a real number, got a tensor of shape {tuple(value.shape)}")
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if math.isnan(value):
         raise ValueError(f"{name} must not be NaN")

@@ -7,13 +7,13 @@ per-parameter init with the same seed and stream, wherever the segment boundarie
 """
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from . import _dispatch
-from ._format import kernel_exact, resolve_seed, stream_id
-from ._layout import Layout, _as_int_tuple
+from ._format import UINT64_LIMIT, kernel_exact, resolve_seed, stream_id
+from ._layout import Layout, _as_int_tuple, as_int
 from ._spec import CONSTANT, Init
 from ._validate import SUPPORTED_DTYPES, check_tensor
 from .manifest import Manifest
@@ -40,20 +40,28 @@ def _total(shape) -> int:
 
 
 def _check_segments(buffer, segments) -> list:
+    """Every segment validated (nothing is written before all are): (segment with Python ints, stream id)."""
     checked = []
     for k, seg in enumerate(segments):
         if not isinstance(seg, Segment):
             raise TypeError(f"segments[{k}] must be a Segment, got {type(seg).__name__}")
         if not isinstance(seg.init, Init):
             raise TypeError(f"segments[{k}].init must be an Init, got {type(seg.init).__name__}")
-        total = _total(_as_int_tuple(seg.global_shape, f"segments[{k}].global_shape"))
-        if seg.numel < 0 or seg.start < 0 or seg.start + seg.numel > total:
-            raise ValueError(f"segments[{k}] holds indices [{seg.start}, {seg.start + seg.numel}) of a parameter "
+        shape = _as_int_tuple(seg.global_shape, f"segments[{k}].global_shape")
+        start, numel, offset = (as_int(getattr(seg, f), f"segments[{k}].{f}") for f in ("start", "numel", "offset"))
+        if any(s < 0 for s in shape):
+            raise ValueError(f"segments[{k}].global_shape must be non-negative, got {shape}")
+        total = _total(shape)
+        if total > UINT64_LIMIT:
+            raise ValueError(f"segments[{k}].global_shape {shape} has more than 2**64 elements")
+        if numel < 0 or start < 0 or start + numel > total:
+            raise ValueError(f"segments[{k}] holds indices [{start}, {start + numel}) of a parameter "
                              f"with {total} elements")
-        if seg.offset < 0 or seg.offset + seg.numel > buffer.numel():
-            raise ValueError(f"segments[{k}] sits at [{seg.offset}, {seg.offset + seg.numel}) of a buffer of "
+        if offset < 0 or offset + numel > buffer.numel():
+            raise ValueError(f"segments[{k}] sits at [{offset}, {offset + numel}) of a buffer of "
                              f"{buffer.numel()} elements")
-        checked.append((seg, stream_id(seg.stream)))
+        stream = stream_id(seg.stream)
+        checked.append((replace(seg, global_shape=shape, start=start, numel=numel, offset=offset), stream))
     spans = sorted((seg.offset, seg.offset + seg.numel, k) for k, (seg, _) in enumerate(checked) if seg.numel)
     for (_, stop, k), (start, _, k2) in zip(spans, spans[1:], strict=False):
         if start < stop:

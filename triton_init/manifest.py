@@ -53,55 +53,28 @@ import torch
 
 from ._format import FORMAT_VERSION, resolve_seed, stream_id
 from ._layout import _as_int_tuple
+from ._replay import DETERMINISTIC, NotReplayable, _block_of, _write_region, init_functions, replay
 from ._spec import Init
+from ._validate import STORED_DTYPES
+from ._version import __version__
 
 MANIFEST_KIND = "triton_init.manifest"
 MANIFEST_VERSION = 1
 # Arguments that say where and with which key, not what: the write's own fields hold them.
 NOT_ARGS = ("tensor", "generator", "seed", "stream", "global_shape", "global_offset")
 NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-
-
-NOT_VERIFIABLE = "not_verifiable"  # a later write whose values no recorded call gives
-RESCALES = ("mul_", "div_")  # a later scalar rescale of a recorded write
+NUMEL_LIMIT = 1 << 63  # a tensor's elements (and so every dim, offset and stride) are indexed in int64
+TEXT_PROBE = 4096  # bytes of a manifest file read before deciding whether it is one
 
 
 class ManifestError(ValueError):
     """A manifest that cannot be read or does not describe valid writes."""
 
 
-def init_functions() -> dict:
-    """name -> function of every triton_init init function a write can name, and of the rescales
-    (``mul_``/``div_``: a recorded init, then the scalar op) a later write can name."""
-    import triton_init
-
-    names = ("uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-             "kaiming_normal_", "variance_scaling_", "lecun_normal_", "lecun_uniform_", "orthogonal_", "sparse_",
-             "constant_", "ones_", "zeros_", "eye_", "dirac_")
-    functions = {name: getattr(triton_init, name) for name in names}
-    functions.update((op, _RESCALE_FUNCTIONS[op]) for op in RESCALES)
-    return functions
-
-
-def _rescale(op: str):
-    def rescale(tensor, other, init, seed=None, stream=None, **args):
-        """``init``'s write (its ``args``) into ``tensor``, then ``tensor.<op>(other)`` in its dtype."""
-        functions = init_functions()
-        if not isinstance(init, str) or init not in functions or init in RESCALES:
-            raise ValueError(f"{op} rescales a triton_init init function, got init={init!r}")
-        if isinstance(other, bool) or not isinstance(other, (int, float)) or not math.isfinite(other):
-            raise ValueError(f"{op} needs a finite number as other, got {other!r}")
-        keyed = {} if init in ("constant_", "ones_", "zeros_", "eye_", "dirac_") else {"seed": seed, "stream": stream}
-        functions[init](tensor, **args, **keyed)
-        with torch.no_grad():
-            getattr(tensor, op)(other)
-        return tensor
-
-    rescale.__name__ = rescale.__qualname__ = op
-    return rescale
-
-
-_RESCALE_FUNCTIONS = {op: _rescale(op) for op in RESCALES}
+def _short(value) -> str:
+    """``repr(value)``, cut short: a manifest's numbers may have thousands of digits."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
 
 
 def _json_value(value, where: str):
@@ -111,10 +84,12 @@ def _json_value(value, where: str):
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, int):
+        if not -2 ** 1024 < value < 2 ** 1024:  # beyond every float: no init argument can be one
+            raise ValueError(f"{where}: {_short(value)} is beyond the float64 range")
         return int(value)
     try:
         as_float = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TypeError(f"{where}: {value!r} is not a number, a str, a bool or None: it cannot be recorded") from None
     return as_float if math.isfinite(as_float) else ("nan" if math.isnan(as_float) else
                                                      ("inf" if as_float > 0 else "-inf"))
@@ -291,8 +266,19 @@ class TensorRecord:
 def _dtype(name, where: str) -> torch.dtype:
     dtype = getattr(torch, name, None) if isinstance(name, str) else None
     if not isinstance(dtype, torch.dtype):
-        raise ManifestError(f"{where}: unknown dtype {name!r}")
+        raise ManifestError(f"{where}: unknown dtype {_short(name)}")
+    if dtype not in STORED_DTYPES:
+        raise ManifestError(f"{where}: dtype {name} is not one a triton_init init writes (float32, float16, bfloat16, "
+                            "float64; int and bool for buffers)")
     return dtype
+
+
+def _check_shape(shape: tuple, where: str) -> None:
+    """Non-negative dims of fewer than 2^63 elements in all (logical indices are int64)."""
+    if any(s < 0 for s in shape):
+        raise ValueError(f"{where} must be non-negative, got {_short(shape)}")
+    if any(s >= NUMEL_LIMIT for s in shape) or (0 not in shape and math.prod(shape) >= NUMEL_LIMIT):
+        raise ValueError(f"{where} {_short(shape)} has 2**63 elements or more: past int64 indexing")
 
 
 def _write_from_json(item, k: int) -> Write:
@@ -304,27 +290,32 @@ def _write_from_json(item, k: int) -> Write:
         raise ManifestError(f"{where} lacks {', '.join(missing)}")
     stream, args = item["stream"], item["args"]
     try:
+        if isinstance(stream, int) and not isinstance(stream, bool) and not 0 <= stream < 1 << 64:
+            raise ValueError(f"{where}.stream must be a str or an int in [0, 2**64), got {_short(stream)}")
         stream_id(stream)
         shape = _as_int_tuple(item["shape"], f"{where}.shape")
-        if any(s < 0 for s in shape):
-            raise ValueError(f"{where}.shape must be non-negative, got {shape}")
+        _check_shape(shape, f"{where}.shape")
         seed = item["seed"]
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 64:
-            raise ValueError(f"{where}.seed must be an int in [0, 2**64), got {seed!r}")
+            raise ValueError(f"{where}.seed must be an int in [0, 2**64), got {_short(seed)}")
         if not isinstance(item["fn"], str):
-            raise ValueError(f"{where}.fn must be a str, got {item['fn']!r}")
+            raise ValueError(f"{where}.fn must be a str, got {_short(item['fn'])}")
         if args is not None and not isinstance(args, dict):
-            raise ValueError(f"{where}.args must be an object or null, got {args!r}")
+            raise ValueError(f"{where}.args must be an object or null, got {_short(args)}")
         region = item.get("region")
         if region is not None:
             if not isinstance(region, dict) or set(region) != {"offset", "shape", "strides"}:
-                raise ValueError(f"{where}.region must be {{offset, shape, strides}}, got {region!r}")
+                raise ValueError(f"{where}.region must be {{offset, shape, strides}}, got {_short(region)}")
+            for key in ("offset", "shape", "strides"):
+                values = _as_int_tuple(region[key], f"{where}.region.{key}")
+                if not all(0 <= v < NUMEL_LIMIT for v in values):
+                    raise ValueError(f"{where}.region.{key} must lie in [0, 2**63), got {_short(values)}")
             region = Region(region["offset"], region["shape"], region["strides"])
             if region.numel and region.last >= math.prod(shape):
                 raise ValueError(f"{where}.region reaches index {region.last} of a tensor of shape {shape}")
         version = item.get("format", FORMAT_VERSION)
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise ValueError(f"{where}.format must be an int, got {version!r}")
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 < version < 1 << 31:
+            raise ValueError(f"{where}.format must be a positive int, got {_short(version)}")
     except (TypeError, ValueError) as exc:
         raise ManifestError(str(exc)) from None
     return Write(stream, shape, _dtype(item["dtype"], f"{where}.dtype"), item["fn"],
@@ -349,6 +340,7 @@ class Manifest:
         """
         stream = stream if isinstance(stream, str) else stream_id(stream)  # an int stream as a plain int
         shape = _as_int_tuple(shape, "shape")
+        _check_shape(shape, "shape")
         dtype = _dtype(dtype, "dtype") if isinstance(dtype, str) else dtype
         if not isinstance(dtype, torch.dtype):
             raise TypeError(f"dtype must be a torch.dtype or its name, got {dtype!r}")
@@ -446,15 +438,11 @@ class Manifest:
 
     def regenerate_(self, tensor, name, *, global_offset=None):
         """``triton_init.regenerate_(tensor, self[name], global_offset=global_offset)``."""
-        from .verify import regenerate_
-
         return regenerate_(tensor, self[name], global_offset=global_offset)
 
     # ---- JSON ------------------------------------------------------------------------------------------
 
     def to_json(self) -> dict:
-        from . import __version__
-
         return {"kind": MANIFEST_KIND, "manifest_version": MANIFEST_VERSION, "format_version": FORMAT_VERSION,
                 "library": __version__, "aliases": dict(self.aliases), "writes": [w.to_json() for w in self.writes]}
 
@@ -477,6 +465,12 @@ class Manifest:
             raise ManifestError("\"writes\" must be a list")
         if not isinstance(aliases, dict) or not all(isinstance(k, str) for k in aliases):
             raise ManifestError("\"aliases\" must map names to streams")
+        for name, stream in aliases.items():
+            try:
+                stream_id(stream)
+            except (TypeError, ValueError):
+                raise ManifestError(f"aliases[{name!r}] must be a str or an int in [0, 2**64), got "
+                                    f"{_short(stream)}") from None
         manifest = cls(aliases=dict(aliases))
         for k, item in enumerate(writes):
             write = _write_from_json(item, k)
@@ -489,22 +483,87 @@ class Manifest:
 
     @classmethod
     def loads(cls, text: str) -> "Manifest":
+        """Parse a manifest's JSON text; anything else raises ``ManifestError`` (one line)."""
+        if not text.strip():
+            raise ManifestError("not a triton_init manifest: empty")
+        if not text.lstrip().startswith("{"):
+            raise ManifestError("not a triton_init manifest: not a JSON object")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ManifestError(f"not valid JSON (truncated or corrupt?): {exc}") from None
+            raise ManifestError(f"not a triton_init manifest: not valid JSON (truncated or corrupt?): {exc}") \
+                from None
+        except RecursionError:
+            raise ManifestError("not a triton_init manifest: JSON nested too deeply to parse") from None
+        except ValueError as exc:  # an int of more digits than Python converts (4300 by default)
+            raise ManifestError(f"not a triton_init manifest: a number in it is too large ({exc})") from None
         return cls.from_json(data)
 
     @classmethod
     def load(cls, path) -> "Manifest":
         """Read a manifest file; a missing, unreadable or invalid file raises ``ManifestError`` (an
-        ``OSError`` for a missing file), with the path in the message."""
+        ``OSError`` for a missing file), with the path in the message. A file that does not start like a
+        JSON object (a checkpoint, random bytes) is refused after reading its first bytes only."""
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                head = f.read(TEXT_PROBE)
+                if not head.lstrip().startswith(b"{"):
+                    what = "empty" if not head.strip() else "not a JSON object" if _is_text(head) else "not text"
+                    raise ManifestError(f"{path} is not a triton_init manifest: {what}")
+                text = (head + f.read()).decode("utf-8")
         except UnicodeDecodeError:
-            raise ManifestError(f"{path}: not a text file") from None
+            raise ManifestError(f"{path} is not a triton_init manifest: not UTF-8 text") from None
         try:
             return cls.loads(text)
         except ManifestError as exc:
             raise ManifestError(f"{path}: {exc}") from None
+
+
+def regenerate_(tensor, record, *, global_offset=None):
+    """Refill ``tensor`` with the values the manifest gives it, replaying every recorded write in order.
+
+    ``record`` is a ``TensorRecord`` (``manifest[name]``) or a single ``Write``. ``tensor`` is the whole
+    tensor, a block of it at ``global_offset`` (a lost shard), or a DTensor (its local shard). Whole-tensor
+    writes run the recorded triton_init function on the block (the same values as the original call on
+    the same backend); region writes (a padding row) are recomputed at the region's indices inside the
+    block. Raises before writing anything if a write cannot be replayed (a user callable) or the dtype
+    differs from the recorded one. Returns ``tensor``.
+    """
+    if isinstance(record, Write):
+        record = TensorRecord(record.stream, record.shape, record.dtype, (record,))
+    if not isinstance(record, TensorRecord):
+        raise TypeError(f"record must be a TensorRecord (manifest[name]) or a Write, got {type(record).__name__}")
+    block = _block_of(tensor, record.shape, global_offset)
+    if block.shape != record.shape:
+        raise ValueError(f"{record.name}: the tensor stands for shape {block.shape}, the manifest records "
+                         f"{record.shape}")
+    local = block.local
+    if local.dtype != record.dtype:
+        raise TypeError(f"{record.name}: the tensor is {local.dtype}, the manifest records {record.dtype}")
+    replays = []
+    for write in record.writes:
+        try:
+            replays.append(replay(write))
+        except NotReplayable as exc:
+            raise ValueError(f"cannot regenerate {record.name}: {exc}") from None
+    if block.offset is None or local.device.type == "meta" or local.numel() == 0:
+        return tensor
+    functions = init_functions()
+    with torch.no_grad():
+        for write, replay_ in zip(record.writes, replays, strict=True):
+            if write.region is None:
+                keyed = {} if write.fn in DETERMINISTIC else {"seed": write.seed, "stream": write.stream}
+                functions[write.fn](local, **write.args, **keyed, global_shape=block.shape,
+                                    global_offset=block.offset)
+            else:
+                _write_region(block, write.region, replay_)
+    return tensor
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether the first bytes of a file are UTF-8 text (a multi-byte character may be cut at the end)."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3 and b"\0" not in head
+    return b"\0" not in head

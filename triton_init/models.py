@@ -32,6 +32,8 @@ MODELS = {
                              ffn_dim=14336),
     "llama-3-70b": ModelShape("llama", vocab=128256, dim=8192, n_layers=80, n_heads=64, n_kv_heads=8,
                               ffn_dim=28672),
+    "llama-3-405b": ModelShape("llama", vocab=128256, dim=16384, n_layers=126, n_heads=128, n_kv_heads=8,
+                               ffn_dim=53248),
 }
 
 

@@ -5,6 +5,7 @@ Words are uint32 values held in int64 tensors (the 64-bit products wrap but keep
 in chunks of ``CHUNK_ELEMENTS`` so that the extra memory stays bounded whatever the tensor's size.
 """
 
+import functools
 import math
 
 import torch
@@ -116,15 +117,28 @@ def dist_params(dist: int, out_dtype: torch.dtype, *, a=0.0, b=1.0, mean=0.0, st
 def call_params(dist: int, out_dtype: torch.dtype, **dist_args):
     """(dist, params) of one call: ``dist_params``, with trunc_normal at std 0 as the point mass at mean
     clamped into [a, b] (a uniform of zero width, so it rounds into [a, b] like every trunc_normal value)."""
-    if dist == TRUNC_NORMAL and dist_args["std"] == 0.0:
-        lo, hi = inner_bounds(dist_args["a"], dist_args["b"], out_dtype)
-        value = min(max(dist_args["mean"], lo), hi)
-        return UNIFORM, dist_params(UNIFORM, out_dtype, a=value, b=value)
+    if dist == TRUNC_NORMAL:
+        mean, std, a, b = (float(dist_args[k]) for k in ("mean", "std", "a", "b"))
+        return _trunc_call_params(mean, std, a, b, out_dtype, math.copysign(1.0, mean), math.copysign(1.0, a),
+                                  math.copysign(1.0, b))
     return dist, dist_params(dist, out_dtype, **dist_args)
 
 
+@functools.lru_cache(maxsize=1024)
+def _trunc_call_params(mean: float, std: float, a: float, b: float, out_dtype: torch.dtype, *_signs):
+    """``call_params`` of trunc_normal, remembered: its CDFs and bounds cost more than a small fill, and models
+    repeat their arguments. The signs are in the key because -0.0 == 0.0 would otherwise share an entry."""
+    if std == 0.0:
+        lo, hi = inner_bounds(a, b, out_dtype)
+        value = min(max(mean, lo), hi)
+        return UNIFORM, dist_params(UNIFORM, out_dtype, a=value, b=value)
+    return TRUNC_NORMAL, dist_params(TRUNC_NORMAL, out_dtype, mean=mean, std=std, a=a, b=b)
+
+
+@torch.no_grad()
 def fill_(out: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int) -> None:
-    """Write the values of ``layout``'s logical indices into ``out`` (any device), chunk by chunk."""
+    """Write the values of ``layout``'s logical indices into ``out`` (any device), chunk by chunk, outside
+    autograd (``out`` may be a parameter)."""
     base_group, base_head = divmod(layout.base, 4)
     n = layout.sizes[-1]
     if layout.is_flat:

@@ -5,7 +5,8 @@ its logical index. ``verify_`` recomputes a random sample of each tensor's local
 and indices past 2^32 where the tensor reaches them) on the CPU reference and compares them within the
 stream-format contract (``triton_init.contract``). It reads only the sampled elements of each local block
 (a tensor, a DTensor's shard, a flat buffer's segment) on whatever device holds it, with no collective.
-``regenerate_`` replays a tensor's writes, in order, into any block of it.
+``regenerate_`` (defined in ``manifest``, under ``Manifest.regenerate_``, and re-exported here) replays a
+tensor's writes, in order, into any block of it.
 """
 
 import functools
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 import torch
 
 from ._format import stream_id
-from ._layout import logical_block, row_major_strides
-from ._random import resolve_block
-from ._replay import DETERMINISTIC, NotReplayable, coordinates, replay
+from ._replay import CHUNK, DETERMINISTIC, NotReplayable, _Block, _block_of, coordinates, replay
 from ._sharding import is_dtensor
+from ._validate import STORED_DTYPES
 from .contract import contract_units
-from .manifest import Manifest, TensorRecord, Write, init_functions
+from .manifest import Manifest, TensorRecord, regenerate_  # noqa: F401  (regenerate_ re-exported)
+from .streams import stream_name
 
 OK = "ok"
 MISMATCH = "mismatch"
@@ -34,7 +35,6 @@ NOT_SAMPLE_VERIFIABLE = "not sample-verifiable"
 UNRECORDED = "unrecorded"
 FAILURES = (MISMATCH, MISSING, SHAPE, DTYPE, INVALID)
 UNVERIFIED = (NOT_VERIFIABLE, NOT_SAMPLE_VERIFIABLE)
-CHUNK = 1 << 20  # positions compared at once when every element is checked
 PAST_2_32 = 8  # consecutive elements checked from the first logical index >= 2^32 (two Philox groups)
 IDENTIFY_LIMIT = 16  # mismatching tensors for which verify_ looks for the recorded tensor their values match
 
@@ -89,6 +89,8 @@ class VerifyReport:
     tensors: list
     sample_seed: int
     notes: list = field(default_factory=list)
+    gaps: list = field(default_factory=list)  # why the run proves less than it should: nothing verified, a prefix
+                                              # that matches no record (each makes the report not ok)
 
     @property
     def failures(self) -> list:
@@ -100,8 +102,8 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """Every recorded tensor was checked and matched."""
-        return not self.failures and not self.unverified
+        """Every recorded tensor was checked and matched, and there was one at least."""
+        return not self.failures and not self.unverified and not self.gaps
 
     def __bool__(self) -> bool:
         return self.ok
@@ -112,7 +114,7 @@ class VerifyReport:
             counts[t.verdict] = counts.get(t.verdict, 0) + 1
         text = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
         return "\n".join([f"{len(self.tensors)} tensors: {text or 'none'} (sample seed {self.sample_seed})"]
-                         + self.notes)
+                         + self.gaps + self.notes)
 
     def table(self) -> str:
         width = max([len("tensor")] + [len(t.name) for t in self.tensors])
@@ -125,7 +127,7 @@ class VerifyReport:
         return "\n".join(lines + [self.summary()])
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "sample_seed": self.sample_seed, "notes": self.notes,
+        return {"ok": self.ok, "sample_seed": self.sample_seed, "notes": self.notes, "gaps": self.gaps,
                 "counts": {v: sum(t.verdict == v for t in self.tensors) for v in dict.fromkeys(
                     t.verdict for t in self.tensors)},
                 "tensors": [t.to_json() for t in self.tensors]}
@@ -137,60 +139,6 @@ def _format_error(error) -> str:
     if error == 0:
         return "0"
     return "inf" if error == math.inf else f"{error:.3g}"
-
-
-# ---- the local block of a target tensor ---------------------------------------------------------------
-
-
-@dataclass
-class _Block:
-    """``local`` holds the logical indices of the block at ``offset`` in ``shape``, a shape whose row-major
-    order is the logical order (the recorded shape, or (numel,) for a flat segment)."""
-
-    local: torch.Tensor
-    shape: tuple
-    offset: tuple | None  # None: this rank holds no part of it
-
-    @property
-    def numel(self) -> int:
-        return self.local.numel() if self.offset is not None else 0
-
-    def logical(self, positions: torch.Tensor) -> torch.Tensor:
-        """Logical indices of local row-major ``positions`` (int64, CPU)."""
-        local_coords = coordinates(positions, tuple(self.local.shape))
-        logical = torch.zeros_like(positions)
-        for c, o, stride in zip(local_coords, self.offset, row_major_strides(self.shape), strict=True):
-            logical += (c + o) * stride
-        return logical
-
-    def logical_at(self, position: int) -> int:
-        """The logical index of one local position, in Python ints."""
-        out, rest = 0, position
-        for size, o, stride in zip(reversed(self.local.shape), reversed(self.offset),
-                                   reversed(row_major_strides(self.shape)), strict=True):
-            rest, c = divmod(rest, size)
-            out += (c + o) * stride
-        return out
-
-    def read(self, positions: torch.Tensor) -> torch.Tensor:
-        """The local elements at ``positions``, on the CPU: only those elements leave the device."""
-        if self.local.dim() == 0:
-            return self.local.reshape(1)[positions.to(self.local.device)].cpu()
-        coords = tuple(c.to(self.local.device) for c in coordinates(positions, tuple(self.local.shape)))
-        return self.local.detach()[coords].cpu()
-
-
-def _block_of(tensor, shape, offset) -> _Block:
-    """The local block of ``tensor``: a DTensor's shard (composed with ``offset`` if given), or the plain
-    tensor at ``offset`` (None: the whole) of the logical ``shape``. Validates that it fits."""
-    if is_dtensor(tensor):
-        local, global_shape, block_offset = resolve_block(tensor, None if offset is None else shape, offset)
-        if block_offset is None:  # this rank is outside the mesh: it holds nothing
-            return _Block(local, tuple(global_shape), None)
-    else:
-        local, global_shape, block_offset = tensor, shape, offset
-    global_shape, block_offset = logical_block(local.shape, global_shape, block_offset)
-    return _Block(local, tuple(global_shape), tuple(block_offset))
 
 
 # ---- checking one tensor ------------------------------------------------------------------------------
@@ -341,8 +289,6 @@ def _targets(target, manifest, segments, offsets, prefix):
             name = record.name if record is not None else str(seg.stream)
             items.append((name, piece, record, None))
         return items, []
-    from .module import stream_name
-
     if isinstance(target, nn.Module):
         named = list(target.named_parameters(remove_duplicate=False))
         named += list(target.named_buffers(remove_duplicate=False))
@@ -361,6 +307,56 @@ def _targets(target, manifest, segments, offsets, prefix):
 def _expected(records, prefix: str) -> list:
     """The records a whole model (or a pipeline stage's, by its prefix) must hold."""
     return [r for r in records if isinstance(r.stream, str) and r.stream.startswith(prefix)] if prefix else records
+
+
+def _gaps(report: VerifyReport, manifest, prefix: str, expected: list) -> list:
+    """Why a report without failures still proves nothing (or less than asked): see ``VerifyReport.gaps``."""
+    gaps = []
+    if prefix and isinstance(manifest, Manifest) and not expected:
+        gaps.append(f"the prefix {prefix!r} matches no recorded stream: no tensor of this stage could be found "
+                    "missing (a wrong prefix?)")
+    if report.failures or any(t.verdict == OK for t in report.tensors):
+        return gaps
+    if isinstance(manifest, Manifest) and not len(manifest):
+        why = "the manifest records no tensor"
+    elif not report.tensors:
+        why = "no tensor was given"
+    elif all(t.verdict == UNRECORDED for t in report.tensors):
+        why = "no tensor here is in the manifest"
+    else:
+        why = "no recorded tensor could be compared"
+    return gaps + [f"nothing was verified: {why}"]
+
+
+def check_stored(name: str, tensor) -> None:
+    """Raise ValueError unless ``tensor`` is one whose elements verify can read: a dense tensor of a stored
+    dtype (no sparse, quantized, complex or float8 one) whose elements are distinct and lie inside its
+    storage (no stride-0 ``expand``, no shape past a short storage: a crafted checkpoint may declare them)."""
+    if is_dtensor(tensor):
+        tensor = tensor.to_local()
+    if not isinstance(tensor, torch.Tensor):
+        return
+    if tensor.layout != torch.strided:
+        raise ValueError(f"{name}: a {str(tensor.layout).removeprefix('torch.')} tensor; verify reads dense tensors")
+    if tensor.is_quantized or tensor.dtype not in STORED_DTYPES:
+        raise ValueError(f"{name}: dtype {str(tensor.dtype).removeprefix('torch.')} is not one an init writes "
+                         "(float32, float16, bfloat16, float64; int and bool buffers)")
+    if tensor.numel() <= 1 or tensor.device.type == "meta":
+        return
+    span = 0
+    for size, stride in sorted(((n, s) for n, s in zip(tensor.shape, tensor.stride(), strict=True) if n > 1),
+                               key=lambda d: d[1]):
+        if stride <= span:
+            raise ValueError(f"{name}: shape {tuple(tensor.shape)} with strides {tensor.stride()} repeats elements "
+                             "(an expand()ed or overlapping view); save a contiguous tensor")
+        span += (size - 1) * stride
+    try:
+        nbytes = tensor.untyped_storage().nbytes()
+    except (NotImplementedError, RuntimeError):  # a tensor subclass without a storage of its own
+        return
+    if (tensor.storage_offset() + span + 1) * tensor.element_size() > nbytes:
+        raise ValueError(f"{name}: shape {tuple(tensor.shape)} reaches past its storage of {nbytes:,} bytes (a "
+                         "truncated or crafted checkpoint)")
 
 
 def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = None, segments=None,
@@ -383,8 +379,11 @@ def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = 
 
     Verdicts: ok, mismatch, missing (recorded, absent or on meta), shape mismatch, dtype mismatch, invalid
     entry (failures); not verifiable, not sample-verifiable; unrecorded (in ``target``, not in the manifest,
-    not a failure). ``report.ok`` is True when every recorded tensor was checked and matched; with
-    ``raise_on_failure`` a report that is not ok raises ``VerificationError``. ``callback(done, total,
+    not a failure). ``report.ok`` is True when every recorded tensor was checked and matched, and one was at
+    least: ``report.gaps`` says why a report without failures is not ok (nothing verified: an empty
+    manifest, no name in it; a ``prefix`` that matches no recorded stream). With ``raise_on_failure`` a
+    report that is not ok raises ``VerificationError``. A tensor verify cannot read (sparse, complex,
+    float8, stride 0, shape past its storage: ``check_stored``) raises ValueError. ``callback(done, total,
     name)`` runs after each tensor (a progress bar).
     """
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
@@ -410,6 +409,7 @@ def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = 
     found += [(TensorReport(r.name, r.stream, MISSING, detail="recorded in the manifest, absent here"), r.name)
               for r in expected if r.name not in present]
     report = VerifyReport([r for r, _ in found], seed)
+    report.gaps = _gaps(report, manifest, prefix if segments is None else "", expected)
     _explain(report, dict((id(r), name) for r, name in found), checks, evidence, manifest)
     if raise_on_failure and not report.ok:
         raise VerificationError(report)
@@ -420,6 +420,7 @@ def _check_tensor(check: _Check, name: str, source, offset, samples, seed: int, 
     """The report on one target tensor (``source``: a tensor, a flat segment's block, or its loader)."""
     record = check.record
     tensor = source() if callable(source) else source
+    check_stored(name, tensor)
     if isinstance(tensor, _Block):
         block = tensor
         if block.shape[0] != math.prod(record.shape):
@@ -461,64 +462,3 @@ def _explain(report: VerifyReport, record_names: dict, checks: dict, evidence: d
 
 
 # ---- regenerate ---------------------------------------------------------------------------------------
-
-
-def regenerate_(tensor, record, *, global_offset=None):
-    """Refill ``tensor`` with the values the manifest gives it, replaying every recorded write in order.
-
-    ``record`` is a ``TensorRecord`` (``manifest[name]``) or a single ``Write``. ``tensor`` is the whole
-    tensor, a block of it at ``global_offset`` (a lost shard), or a DTensor (its local shard). Whole-tensor
-    writes run the recorded triton_init function on the block (the same values as the original call on
-    the same backend); region writes (a padding row) are recomputed at the region's indices inside the
-    block. Raises before writing anything if a write cannot be replayed (a user callable) or the dtype
-    differs from the recorded one. Returns ``tensor``.
-    """
-    if isinstance(record, Write):
-        record = TensorRecord(record.stream, record.shape, record.dtype, (record,))
-    if not isinstance(record, TensorRecord):
-        raise TypeError(f"record must be a TensorRecord (manifest[name]) or a Write, got {type(record).__name__}")
-    block = _block_of(tensor, record.shape, global_offset)
-    if block.shape != record.shape:
-        raise ValueError(f"{record.name}: the tensor stands for shape {block.shape}, the manifest records "
-                         f"{record.shape}")
-    local = block.local
-    if local.dtype != record.dtype:
-        raise TypeError(f"{record.name}: the tensor is {local.dtype}, the manifest records {record.dtype}")
-    replays = []
-    for write in record.writes:
-        try:
-            replays.append(replay(write))
-        except NotReplayable as exc:
-            raise ValueError(f"cannot regenerate {record.name}: {exc}") from None
-    if block.offset is None or local.device.type == "meta" or local.numel() == 0:
-        return tensor
-    functions = init_functions()
-    with torch.no_grad():
-        for write, replay_ in zip(record.writes, replays, strict=True):
-            if write.region is None:
-                keyed = {} if write.fn in DETERMINISTIC else {"seed": write.seed, "stream": write.stream}
-                functions[write.fn](local, **write.args, **keyed, global_shape=block.shape,
-                                    global_offset=block.offset)
-            else:
-                _write_region(block, write.region, replay_)
-    return tensor
-
-
-def _write_region(block: _Block, region, replay_) -> None:
-    """Write ``replay_``'s values at the region's logical indices that fall inside ``block``."""
-    dims = region.dims()
-    lo = list(block.offset)
-    hi = [o + s for o, s in zip(block.offset, block.local.shape, strict=True)]
-    for start in range(0, region.numel, CHUNK):
-        k = torch.arange(start, min(region.numel, start + CHUNK), dtype=torch.int64)
-        logical = torch.full_like(k, region.offset)
-        for (_, stride), c in zip(dims, coordinates(k, tuple(size for size, _ in dims)), strict=True):
-            logical += c * stride
-        coords = coordinates(logical, block.shape)
-        inside = torch.ones_like(logical, dtype=torch.bool)
-        for c, a, b in zip(coords, lo, hi, strict=True):
-            inside &= (c >= a) & (c < b)
-        if not bool(inside.any()):
-            continue
-        local_coords = tuple((c[inside] - a).to(block.local.device) for c, a in zip(coords, lo, strict=True))
-        block.local[local_coords] = replay_.values(logical[inside]).to(block.local.device)

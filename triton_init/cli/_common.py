@@ -13,6 +13,7 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "fp64": "flo
 ALIASES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16",
            "float64": "fp64", "double": "fp64"}
 UINT64_LIMIT = 1 << 64
+EXIT_PIPE_CLOSED = 141  # what a shell reports for a command that SIGPIPE ended (128 + 13)
 
 
 class UsageError(Exception):
@@ -67,12 +68,13 @@ def int_in(low: int, high: int | None = None, high_text: str | None = None):
     limit = f"at least {low}" if high is None else f"in [{low}, {high_text or high})"
 
     def parse(text: str) -> int:
+        shown = repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
         try:
             value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        except ValueError:  # also an int of more digits than Python converts
+            raise argparse.ArgumentTypeError(f"invalid int value: {shown}") from None
         if value < low or (high is not None and value >= high):
-            raise argparse.ArgumentTypeError(f"must be {limit}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {limit}, got {value if len(text) <= 40 else shown}")
         return value
 
     return parse
@@ -145,13 +147,24 @@ def openmp_policy() -> str:
 # ---- registration --------------------------------------------------------------------------------------
 
 
-def add_command(subparsers, name: str, *, summary: str, description: str, run) -> argparse.ArgumentParser:
-    """The subcommand ``name``'s parser: ``run(args)`` runs it (returning the exit status) and may raise
-    ``UsageError``. Option help texts state their defaults and valid values themselves."""
-    parser = subparsers.add_parser(name, help=summary, description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def set_command(parser: argparse.ArgumentParser, *, description: str, run) -> None:
+    """Make ``parser`` (a subcommand's, made by ``triton_init.cli`` with its one-line summary) run
+    ``run(args)``, which returns the exit status and may raise ``UsageError``. Option help texts state their
+    defaults and valid values themselves."""
+    parser.description = description
     parser.set_defaults(run=run, parser=parser)
-    return parser
+
+
+def output_closed() -> int:
+    """Quiet the rest of the output after its reader closed the pipe (Python's recipe for SIGPIPE): stdout
+    goes to /dev/null, so that the interpreter's last flush raises nothing. Returns ``EXIT_PIPE_CLOSED``."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a file descriptor
+        pass
+    return EXIT_PIPE_CLOSED
 
 
 def progress_bar(done: int, total: int, text: str) -> None:
@@ -162,3 +175,4 @@ def progress_bar(done: int, total: int, text: str) -> None:
     if done >= total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+

@@ -19,8 +19,10 @@ import torch
 
 import triton_init as ti
 
-from .. import __version__, _dispatch
+from .. import _dispatch
+from .._files import atomic_file
 from .._format import NORMAL, TRUNC_NORMAL, UNIFORM
+from .._version import __version__
 from . import _common, checks
 
 SEED = 2024
@@ -310,21 +312,23 @@ def run(args) -> int:
     _check_memory(device, numel, dtypes)
     report = run_bench(device, numel, dtypes, ops, args.repeats)
     if args.json:
-        with open(args.json, "w") as f:
+        with atomic_file(args.json) as temporary, open(temporary, "w") as f:
             json.dump(report, f, indent=1)
     return 0 if report["ok"] else 1
 
 
 def _json_path(text: str) -> str:
+    if os.path.isdir(text):
+        raise _common.argparse.ArgumentTypeError(f"cannot write {text!r}: it is a directory")
     folder = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise _common.argparse.ArgumentTypeError(f"cannot write {text!r}: {folder} is not a writable directory")
     return text
 
 
-def add_parser(subparsers) -> None:
-    p = _common.add_command(
-        subparsers, "bench", summary="time triton_init against torch.nn.init here, and check the kernels",
+def add_arguments(p) -> None:
+    _common.set_command(
+        p,
         description="Times what tensors run on this machine (the Triton kernels on a GPU; on a CPU, the path CPU\n"
                     "tensors take, named in each row) against torch.nn.init and a plain fill_ in the same run,\n"
                     "checks a sample of each output against the exact values, then checks the Triton kernels on\n"

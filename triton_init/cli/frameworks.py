@@ -4,12 +4,13 @@
 For one rank of a world, the model is sharded with FSDP2 (``fully_shard``, every parameter ``Shard(0)``) over
 a fake process group, so that each rank's shards are initialized with no peers, each rank in a fresh process
 (DTensor keeps the first of equal meshes it saw, whose coordinate would be another rank's). The checksum of
-each rank's shards (``init.block_checksum`` at their logical offsets) adds up to the whole model's, the
+each rank's shards (``checksum.block_checksum`` at their logical offsets) adds up to the whole model's, the
 same for every world size. Nothing is downloaded: configs are local files.
 """
 
 import argparse
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -18,11 +19,22 @@ import time
 
 import torch
 
-from .._sharding import dtensor_block, is_dtensor
+from .._files import DCP, atomic_directory, checkpoint_format
 from .._intercept import intercept
+from .._sharding import dtensor_block, is_dtensor
+from ..manifest import Manifest
+from ..seed_checkpoint import (
+    local_chunks,
+    manifest_from_log,
+    save_checkpoint,
+    save_manifest,
+    tensor_sources,
+    write_dcp_metadata,
+    write_dcp_rank,
+)
 from ..streams import named_tensors, stream_name
 from . import _common
-from .init import block_checksum, combine
+from .checksum import block_checksum, combine
 
 
 class FrameworkModel:
@@ -124,10 +136,11 @@ def _fake_world(world_size: int, rank: int):
 
 
 def init_framework_model(framework: FrameworkModel, *, dtype=torch.float32, device="cpu", world_size: int = 1,
-                         rank: int = 0, seed: int = 0) -> dict:
+                         rank: int = 0, seed: int = 0, save=None) -> dict:
     """Build ``framework``'s model on meta, shard it FSDP2-style for ``rank`` of ``world_size``, materialize it on
     ``device`` and run the framework's init under ``intercept``; returns seconds, bytes, elements and this rank's
-    partial checksum of the parameters."""
+    partial checksum of the parameters, and under "saved" what ``save(model, log)`` returns (run after the init
+    with the intercept's log, while the model and its process group exist)."""
     if world_size < 1:
         raise ValueError(f"world_size must be at least 1, got {world_size}")
     if not 0 <= rank < world_size:
@@ -144,7 +157,7 @@ def init_framework_model(framework: FrameworkModel, *, dtype=torch.float32, devi
         model.to_empty(device=device)
         _sync(device)
         started = time.perf_counter()
-        with intercept(model, seed=seed):
+        with intercept(model, seed=seed) as ctx:
             framework.init(model)
         _sync(device)
         seconds = time.perf_counter() - started
@@ -160,8 +173,9 @@ def init_framework_model(framework: FrameworkModel, *, dtype=torch.float32, devi
             partials.append(block_checksum(local, stream_name(fqn), shape, offset))
             n_bytes += local.numel() * local.element_size()
             elements += local.numel()
+        saved = save(model, ctx.log) if save is not None else None
     return {"model": framework.name, "seconds": seconds, "bytes": n_bytes, "elements": elements,
-            "checksum": combine(partials)}
+            "checksum": combine(partials), "saved": saved}
 
 
 def _sync(device) -> None:
@@ -173,12 +187,28 @@ def _framework(args) -> FrameworkModel:
     return hf_model(args.hf_config) if args.hf_config else torchtitan_model(args.torchtitan)
 
 
-_RANK_FIELDS = ("hf_config", "torchtitan", "dtype", "world_size", "seed")  # what a rank's process needs
+_RANK_FIELDS = ("hf_config", "torchtitan", "dtype", "world_size", "seed", "save_manifest", "save_checkpoint",
+                "overwrite")  # what a rank's process needs
 
 
-def _rank_in_fresh_process(args, device: str, rank: int) -> dict:
+def _save_outputs(args, staging, rank: int, model, log) -> dict:
+    """A rank's share of the outputs: the manifest of its log (as JSON text) and its checkpoint chunks (into the
+    DCP directory being written, ``staging``; or, for one rank, the whole safetensors or torch.save file)."""
+    saved = {"chunks": []}
+    if args.save_manifest:
+        saved["manifest"] = manifest_from_log(log, model).dumps()
+    if args.save_checkpoint and staging is not None:
+        saved["chunks"] = write_dcp_rank(staging, rank, local_chunks(model.state_dict(), rank))
+    elif args.save_checkpoint:
+        save_checkpoint(args.save_checkpoint, tensor_sources(model.state_dict()), overwrite=args.overwrite)
+    return saved
+
+
+def _rank_in_fresh_process(args, device: str, rank: int, staging=None) -> dict:
+    save = functools.partial(_save_outputs, args, staging, rank) if args.save_manifest or args.save_checkpoint \
+        else None
     return init_framework_model(_framework(args), dtype=_common.torch_dtype(args.dtype), device=device,
-                                world_size=args.world_size, rank=rank, seed=args.seed)
+                                world_size=args.world_size, rank=rank, seed=args.seed, save=save)
 
 
 def run(args) -> int:
@@ -191,19 +221,35 @@ def run(args) -> int:
         raise _common.UsageError(f"argument --rank: must be in [0, --world-size={args.world_size}), got {args.rank}")
     device = args.device or _common.default_device()
     ranks = [args.rank] if args.rank is not None else list(range(args.world_size))
-    partials = []
-    for rank in ranks:
-        if args.world_size == 1:
-            result = _rank_in_fresh_process(args, device, rank)
-        else:
-            fields = argparse.Namespace(**{k: getattr(args, k) for k in _RANK_FIELDS})  # picklable
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                result = pool.submit(_rank_in_fresh_process, fields, device, rank).result()
-        partials.append(result["checksum"])
-        gbps = result["bytes"] / max(result["seconds"], 1e-12) / 1e9
-        print(f"{framework.name} {args.dtype} on {device}, rank {rank}/{args.world_size}: {result['elements']:,} "
-              f"elements in {result['seconds']:.3f} s, {gbps:.3g} GB/s, partial checksum {result['checksum']:016x}")
-        sys.stdout.flush()
+    partials, stored, manifest_text = [], [], None
+    with contextlib.ExitStack() as stack:
+        staging = None
+        if args.save_checkpoint and checkpoint_format(args.save_checkpoint) == DCP:
+            staging = stack.enter_context(atomic_directory(args.save_checkpoint))
+        for rank in ranks:
+            if args.world_size == 1:
+                result = _rank_in_fresh_process(args, device, rank, staging)
+            else:
+                fields = argparse.Namespace(**{k: getattr(args, k) for k in _RANK_FIELDS})  # picklable
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    result = pool.submit(_rank_in_fresh_process, fields, device, rank, staging).result()
+            partials.append(result["checksum"])
+            if result["saved"] is not None:
+                stored += result["saved"]["chunks"]
+                manifest_text = manifest_text or result["saved"].get("manifest")
+            gbps = result["bytes"] / max(result["seconds"], 1e-12) / 1e9
+            print(f"{framework.name} {args.dtype} on {device}, rank {rank}/{args.world_size}: {result['elements']:,} "
+                  f"elements in {result['seconds']:.3f} s, {gbps:.3g} GB/s, partial checksum "
+                  f"{result['checksum']:016x}")
+            sys.stdout.flush()
+        if staging is not None:
+            write_dcp_metadata(staging, stored, checkpoint_id=os.path.abspath(args.save_checkpoint))
+    if args.save_checkpoint:
+        print(f"state dict -> {args.save_checkpoint} ({checkpoint_format(args.save_checkpoint)})")
+    if manifest_text is not None:
+        manifest = Manifest.loads(manifest_text)
+        save_manifest(manifest, args.save_manifest)
+        print(f"manifest of {len(manifest)} tensors -> {args.save_manifest}")
     if len(ranks) == args.world_size:
         print(f"checksum {combine(partials):016x} (seed {args.seed}; the same for every world size)")
     else:
