@@ -48,6 +48,12 @@ typedef struct {
    ``chunk`` elements at a time (neither changes a value). Returns the number of threads used. */
 int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads, int64_t chunk, int isa);
 
+/* Compare the values of every element of ``layout`` with those stored through ``stored``, bit for bit, on up to
+   ``threads`` threads: ``positions`` (room for every element) receives the local row-major positions whose bits
+   differ, in order. Returns how many, or -1 where memory ran out. */
+int64_t ti_compare(const void *stored, const ti_layout *layout, const ti_call *call, int64_t *positions, int threads,
+                   int64_t chunk, int isa);
+
 /* The values of the groups whose Philox words are given (words[4 i + lane]), in element order: the
    transforms alone, for exhaustive checks over every u(w). */
 void ti_transform_words(void *out, const uint32_t *words, int64_t groups, const ti_call *call, int isa);

@@ -1,0 +1,123 @@
+"""The fast path of ``verify_(samples=None)``: regenerate a block's values with the executor of its device and
+clear every stored element whose bits equal them, one slab at a time; the rest goes to the float64 check.
+
+Why equal bits suffice (soundness): the contract bounds |x - exact| <= tol(exact) for every value x an
+executor writes, and each executor is proven to meet it for every value u(w) can take (the native one by
+tests/test_native.py's every-u tests, the Triton kernels by tests/test_math_bounds.py from the hardware's
+documented bounds). A stored element equal bit for bit to the executor's value at its logical index is that
+value, so it meets the contract. No bound tighter than the contract itself is proven for an executor
+(B = tol), so the test "|s - e| <= tol - B" leaves no slack beyond s = e: an element that differs in any bit
+(another executor's rounding, a GPU-written value checked on a CPU, a tampered one) is not cleared here but
+compared with the exact float64 value (``verify._check_block``), which accepts or rejects it for itself.
+
+Only plain whole-tensor fills are regenerated (uniform/normal/trunc_normal-family inits, and
+constant_/zeros_/ones_); region writes after them send the elements they cover to the float64 check, and
+any other write (eye_, orthogonal_, a user callable, a rescale) leaves the whole tensor to it.
+"""
+
+import torch
+
+from . import _cpu, _dispatch
+from ._layout import make_layout, row_major_strides
+from ._replay import DeterministicReplay, RandomReplay, coordinates
+
+SLAB = 1 << 22  # elements regenerated and compared per call: memory stays within a few slabs' size
+CONSTANT_FILLS = ("constant_", "ones_", "zeros_")
+BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+class Plan:
+    """How to regenerate the values of one write: ``replay_`` a ``RandomReplay`` or a constant fill."""
+
+    def __init__(self, replay_):
+        self.replay = replay_
+        self.constant = None
+        if isinstance(replay_, DeterministicReplay):
+            self.constant = replay_.values(torch.zeros(1, dtype=torch.int64))  # the value, in the write's dtype
+
+    def differing(self, slab: torch.Tensor, shape: tuple, offset: tuple, scratch: torch.Tensor) -> torch.Tensor:
+        """The row-major positions in ``slab`` (a block of the logical ``shape`` at ``offset``) whose bits differ
+        from this write's values there (an int64 CPU tensor, ascending). ``scratch``: room for int64 positions."""
+        bits = BITS[slab.element_size()]
+        if self.constant is not None:
+            differ = slab.view(bits) != self.constant.to(slab.device).view(bits)
+            return _nonzero(differ)
+        replay_ = self.replay
+        seed, stream, dist, params = replay_.write.seed, replay_.stream, replay_.dist, replay_.params
+        layout = make_layout(slab, shape, offset)
+        if slab.device.type == "cpu" and not _dispatch.uses_triton(slab) and _dispatch.current_backend() != \
+                "reference" and _cpu.available() and slab.dtype in _cpu.OUT_CODES:
+            count = _cpu.native_compare(slab, layout, dist, params, seed, stream, scratch)
+            return scratch[:count].clone()
+        expected = torch.empty(slab.shape, dtype=slab.dtype, device=slab.device)
+        _dispatch.fill_random_(expected, dist, params, seed, stream, make_layout(expected, shape, offset))
+        return _nonzero(expected.view(bits) != slab.view(bits))
+
+
+def _nonzero(differ: torch.Tensor) -> torch.Tensor:
+    """Row-major positions of the True elements of a bool tensor (on the CPU)."""
+    flat = differ.reshape(-1)
+    if not bool(flat.any()):
+        return torch.empty(0, dtype=torch.int64)
+    return torch.nonzero(flat).squeeze(1).cpu()
+
+
+def plan(record, replays, problems):
+    """(index of the write the fast path regenerates, its ``Plan``), or None where it regenerates nothing: the
+    last whole-tensor write, if it is a plain random fill or a constant one (exactly those replay classes)."""
+    whole = [k for k, write in enumerate(record.writes) if write.region is None]
+    if not whole or problems[whole[-1]] is not None:
+        return None
+    k = whole[-1]
+    replay_, fn = replays[k], record.writes[k].fn
+    if type(replay_) is RandomReplay or (type(replay_) is DeterministicReplay and fn in CONSTANT_FILLS):
+        if replay_.dtype.is_floating_point and replay_.dtype.itemsize in BITS:
+            return k, Plan(replay_)
+    return None
+
+
+def slabs(local: torch.Tensor, offset: tuple, limit: int = SLAB, dim: int = 0):
+    """(view, offset) pieces of ``local`` (at ``offset`` in its logical tensor) in row-major order, each a
+    contiguous run of its row-major positions with at most ``limit`` elements (or one element)."""
+    n = local.numel()
+    if n <= limit or dim >= local.dim():
+        if n:
+            yield local, offset
+        return
+    per = n // local.shape[dim]  # elements per index of ``dim``
+    step = max(1, limit // per)
+    for i in range(0, local.shape[dim], step):
+        piece = local.narrow(dim, i, min(step, local.shape[dim] - i))
+        at = offset[:dim] + (offset[dim] + i,) + offset[dim + 1:]
+        if piece.numel() <= limit:
+            yield piece, at
+        else:  # one index of ``dim`` is too large: split the next dim
+            yield from slabs(piece, at, limit, dim + 1)
+
+
+def region_indices(region, chunk: int = 1 << 20):
+    """The logical indices of a manifest ``Region``, in chunks (int64 tensors)."""
+    dims = region.dims()
+    for start in range(0, region.numel, chunk):
+        k = torch.arange(start, min(region.numel, start + chunk), dtype=torch.int64)
+        logical = torch.full_like(k, region.offset)
+        for (_, stride), c in zip(dims, coordinates(k, tuple(size for size, _ in dims)), strict=True):
+            logical += c * stride
+        yield logical
+
+
+def covered_positions(regions, local_shape: tuple, shape: tuple, offset: tuple) -> torch.Tensor:
+    """Sorted unique local row-major positions of the block (``local_shape`` at ``offset`` in ``shape``) that
+    lie in any of ``regions``."""
+    found = []
+    local_strides = row_major_strides(local_shape)
+    for region in regions:
+        for logical in region_indices(region):
+            inside = torch.ones_like(logical, dtype=torch.bool)
+            position = torch.zeros_like(logical)
+            for c, o, size, stride in zip(coordinates(logical, shape), offset, local_shape, local_strides,
+                                          strict=True):
+                inside &= (c >= o) & (c < o + size)
+                position += (c - o) * stride
+            found.append(position[inside])
+    return torch.unique(torch.cat(found)) if found else torch.empty(0, dtype=torch.int64)
