@@ -76,9 +76,10 @@ def plan(record, replays, problems):
     return None
 
 
-def slabs(local: torch.Tensor, offset: tuple, limit: int = SLAB, dim: int = 0):
+def slabs(local: torch.Tensor, offset: tuple, limit: int | None = None, dim: int = 0):
     """(view, offset) pieces of ``local`` (at ``offset`` in its logical tensor) in row-major order, each a
-    contiguous run of its row-major positions with at most ``limit`` elements (or one element)."""
+    contiguous run of its row-major positions with at most ``limit`` (default ``SLAB``) elements."""
+    limit = SLAB if limit is None else limit
     n = local.numel()
     if n <= limit or dim >= local.dim():
         if n:
