@@ -227,14 +227,14 @@ def _distcp_files(path):
     return sorted(p for p in path.iterdir() if p.suffix == ".distcp")
 
 
-def flip_data_byte(checkpoint, name: str, index: int, *, dtype=torch.float32) -> str:
-    """Flip a mantissa bit of element ``index`` of stored chunk 0 of ``name`` in its .distcp file (found by
-    its bytes); returns the file's name."""
+def flip_data_byte(checkpoint, name: str, index: int, offsets=None) -> str:
+    """Flip a mantissa bit of element ``index`` of the stored chunk of ``name`` at ``offsets`` (default: the
+    first listed) in its .distcp file, found there by its bytes; returns the file's name."""
     from triton_init._dcp_chunks import DCPCheckpoint
 
     stored = DCPCheckpoint(checkpoint)[name]
-    offsets, chunk = next(stored.chunks())
-    info = stored.stored[0][2]
+    offsets, sizes, info = next(c for c in stored.stored if offsets is None or c[0] == tuple(offsets))
+    chunk = stored.checkpoint.read_chunk(name, offsets, sizes, info)
     raw = chunk.contiguous().view(torch.uint8).numpy().tobytes()
     path = checkpoint / info.relative_path
     data = bytearray(path.read_bytes())
