@@ -21,7 +21,8 @@ from . import _cpu, _dispatch
 from ._layout import make_layout, row_major_strides
 from ._replay import DeterministicReplay, RandomReplay, coordinates
 
-SLAB = 1 << 22  # elements regenerated and compared per call: memory stays within a few slabs' size
+SLAB = 1 << 22  # elements regenerated and compared per call on the CPU: memory stays within a few slabs' size
+DEVICE_SLAB = 1 << 26  # on a GPU, where each slab is a regenerated buffer and a few kernel launches
 CONSTANT_FILLS = ("constant_", "ones_", "zeros_")
 BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
@@ -76,10 +77,15 @@ def plan(record, replays, problems):
     return None
 
 
+def slab_limit(tensor: torch.Tensor) -> int:
+    """Elements per slab for a tensor on this device."""
+    return SLAB if tensor.device.type == "cpu" else DEVICE_SLAB
+
+
 def slabs(local: torch.Tensor, offset: tuple, limit: int | None = None, dim: int = 0):
     """(view, offset) pieces of ``local`` (at ``offset`` in its logical tensor) in row-major order, each a
-    contiguous run of its row-major positions with at most ``limit`` (default ``SLAB``) elements."""
-    limit = SLAB if limit is None else limit
+    contiguous run of its row-major positions with at most ``limit`` (default ``slab_limit``) elements."""
+    limit = slab_limit(local) if limit is None else limit
     n = local.numel()
     if n <= limit or dim >= local.dim():
         if n:

@@ -235,7 +235,8 @@ class _Check:
         tolerance = torch.zeros_like(values)
         checkable = torch.ones_like(logical, dtype=torch.bool)
         problem = None
-        for k in torch.unique(owner).tolist():
+        whole = len(self.record.writes) == 1 and self.record.writes[0].region is None
+        for k in [0] if whole else torch.unique(owner).tolist():
             mask = owner == k
             if k < 0 or self.problems[k] is not None:
                 checkable &= ~mask
@@ -315,7 +316,8 @@ def _check_every_element(tally, fast_write: int, plan) -> None:
     local_shape = tuple(block.local.shape)
     covered = _fastcheck.covered_positions([w.region for w in record.writes[fast_write + 1:]], local_shape,
                                            block.shape, block.offset)
-    scratch = torch.empty(min(block.numel, _fastcheck.SLAB), dtype=torch.int64)
+    scratch = torch.empty(min(block.numel, _fastcheck.slab_limit(block.local)) if block.local.device.type == "cpu"
+                          else 0, dtype=torch.int64)
     start = 0
     local = block.local.detach()
     for slab, offset in _fastcheck.slabs(local if local.dim() else local.reshape(1), block.offset or (0,)):
