@@ -233,8 +233,8 @@ def flip_data_byte(checkpoint, name: str, index: int, offsets=None) -> str:
     from triton_init._dcp_chunks import DCPCheckpoint
 
     stored = DCPCheckpoint(checkpoint)[name]
-    offsets, sizes, info = next(c for c in stored.stored if offsets is None or c[0] == tuple(offsets))
-    chunk = stored.checkpoint.read_chunk(name, offsets, sizes, info)
+    k = next(k for k, c in enumerate(stored.stored) if offsets is None or c[0] == tuple(offsets))
+    chunk, info = stored.read(k), stored.stored[k][2]
     raw = chunk.contiguous().view(torch.uint8).numpy().tobytes()
     path = checkpoint / info.relative_path
     data = bytearray(path.read_bytes())

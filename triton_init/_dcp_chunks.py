@@ -1,9 +1,9 @@
 """A torch.distributed.checkpoint (DCP) directory read chunk by chunk, with no process group and no gather:
 each tensor's stored chunks with their logical offsets, from the checkpoint's ``.metadata``.
 
-``DCPCheckpoint(path)`` maps each tensor's fully qualified name to a ``StoredChunks`` (its global shape and
-dtype, and ``chunks()``, which reads one chunk at a time from its ``.distcp`` file). ``verify_`` and
-``triton-init verify`` check each chunk as the block of the recorded tensor at its offsets.
+``DCPCheckpoint(path)`` maps each tensor's fully qualified name to a ``StoredChunks``: its global shape and
+dtype, the offsets of its ``stored`` chunks, and ``read(k)``, which reads one chunk from its ``.distcp`` file.
+``verify_`` and ``triton-init verify`` check each chunk as the block of the recorded tensor at its offsets.
 """
 
 import io
@@ -35,10 +35,10 @@ class StoredChunks:
         self.checkpoint, self.name, self.shape, self.dtype = checkpoint, name, shape, dtype
         self.stored = chunks  # (offsets, sizes, storage info) of each chunk, as the metadata lists them
 
-    def chunks(self):
-        """(offsets, tensor) of each stored chunk, read one at a time (only the chunk's bytes)."""
-        for offsets, sizes, info in self.stored:
-            yield offsets, self.checkpoint.read_chunk(self.name, offsets, sizes, info)
+    def read(self, k: int) -> torch.Tensor:
+        """Stored chunk ``k`` (at offsets ``stored[k][0]``), read from its file (only its bytes)."""
+        offsets, sizes, info = self.stored[k]
+        return self.checkpoint.read_chunk(self.name, offsets, sizes, info)
 
 
 class DCPCheckpoint:

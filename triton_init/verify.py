@@ -501,7 +501,8 @@ def _check_tensor(check: _Check, name: str, source, offset, samples, seed: int, 
                 _block_of(torch.empty(sizes, device="meta"), record.shape, offsets)
         except ValueError as exc:
             return TensorReport(name, record.stream, SHAPE, detail=f"a stored chunk: {exc}")
-        blocks = (_block_of(chunk, record.shape, offsets) for offsets, chunk in tensor.chunks())
+        # each chunk read when the previous one is done with: one in memory at a time
+        blocks = (_block_of(tensor.read(k), record.shape, tensor.stored[k][0]) for k in range(len(tensor.stored)))
         report, evidence[name] = _check_block(check, name, blocks, samples, generator)
         return report
     if isinstance(tensor, _Block):
