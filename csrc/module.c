@@ -161,9 +161,12 @@ static PyObject *py_fill(PyObject *self, PyObject *args)
 
 PyDoc_STRVAR(compare_doc,
 "compare(stored_ptr, out, dist, trunc_mode, params, inverse_cdf, seed, stream, sizes, mem_strides,\n"
-"        logical_strides, base, positions_ptr, threads, chunk, isa) -> count\n\n"
-"Compare the stored values over a coalesced layout with stream format v1's, bit for bit: the local row-major\n"
-"positions that differ go to positions_ptr (int64, room for every element), in order.");
+"        logical_strides, base, tolerance, positions_ptr, threads, chunk, isa) -> count\n\n"
+"Compare the stored values over a coalesced layout with stream format v1's: equal bits pass, and with\n"
+"tolerance (None, or (z_tol, compute_ulps, rounding_ulps, uniform_ulps, compute_mantissa,\n"
+"compute_min_exponent, out_mantissa, out_min_exponent)) values a float64 evaluation puts within the\n"
+"contract; the local row-major positions of the others go to positions_ptr (int64, room for every\n"
+"element), in order.");
 
 static PyObject *py_compare(PyObject *self, PyObject *args)
 {
@@ -171,10 +174,18 @@ static PyObject *py_compare(PyObject *self, PyObject *args)
     unsigned long long stored, seed, stream, base, positions;
     long long chunk;
     int out, dist, trunc_mode, threads, isa;
-    PyObject *params, *inverse_cdf, *sizes, *mem_strides, *logical_strides;
-    if (!PyArg_ParseTuple(args, "KiiiOOKKOOOKKiLi", &stored, &out, &dist, &trunc_mode, &params, &inverse_cdf, &seed,
-                          &stream, &sizes, &mem_strides, &logical_strides, &base, &positions, &threads, &chunk, &isa))
+    PyObject *params, *inverse_cdf, *sizes, *mem_strides, *logical_strides, *tolerance_spec;
+    if (!PyArg_ParseTuple(args, "KiiiOOKKOOOKOKiLi", &stored, &out, &dist, &trunc_mode, &params, &inverse_cdf, &seed,
+                          &stream, &sizes, &mem_strides, &logical_strides, &base, &tolerance_spec, &positions,
+                          &threads, &chunk, &isa))
         return NULL;
+    ti_tolerance tolerance;
+    if (tolerance_spec != Py_None) {
+        double t[8];
+        if (read_doubles(tolerance_spec, t, 8, "tolerance") < 0)
+            return NULL;
+        tolerance = (ti_tolerance){t[0], t[1], t[2], t[3], (int)t[4], (int)t[5], (int)t[6], (int)t[7]};
+    }
     ti_call call;
     if (read_call(&call, out, dist, trunc_mode, params, inverse_cdf, seed, stream) < 0)
         return NULL;
@@ -183,8 +194,8 @@ static PyObject *py_compare(PyObject *self, PyObject *args)
         return NULL;
     int64_t found;
     Py_BEGIN_ALLOW_THREADS
-    found = ti_compare((const void *)(uintptr_t)stored, &layout, &call, (int64_t *)(uintptr_t)positions, threads,
-                       chunk, isa);
+    found = ti_compare((const void *)(uintptr_t)stored, &layout, &call, tolerance_spec != Py_None ? &tolerance : NULL,
+                       (int64_t *)(uintptr_t)positions, threads, chunk, isa);
     Py_END_ALLOW_THREADS
     if (found < 0)
         return PyErr_NoMemory();

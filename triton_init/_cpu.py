@@ -88,17 +88,20 @@ def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: 
 
 
 def native_compare(stored: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int,
-                   positions: torch.Tensor, *, threads: int | None = None, chunk: int = CHUNK_ELEMENTS,
-                   baseline_isa: bool = False) -> int:
-    """Compare the CPU tensor ``stored`` over ``layout`` with the values ``native_fill_`` would write there, bit
-    for bit, regenerating them block by block (nothing the size of the tensor is allocated): the local row-major
-    positions that differ go to ``positions[:count]`` (a contiguous int64 CPU tensor of at least
-    ``layout.numel`` elements), in order; returns count. Any element alignment works."""
+                   positions: torch.Tensor, *, tolerance=None, threads: int | None = None,
+                   chunk: int = CHUNK_ELEMENTS, baseline_isa: bool = False) -> int:
+    """Compare the CPU tensor ``stored`` over ``layout`` with the values ``native_fill_`` would write there,
+    regenerating them block by block (nothing the size of the tensor is allocated): elements equal bit for bit
+    pass, and with ``tolerance`` (``contract.native_tolerance``) so do those that a float64 evaluation of the
+    exact value, with a margin for its own error, puts within the contract. The local row-major positions of
+    the others go to ``positions[:count]`` (a contiguous int64 CPU tensor of at least ``layout.numel``
+    elements), in order; returns count. Any element alignment works."""
     if positions.dtype != torch.int64 or not positions.is_contiguous() or positions.numel() < layout.numel:
         raise ValueError("positions must be a contiguous int64 tensor with room for every element")
     mode = trunc_mode(params) if dist == TRUNC_NORMAL else TRUNC_CENTRAL
     return _native.compare(stored.data_ptr(), OUT_CODES[stored.dtype], dist, mode, params, INVERSE_CDF, seed, stream,
-                           layout.sizes, layout.mem_strides, layout.logical_strides, layout.base, positions.data_ptr(),
+                           layout.sizes, layout.mem_strides, layout.logical_strides, layout.base, tolerance,
+                           positions.data_ptr(),
                            default_threads(layout.numel) if threads is None else threads, chunk,
                            _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST)
 

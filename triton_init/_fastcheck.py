@@ -5,10 +5,14 @@ Why equal bits suffice (soundness): the contract bounds |x - exact| <= tol(exact
 executor writes, and each executor is proven to meet it for every value u(w) can take (the native one by
 tests/test_native.py's every-u tests, the Triton kernels by tests/test_math_bounds.py from the hardware's
 documented bounds). A stored element equal bit for bit to the executor's value at its logical index is that
-value, so it meets the contract. No bound tighter than the contract itself is proven for an executor
-(B = tol), so the test "|s - e| <= tol - B" leaves no slack beyond s = e: an element that differs in any bit
-(another executor's rounding, a GPU-written value checked on a CPU, a tampered one) is not cleared here but
-compared with the exact float64 value (``verify._check_block``), which accepts or rejects it for itself.
+value, so it meets the contract. No bound B tighter than the contract itself is proven for an executor
+(B = tol), so the test "|s - e| <= tol - B" leaves no slack beyond s = e. An element that differs in any bit
+(another executor's rounding, a GPU-written value checked on a CPU, a tampered one) is checked against the
+exact value instead: on a CPU first by the native code itself for uniform and normal fp32/bf16/float64
+values (the exact value in float64 with libm, |s - exact| + margin <= tol with the tolerance's ulps taken at
+the smallest magnitude the exact value can have, the margin a thousand times the float64 evaluation's own
+error: ``contract.native_tolerance``), and whatever that does not clear by the reference's float64 check
+(``verify._Tally``), which accepts or rejects it for itself.
 
 Only plain whole-tensor fills are regenerated (uniform/normal/trunc_normal-family inits, and
 constant_/zeros_/ones_); region writes after them send the elements they cover to the float64 check, and
@@ -17,7 +21,7 @@ any other write (eye_, orthogonal_, a user callable, a rescale) leaves the whole
 
 import torch
 
-from . import _cpu, _dispatch
+from . import _cpu, _dispatch, contract
 from ._layout import make_layout, row_major_strides
 from ._replay import DeterministicReplay, RandomReplay, coordinates
 
@@ -48,7 +52,8 @@ class Plan:
         layout = make_layout(slab, shape, offset)
         if slab.device.type == "cpu" and not _dispatch.uses_triton(slab) and _dispatch.current_backend() != \
                 "reference" and _cpu.available():
-            count = _cpu.native_compare(slab, layout, dist, params, seed, stream, scratch)
+            count = _cpu.native_compare(slab, layout, dist, params, seed, stream, scratch,
+                                        tolerance=contract.native_tolerance(slab.dtype))
             return scratch[:count].clone()
         expected = torch.empty(slab.shape, dtype=slab.dtype, device=slab.device)
         _dispatch.fill_random_(expected, dist, params, seed, stream, make_layout(expected, shape, offset))
