@@ -49,10 +49,9 @@ class Plan:
             return _nonzero(differ)
         replay_ = self.replay
         seed, stream, dist, params = replay_.write.seed, replay_.stream, replay_.dist, replay_.params
-        layout = make_layout(slab, shape, offset)
         if slab.device.type == "cpu" and not _dispatch.uses_triton(slab) and _dispatch.current_backend() != \
                 "reference" and _cpu.available():
-            count = _cpu.native_compare(slab, layout, dist, params, seed, stream, scratch,
+            count = _cpu.native_compare(slab, make_layout(slab, shape, offset), dist, params, seed, stream, scratch,
                                         tolerance=contract.native_tolerance(slab.dtype))
             return scratch[:count].clone()
         expected = torch.empty(slab.shape, dtype=slab.dtype, device=slab.device)
