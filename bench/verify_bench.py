@@ -91,7 +91,8 @@ def write_checkpoint(path: Path, shapes: dict, init, dtype, device: str) -> ti.M
     manifest, header, offset = ti.Manifest(), {}, 0
     for name, shape in shapes.items():
         nbytes = torch.Size(shape).numel() * dtype.itemsize
-        header[name] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        header[name] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shape),
+                        "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
@@ -159,8 +160,9 @@ def main(argv=None) -> int:
                        "ratio": generate / verify, "ok": report.ok,
                        "exact": sum(t.exact for t in report.tensors), "load_average": load}
                 rows.append(row)
-                print(f"{set_name:<11} {init_name:<13} {dtype_name:<5} {numel:>13,} {row['generate_per_s'] / 1e6:>13.0f} "
-                      f"{row['verify_per_s'] / 1e6:>11.0f} {row['ratio']:>6.2f} {row['exact']:>6}  "
+                print(f"{set_name:<11} {init_name:<13} {dtype_name:<5} {numel:>13,} "
+                      f"{row['generate_per_s'] / 1e6:>13.0f} {row['verify_per_s'] / 1e6:>11.0f} {row['ratio']:>6.2f} "
+                      f"{row['exact']:>6}  "
                       f"{'ok' if report.ok else 'FAILED'}", flush=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps(rows, indent=1))
