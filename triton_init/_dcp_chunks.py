@@ -78,17 +78,16 @@ class DCPCheckpoint:
     def read_chunk(self, name: str, offsets: tuple, sizes: tuple, info) -> torch.Tensor:
         """The chunk of ``name`` at ``offsets`` from its file: only its bytes are read."""
         where = f"the chunk of {name} at offsets {offsets} in {info.relative_path}"
+        path = self.path / info.relative_path
         try:
-            with open(self.path / info.relative_path, "rb") as f:
-                f.seek(info.offset)
-                data = f.read(info.length)
-            if len(data) != info.length:
-                raise DCPError(f"{where}: the file ends {info.length - len(data)} bytes early")
-            stream = self._reader.transforms.transform_load_stream(None, info.transform_descriptors or (),
-                                                                   io.BytesIO(data))
-            if not stream.seekable():
-                stream = io.BytesIO(stream.read())
-            tensor = torch.load(stream, map_location="cpu", weights_only=True)
+            if path.stat().st_size < info.offset + info.length:
+                raise DCPError(f"{where}: the file ends before the chunk's {info.length} bytes at {info.offset}")
+            with open(path, "rb") as f:  # read through a view of the chunk's bytes, as FileSystemReader reads
+                stream = self._reader.transforms.transform_load_stream(None, info.transform_descriptors or (),
+                                                                       self._reader._slice_file(f, info))
+                if not stream.seekable():
+                    stream = io.BytesIO(stream.read())
+                tensor = torch.load(stream, map_location="cpu", weights_only=True)
         except DCPError:
             raise
         except Exception as exc:  # torch.load raises many types for corrupt data
