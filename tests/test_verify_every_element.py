@@ -195,6 +195,24 @@ def test_triton_kernel_values_verify_on_the_cpu_and_the_device_path(triton_backe
     assert report.ok, report.table()
 
 
+def test_device_path_checks_another_executors_values_in_float64_on_the_device(triton_backend):
+    """fp32 values of the native executor differ in bits from the kernels' (interpreter) at many elements:
+    the device path clears them by the float64 check on the device, leaving none to the CPU reference; a
+    changed one still fails."""
+    with ti.backend("auto"):
+        tensors, manifest = _recorded({"w": ((64, 50), INITS["normal"]), "t": ((1500,), INITS["trunc_normal"])},
+                                      torch.float32)
+    with_kernels, _ = _recorded({"w": ((64, 50), INITS["normal"]), "t": ((1500,), INITS["trunc_normal"])},
+                                torch.float32)
+    assert int((with_kernels["w"] != tensors["w"]).sum()) > 100
+    report = ti.verify_(tensors, manifest)
+    assert report.ok and [t.exact for t in report.tensors] == [0, 0], report.table()
+    tensors["t"][1234] *= 1.001
+    report = ti.verify_(tensors, manifest)
+    assert [t.name for t in report.failures] == ["t"] and report.tensors[1].exact == 1
+    assert report.tensors[1].first_mismatch["index"] == 1234
+
+
 def test_region_writes_after_the_fill_get_the_exact_check():
     """An embedding's padding row zeroed after normal_: a checkpoint that kept the normal values in that row
     (bit-equal to the fill the fast path regenerates) fails; the zeroed one passes."""

@@ -11,8 +11,9 @@ value, so it meets the contract. No bound B tighter than the contract itself is 
 exact value instead: on a CPU first by the native code itself for uniform and normal fp32/bf16/float64
 values (the exact value in float64 with libm, |s - exact| + margin <= tol with the tolerance's ulps taken at
 the smallest magnitude the exact value can have, the margin a thousand times the float64 evaluation's own
-error: ``contract.native_tolerance``), and whatever that does not clear by the reference's float64 check
-(``verify._Tally``), which accepts or rejects it for itself.
+error: ``contract.native_tolerance``); on other devices by the reference's float64 check run on the device;
+and whatever those do not clear by the reference's float64 check on the CPU (``verify._Tally``), which
+accepts or rejects it for itself and reports.
 
 Only plain whole-tensor fills are regenerated (uniform/normal/trunc_normal-family inits, and
 constant_/zeros_/ones_); region writes after them send the elements they cover to the float64 check, and
@@ -27,6 +28,7 @@ from ._replay import DeterministicReplay, RandomReplay, coordinates
 
 SLAB = 1 << 22  # elements regenerated and compared per call on the CPU: memory stays within a few slabs' size
 DEVICE_SLAB = 1 << 26  # on a GPU, where each slab is a regenerated buffer and a few kernel launches
+EXACT_PART = 1 << 20  # elements per float64 check on a device (a few dozen float64 temporaries of this size)
 CONSTANT_FILLS = ("constant_", "ones_", "zeros_")
 BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}  # compared as integers of the element's size
 
@@ -56,7 +58,27 @@ class Plan:
             return scratch[:count].clone()
         expected = torch.empty(slab.shape, dtype=slab.dtype, device=slab.device)
         _dispatch.fill_random_(expected, dist, params, seed, stream, make_layout(expected, shape, offset))
-        return _nonzero(expected.view(bits) != slab.view(bits))
+        differ = (expected.view(bits) != slab.view(bits)).reshape(-1)
+        del expected
+        if not bool(differ.any()):
+            return torch.empty(0, dtype=torch.int64)
+        positions = torch.nonzero(differ).squeeze(1)
+        kept = [part[~self._within_contract(slab, part, shape, offset)]  # float64 temporaries of a part each
+                for part in positions.split(EXACT_PART)]
+        return torch.cat(kept).cpu()
+
+    def _within_contract(self, slab: torch.Tensor, positions: torch.Tensor, shape: tuple, offset: tuple):
+        """Which elements at ``positions`` of ``slab`` meet the contract, by the reference's float64 check run on
+        the slab's device (``verify._Tally`` makes the same check on the CPU, and reports)."""
+        coords, rest = [], positions
+        for size in reversed(slab.shape):
+            rest, c = torch.div(rest, size, rounding_mode="floor"), rest % size
+            coords.insert(0, c)
+        logical = torch.zeros_like(positions)
+        for c, o, stride in zip(coords, offset, row_major_strides(shape), strict=True):
+            logical += (c + o) * stride
+        exact, tolerance = self.replay.expected(logical)
+        return contract.contract_units(slab[tuple(coords)], exact, tolerance, slab.dtype) <= 1.0
 
 
 def _nonzero(differ: torch.Tensor) -> torch.Tensor:
