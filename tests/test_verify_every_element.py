@@ -195,6 +195,44 @@ def test_triton_kernel_values_verify_on_the_cpu_and_the_device_path(triton_backe
     assert report.ok, report.table()
 
 
+@pytest.mark.parametrize("case", sorted(CALLS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
+def test_fused_compare_kernel_finds_exactly_the_changed_elements(case, dtype, triton_backend):
+    """kernels/verify.py at an unaligned logical offset past 2^32: no position when the kernels wrote the
+    values, exactly the changed ones (first, middle, last) when some changed, their count when they overflow
+    the positions buffer."""
+    from triton_init._dispatch import fill_random_, kernel_module
+
+    dist, args = CALLS[case]
+    dist, params = call_params(dist, dtype, **args)
+    n, base = 3001, (1 << 32) + 4 * 77 + 1
+    stored = torch.full((n,), float("nan"), dtype=dtype)
+    fill_random_(stored, dist, params, SEED, 99, make_layout(stored, (base + n,), (base,)))
+    positions = torch.full((8,), -1, dtype=torch.int64)
+    compare = kernel_module("verify").compare_flat_
+    assert compare(stored, dist, params, SEED, 99, base, positions) == 0
+    for p in (0, 1500, n - 1):
+        _next_up(stored, p)
+    assert compare(stored, dist, params, SEED, 99, base, positions) == 3
+    assert positions[:3].tolist() == [0, 1500, n - 1]
+    assert compare(stored, dist, params, SEED, 99, base, positions[:2]) == 3
+
+
+def test_device_path_unfused_where_the_kernel_cannot_take_the_slab(triton_backend, monkeypatch):
+    """A strided tensor, and a slab with more differing elements than the fused kernel's buffer holds, are
+    regenerated into a buffer and compared there: the same verdicts."""
+    with ti.backend("auto"):
+        tensors, manifest = _recorded({"w": ((40, 50), INITS["normal"])}, torch.float32)  # native values
+    monkeypatch.setattr(_fastcheck, "FUSED_CAPACITY", 4)
+    strided = {"w": tensors["w"].t().contiguous().t()}
+    for target in (tensors, strided):
+        report = ti.verify_(target, manifest)
+        assert report.ok and report.tensors[0].exact == 0, report.table()
+        target["w"][39, 49] *= 1.001
+        report = ti.verify_(target, manifest)
+        assert report.tensors[0].mismatches == 1 and report.tensors[0].first_mismatch["index"] == 1999
+
+
 def test_device_path_checks_another_executors_values_in_float64_on_the_device(triton_backend):
     """fp32 values of the native executor differ in bits from the kernels' (interpreter) at many elements:
     the device path clears them by the float64 check on the device, leaving none to the CPU reference; a

@@ -1,5 +1,7 @@
 """The fast path of ``verify_(samples=None)``: regenerate a block's values with the executor of its device and
 clear every stored element whose bits equal them, one slab at a time; the rest goes to the float64 check.
+On a CPU the native executor regenerates and compares in one pass (``_cpu.native_compare``); on a GPU the
+fused kernel of kernels/verify.py does (contiguous slabs), or the fill kernel regenerates into a buffer.
 
 Why equal bits suffice (soundness): the contract bounds |x - exact| <= tol(exact) for every value x an
 executor writes, and each executor is proven to meet it for every value u(w) can take (the native one by
@@ -20,14 +22,18 @@ constant_/zeros_/ones_); region writes after them send the elements they cover t
 any other write (eye_, orthogonal_, a user callable, a rescale) leaves the whole tensor to it.
 """
 
+from contextlib import nullcontext
+
 import torch
 
 from . import _cpu, _dispatch, contract
+from ._format import kernel_exact
 from ._layout import make_layout, row_major_strides
 from ._replay import DeterministicReplay, RandomReplay, coordinates
 
 SLAB = 1 << 22  # elements regenerated and compared per call on the CPU: memory stays within a few slabs' size
 DEVICE_SLAB = 1 << 26  # on a GPU, where each slab is a regenerated buffer and a few kernel launches
+FUSED_CAPACITY = 1 << 16  # positions the fused kernel may append per slab; more: the slab is compared unfused
 EXACT_PART = 1 << 20  # elements per float64 check on a device (a few dozen float64 temporaries of this size)
 CONSTANT_FILLS = ("constant_", "ones_", "zeros_")
 BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}  # compared as integers of the element's size
@@ -56,13 +62,26 @@ class Plan:
             count = _cpu.native_compare(slab, make_layout(slab, shape, offset), dist, params, seed, stream, scratch,
                                         tolerance=contract.native_tolerance(slab.dtype))
             return scratch[:count].clone()
+        layout = make_layout(slab, shape, offset)
+        if layout.is_flat and _dispatch.uses_triton(slab) and kernel_exact(dist, params):
+            # the fused kernel: one read of the stored values, nothing written but the positions that differ
+            positions = torch.empty(min(slab.numel(), FUSED_CAPACITY), dtype=torch.int64, device=slab.device)
+            with torch.cuda.device(slab.device) if slab.is_cuda else nullcontext():
+                count = _dispatch.kernel_module("verify").compare_flat_(slab, dist, params, seed, stream,
+                                                                        layout.base, positions)
+            if count <= positions.numel():
+                return self._not_cleared(slab, positions[:count], shape, offset)
         expected = torch.empty(slab.shape, dtype=slab.dtype, device=slab.device)
         _dispatch.fill_random_(expected, dist, params, seed, stream, make_layout(expected, shape, offset))
         differ = (expected.view(bits) != slab.view(bits)).reshape(-1)
         del expected
-        if not bool(differ.any()):
+        return self._not_cleared(slab, torch.nonzero(differ).squeeze(1), shape, offset)
+
+    def _not_cleared(self, slab: torch.Tensor, positions: torch.Tensor, shape: tuple, offset: tuple):
+        """Of the ``positions`` (on the slab's device) whose bits differ, those the float64 check on the device
+        does not clear, on the CPU."""
+        if positions.numel() == 0:
             return torch.empty(0, dtype=torch.int64)
-        positions = torch.nonzero(differ).squeeze(1)
         kept = [part[~self._within_contract(slab, part, shape, offset)]  # float64 temporaries of a part each
                 for part in positions.split(EXACT_PART)]
         return torch.cat(kept).cpu()
