@@ -980,7 +980,11 @@ static int run_work(const work *proto, int threads)
         work single = *proto;
         atomic_init(&single.next_chunk, 0);
         atomic_init(&single.done_chunks, 0);
+        pthread_mutex_init(&single.lock, NULL);
+        pthread_cond_init(&single.all_done, NULL);
         work_on(&single);
+        pthread_mutex_destroy(&single.lock);
+        pthread_cond_destroy(&single.all_done);
         return 1;
     }
     *w = *proto;
