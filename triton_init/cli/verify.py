@@ -81,7 +81,8 @@ def _state_dict_of(loaded, path):
 
 
 def load_checkpoint(path):
-    """A mapping name -> tensor from a torch.save file, a .safetensors file or a directory of them."""
+    """A mapping name -> tensor from a torch.save file, a .safetensors file or a directory of them; for a DCP
+    checkpoint directory, name -> its stored chunks (``_dcp_chunks.DCPCheckpoint``)."""
     path = Path(path)
     if is_dcp_checkpoint(path):
         try:
@@ -140,7 +141,7 @@ def run(args) -> int:
                          callback=callback)
     except (CheckpointError, DCPError) as exc:
         return fail(str(exc))
-    seconds = time.perf_counter() - started
+    seconds = max(time.perf_counter() - started, 1e-9)
     checked = sum(t.checked for t in report.tensors)
     rate = {"elements": checked, "seconds": round(seconds, 3), "elements_per_second": round(checked / seconds)}
     if args.json:
