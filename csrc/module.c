@@ -12,7 +12,7 @@
 #include "stream_v1.h"
 
 /* Bumped whenever the arguments change, so that a stale build is noticed instead of misread. */
-#define INTERFACE_VERSION 1
+#define INTERFACE_VERSION 2
 
 /* A sequence of at most ``max`` Python ints as 64-bit words: signed (int64_t bits) or, if ``is_unsigned``, in
  * [0, 2^64). Returns the count, or -1 with an exception set. */
@@ -111,6 +111,31 @@ PyDoc_STRVAR(fill_doc,
 "     logical_strides, base, threads, chunk, isa) -> threads used\n\n"
 "Write stream format v1 values over a coalesced layout through data_ptr (see triton_init/_cpu.py).");
 
+static int read_layout(ti_layout *layout, PyObject *sizes, PyObject *mem_strides, PyObject *logical_strides,
+                       unsigned long long base)
+{
+    memset(layout, 0, sizeof *layout);
+    int ndim = read_words(sizes, (uint64_t *)layout->sizes, TI_MAX_DIMS, 0, "sizes");
+    if (ndim < 0 || read_words(mem_strides, (uint64_t *)layout->mem_strides, TI_MAX_DIMS, 0, "mem_strides") != ndim ||
+        read_words(logical_strides, layout->logical_strides, TI_MAX_DIMS, 1, "logical_strides") != ndim) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "sizes, mem_strides and logical_strides differ in length");
+        return -1;
+    }
+    if (ndim == 0) {
+        PyErr_SetString(PyExc_ValueError, "a layout has at least one dim");
+        return -1;
+    }
+    for (int d = 0; d < ndim; d++)
+        if (layout->sizes[d] < 0) {
+            PyErr_SetString(PyExc_ValueError, "negative size");
+            return -1;
+        }
+    layout->ndim = ndim;
+    layout->base = base;
+    return 0;
+}
+
 static PyObject *py_fill(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -125,30 +150,56 @@ static PyObject *py_fill(PyObject *self, PyObject *args)
     if (read_call(&call, out, dist, trunc_mode, params, inverse_cdf, seed, stream) < 0)
         return NULL;
     ti_layout layout;
-    memset(&layout, 0, sizeof layout);
-    int ndim = read_words(sizes, (uint64_t *)layout.sizes, TI_MAX_DIMS, 0, "sizes");
-    if (ndim < 0 || read_words(mem_strides, (uint64_t *)layout.mem_strides, TI_MAX_DIMS, 0, "mem_strides") != ndim ||
-        read_words(logical_strides, layout.logical_strides, TI_MAX_DIMS, 1, "logical_strides") != ndim) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "sizes, mem_strides and logical_strides differ in length");
+    if (read_layout(&layout, sizes, mem_strides, logical_strides, base) < 0)
         return NULL;
-    }
-    if (ndim == 0) {
-        PyErr_SetString(PyExc_ValueError, "a layout has at least one dim");
-        return NULL;
-    }
-    for (int d = 0; d < ndim; d++)
-        if (layout.sizes[d] < 0) {
-            PyErr_SetString(PyExc_ValueError, "negative size");
-            return NULL;
-        }
-    layout.ndim = ndim;
-    layout.base = base;
     int used;
     Py_BEGIN_ALLOW_THREADS
     used = ti_fill((void *)(uintptr_t)data, &layout, &call, threads, chunk, isa);
     Py_END_ALLOW_THREADS
     return PyLong_FromLong(used);
+}
+
+PyDoc_STRVAR(compare_doc,
+"compare(stored_ptr, out, dist, trunc_mode, params, inverse_cdf, seed, stream, sizes, mem_strides,\n"
+"        logical_strides, base, tolerance, positions_ptr, threads, chunk, isa) -> count\n\n"
+"Compare the stored values over a coalesced layout with stream format v1's: equal bits pass, and with\n"
+"tolerance (None, or (z_tol, compute_ulps, rounding_ulps, uniform_ulps, compute_mantissa,\n"
+"compute_min_exponent, out_mantissa, out_min_exponent)) values a float64 evaluation puts within the\n"
+"contract; the local row-major positions of the others go to positions_ptr (int64, room for every\n"
+"element), in order.");
+
+static PyObject *py_compare(PyObject *self, PyObject *args)
+{
+    (void)self;
+    unsigned long long stored, seed, stream, base, positions;
+    long long chunk;
+    int out, dist, trunc_mode, threads, isa;
+    PyObject *params, *inverse_cdf, *sizes, *mem_strides, *logical_strides, *tolerance_spec;
+    if (!PyArg_ParseTuple(args, "KiiiOOKKOOOKOKiLi", &stored, &out, &dist, &trunc_mode, &params, &inverse_cdf, &seed,
+                          &stream, &sizes, &mem_strides, &logical_strides, &base, &tolerance_spec, &positions,
+                          &threads, &chunk, &isa))
+        return NULL;
+    ti_tolerance tolerance;
+    if (tolerance_spec != Py_None) {
+        double t[8];
+        if (read_doubles(tolerance_spec, t, 8, "tolerance") < 0)
+            return NULL;
+        tolerance = (ti_tolerance){t[0], t[1], t[2], t[3], (int)t[4], (int)t[5], (int)t[6], (int)t[7]};
+    }
+    ti_call call;
+    if (read_call(&call, out, dist, trunc_mode, params, inverse_cdf, seed, stream) < 0)
+        return NULL;
+    ti_layout layout;
+    if (read_layout(&layout, sizes, mem_strides, logical_strides, base) < 0)
+        return NULL;
+    int64_t found;
+    Py_BEGIN_ALLOW_THREADS
+    found = ti_compare((const void *)(uintptr_t)stored, &layout, &call, tolerance_spec != Py_None ? &tolerance : NULL,
+                       (int64_t *)(uintptr_t)positions, threads, chunk, isa);
+    Py_END_ALLOW_THREADS
+    if (found < 0)
+        return PyErr_NoMemory();
+    return PyLong_FromLongLong(found);
 }
 
 PyDoc_STRVAR(transform_words_doc,
@@ -190,6 +241,7 @@ static PyObject *py_isa_name(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"fill", py_fill, METH_VARARGS, fill_doc},
+    {"compare", py_compare, METH_VARARGS, compare_doc},
     {"transform_words", py_transform_words, METH_VARARGS, transform_words_doc},
     {"isa_name", py_isa_name, METH_VARARGS, "isa_name(isa=ISA_BEST) -> the instruction set the kernels use here"},
     {NULL, NULL, 0, NULL},

@@ -755,11 +755,117 @@ static void fill_run(char *out, const prepared *pc, const isa_kernels *k, scratc
     }
 }
 
-/* Elements [first, stop) of the layout, in local row-major order. */
-static void fill_range(char *out, const ti_layout *layout, const prepared *pc, const isa_kernels *k, int64_t first,
-                       int64_t stop)
+/* ---- verification: regenerate values and compare them with stored ones, bit for bit ---- */
+
+/* The contract's ulp (contract.ulp) at |y|, or less: the spacing at |y| (the subnormal spacing below the
+   normal range), and the smallest spacing of all where |y| is 0 or not a number, so that it never exceeds
+   the spacing at any value at least |y|. */
+static double ulp_at_most(double y, int mantissa, int min_exponent)
+{
+    y = fabs(y);
+    int exponent = y > 0.0 && y <= 1.7976931348623157e308 ? ilogb(y) : min_exponent;
+    return ldexp(1.0, (exponent < min_exponent ? min_exponent : exponent) - mantissa);
+}
+
+/* The stored value at ``at`` as a double (fp32, bf16 or float64 outputs). */
+static double stored_value(const char *at, int out)
+{
+    if (out == TI_OUT_F64) {
+        double v;
+        memcpy(&v, at, 8);
+        return v;
+    }
+    uint32_t bits;
+    if (out == TI_OUT_F32) {
+        memcpy(&bits, at, 4);
+    } else {
+        uint16_t half;
+        memcpy(&half, at, 2);
+        bits = (uint32_t)half << 16;
+    }
+    return (double)bits_f32(bits);
+}
+
+/* Whether the value stored at ``at`` for lane ``lane`` of group ``g`` of the block (its words in ``s``) provably
+   meets the contract: the exact value evaluated in float64 (libm's log, sqrt, cos, sin: a few ulps of
+   float64), every error of that evaluation (``margin``, a thousand times larger than it) taken from the
+   tolerance and added to the difference, the tolerance's ulps taken at the smallest magnitude the exact value
+   can have. Anything else (NaN, infinities, trunc_normal, float16) is left to the caller's float64 check. */
+static int within_contract(const prepared *pc, const ti_tolerance *t, const scratch *s, int g, int lane,
+                           const char *at)
+{
+    if (pc->out == TI_OUT_F16 || pc->dist == TI_TRUNC_NORMAL)
+        return 0;
+    const double x = stored_value(at, pc->out);
+    double exact, tolerance, margin;
+    if (pc->dist == TI_UNIFORM) {
+        exact = pc->a + pc->width * u01_f64(s->w[lane][g]);
+        margin = 1e-12 * (fabs(pc->a) + fabs(pc->width));
+        double low = fabs(exact) - margin;
+        tolerance = t->uniform_ulps * ulp_at_most(low, 23, -126) +
+                    t->rounding_ulps * ulp_at_most(low, t->out_mantissa, t->out_min_exponent);
+    } else {
+        const int pair = lane & 2;
+        double radius = sqrt(-2.0 * log(u01_f64(s->w[pair][g])));
+        double angle = 6.283185307179586 * u01_f64(s->w[pair + 1][g]);
+        double z = radius * ((lane & 1) ? sin(angle) : cos(angle));
+        exact = pc->mean + pc->std * z;
+        margin = 1e-12 * (fabs(pc->mean) + pc->std * (1.0 + fabs(z)));
+        double low = fabs(exact) - margin;
+        double z_low = fabs(z) - 1e-12 * (1.0 + fabs(z));
+        tolerance = t->z_tol * pc->std * (z_low > 1.0 ? z_low : 1.0) +
+                    t->compute_ulps * ulp_at_most(low + fabs(pc->mean), t->compute_mantissa, t->compute_min_exponent) +
+                    t->rounding_ulps * ulp_at_most(low, t->out_mantissa, t->out_min_exponent);
+    }
+    return fabs(x - exact) + margin <= tolerance;  /* false for a NaN */
+}
+
+/* Appends to ``positions`` the local positions, from ``position``, of the ``count`` stored elements (at
+   ``mem`` and ``stride``) whose bits differ from the values of consecutive logical indices from ``logical``
+   and that ``tolerance`` (if given) does not clear; returns how many. */
+static int64_t compare_run(const char *stored, const prepared *pc, const ti_tolerance *tolerance,
+                           const isa_kernels *k, scratch *s, uint64_t logical, int64_t count, int64_t mem,
+                           int64_t stride, int64_t position, int64_t *positions)
+{
+    const int size = element_size(pc->out);
+    char values[BLOCK_VALUES * 8] TI_ALIGNED;
+    uint64_t group = logical >> 2;
+    int head = (int)(logical & 3);
+    int64_t found = 0;
+    while (count > 0) {
+        int64_t take = BLOCK_VALUES - head;
+        if (take > count)
+            take = count;
+        int groups = (int)((head + take + 3) >> 2);
+        k->words(pc, group, groups, s);
+        k->transform(pc, groups, s);
+        k->store(pc, s, head, take, values, 1);
+        const char *at = stored + mem * size;
+        if (stride != 1 || memcmp(values, at, (size_t)(take * size)) != 0)
+            for (int64_t i = 0; i < take; i++) {
+                const char *element = at + i * stride * size;
+                if (memcmp(values + i * size, element, (size_t)size) != 0 &&
+                    (tolerance == NULL ||
+                     !within_contract(pc, tolerance, s, (int)((head + i) >> 2), (int)((head + i) & 3), element)))
+                    positions[found++] = position + i;
+            }
+        mem += take * stride;
+        position += take;
+        count -= take;
+        group += BLOCK_GROUPS;
+        head = 0;
+    }
+    return found;
+}
+
+/* Elements [first, stop) of the layout, in local row-major order: written through ``out``, or, where ``stored``
+   is given, compared with it (the differing positions to ``positions``, in order; returns how many). */
+static int64_t fill_range(char *out, const char *stored, const ti_tolerance *tolerance, int64_t *positions,
+                          const ti_layout *layout, const prepared *pc, const isa_kernels *k, int64_t first,
+                          int64_t stop)
 {
     scratch s;
+    int64_t found = 0;
     const int inner = layout->ndim - 1;
     const int64_t n = layout->sizes[inner], inner_stride = layout->mem_strides[inner];
     int64_t row = first / n, col = first % n;
@@ -773,11 +879,16 @@ static void fill_range(char *out, const ti_layout *layout, const prepared *pc, c
             logical += (uint64_t)index * layout->logical_strides[d];
             mem += index * layout->mem_strides[d];
         }
-        fill_run(out, pc, k, &s, logical + (uint64_t)col, count, mem + col * inner_stride, inner_stride);
+        if (stored != NULL)
+            found += compare_run(stored, pc, tolerance, k, &s, logical + (uint64_t)col, count,
+                                 mem + col * inner_stride, inner_stride, first, positions + found);
+        else
+            fill_run(out, pc, k, &s, logical + (uint64_t)col, count, mem + col * inner_stride, inner_stride);
         first += count;
         row++;
         col = 0;
     }
+    return found;
 }
 
 void ti_transform_words(void *out, const uint32_t *words, int64_t groups, const ti_call *call, int isa)
@@ -806,6 +917,9 @@ void ti_transform_words(void *out, const uint32_t *words, int64_t groups, const 
 
 typedef struct {
     char *out;
+    const char *stored;  /* a comparison (ti_compare): the values to check, instead of ``out`` to write */
+    const ti_tolerance *tolerance;
+    int64_t *positions, *found;  /* its differing positions, and how many each chunk found */
     ti_layout layout;
     prepared pc;
     const isa_kernels *kernels;
@@ -822,10 +936,13 @@ static void work_on(work *w)
         int64_t c = atomic_fetch_add(&w->next_chunk, 1);
         if (c >= w->chunks)
             return;
-        int64_t first = c * w->chunk;
-        fill_range(w->out, &w->layout, &w->pc, w->kernels, first,
-                   w->numel - first < w->chunk ? w->numel : first + w->chunk);
-        w->kernels->finish();
+        int64_t first = c * w->chunk, stop = w->numel - first < w->chunk ? w->numel : first + w->chunk;
+        int64_t found = fill_range(w->out, w->stored, w->tolerance, w->stored != NULL ? w->positions + first : NULL,
+                                   &w->layout, &w->pc, w->kernels, first, stop);
+        if (w->stored != NULL)
+            w->found[c] = found;
+        else
+            w->kernels->finish();
         if (atomic_fetch_add(&w->done_chunks, 1) + 1 == w->chunks) {
             pthread_mutex_lock(&w->lock);
             pthread_cond_broadcast(&w->all_done);
@@ -851,37 +968,26 @@ static void *helper(void *arg)
     return NULL;
 }
 
-int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads, int64_t chunk, int isa)
+/* Runs ``proto``'s chunks on up to ``threads`` threads (the calling one included); returns the threads used. */
+static int run_work(const work *proto, int threads)
 {
-    int64_t numel = 1;
-    for (int d = 0; d < layout->ndim; d++)
-        numel *= layout->sizes[d];
-    if (numel == 0)
-        return 0;
-    if (chunk < 1)
-        chunk = 1;
-    const int64_t chunks = (numel - 1) / chunk + 1;
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
-    if (threads > chunks)
-        threads = (int)chunks;
-    prepared pc;
-    prepare(&pc, call);
-    pc.streaming = layout->ndim == 1 && layout->mem_strides[0] == 1 && numel * element_size(call->out) >= STREAMING_BYTES;
-    const isa_kernels *kernels = kernels_for(isa);
+    if (threads > proto->chunks)
+        threads = (int)proto->chunks;
     work *w = threads > 1 ? (work *)malloc(sizeof(work)) : NULL;
     if (w == NULL) {
-        fill_range((char *)out, layout, &pc, kernels, 0, numel);
-        kernels->finish();
+        work single = *proto;
+        atomic_init(&single.next_chunk, 0);
+        atomic_init(&single.done_chunks, 0);
+        pthread_mutex_init(&single.lock, NULL);
+        pthread_cond_init(&single.all_done, NULL);
+        work_on(&single);
+        pthread_mutex_destroy(&single.lock);
+        pthread_cond_destroy(&single.all_done);
         return 1;
     }
-    w->out = (char *)out;
-    w->layout = *layout;
-    w->pc = pc;
-    w->kernels = kernels;
-    w->numel = numel;
-    w->chunk = chunk;
-    w->chunks = chunks;
+    *w = *proto;
     atomic_init(&w->next_chunk, 0);
     atomic_init(&w->done_chunks, 0);
     atomic_init(&w->holders, 1);
@@ -903,9 +1009,60 @@ int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads
     pthread_attr_destroy(&attr);
     work_on(w);
     pthread_mutex_lock(&w->lock);
-    while (atomic_load(&w->done_chunks) < chunks)
+    while (atomic_load(&w->done_chunks) < w->chunks)
         pthread_cond_wait(&w->all_done, &w->lock);
     pthread_mutex_unlock(&w->lock);
     let_go(w);
     return started + 1;
+}
+
+/* The work of one call over ``layout``, before its threads start; numel 0 for an empty layout. */
+static void plan_work(work *w, const ti_layout *layout, const ti_call *call, int64_t chunk, int isa)
+{
+    memset(w, 0, sizeof *w);
+    int64_t numel = 1;
+    for (int d = 0; d < layout->ndim; d++)
+        numel *= layout->sizes[d];
+    w->layout = *layout;
+    prepare(&w->pc, call);
+    w->kernels = kernels_for(isa);
+    w->numel = numel;
+    w->chunk = chunk < 1 ? 1 : chunk;
+    w->chunks = numel == 0 ? 0 : (numel - 1) / w->chunk + 1;
+}
+
+int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads, int64_t chunk, int isa)
+{
+    work w;
+    plan_work(&w, layout, call, chunk, isa);
+    if (w.numel == 0)
+        return 0;
+    w.out = (char *)out;
+    w.pc.streaming = layout->ndim == 1 && layout->mem_strides[0] == 1 &&
+                     w.numel * element_size(call->out) >= STREAMING_BYTES;
+    return run_work(&w, threads);
+}
+
+int64_t ti_compare(const void *stored, const ti_layout *layout, const ti_call *call, const ti_tolerance *tolerance,
+                   int64_t *positions, int threads, int64_t chunk, int isa)
+{
+    work w;
+    plan_work(&w, layout, call, chunk, isa);
+    if (w.numel == 0)
+        return 0;
+    w.stored = (const char *)stored;
+    w.tolerance = tolerance;
+    w.positions = positions;
+    w.found = (int64_t *)malloc((size_t)w.chunks * sizeof(int64_t));
+    if (w.found == NULL)
+        return -1;
+    run_work(&w, threads);
+    int64_t total = 0;
+    for (int64_t c = 0; c < w.chunks; c++) {  /* each chunk's positions to the front, in order */
+        if (total != c * w.chunk)
+            memmove(positions + total, positions + c * w.chunk, (size_t)w.found[c] * sizeof(int64_t));
+        total += w.found[c];
+    }
+    free(w.found);
+    return total;
 }

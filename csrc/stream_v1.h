@@ -48,6 +48,23 @@ typedef struct {
    ``chunk`` elements at a time (neither changes a value). Returns the number of threads used. */
 int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads, int64_t chunk, int isa);
 
+/* The stream-format contract (triton_init/contract.py) for ti_compare's float64 check: a stored x passes if
+   |x - exact| <= z_tol * std * max(1, |z|) + compute_ulps * ulp_c(|exact| + |mean|) + rounding_ulps * ulp_o(exact)
+   (normal) or uniform_ulps * ulp_f32(exact) + rounding_ulps * ulp_o(exact) (uniform); ulp_c and ulp_o are the
+   spacings of the compute and output dtypes (mantissa bits, smallest normal exponent). */
+typedef struct {
+    double z_tol, compute_ulps, rounding_ulps, uniform_ulps;
+    int compute_mantissa, compute_min_exponent, out_mantissa, out_min_exponent;
+} ti_tolerance;
+
+/* Compare the values of every element of ``layout`` with those stored through ``stored`` on up to ``threads``
+   threads: equal bits pass; with ``tolerance`` (uniform and normal calls, fp32/bf16/float64 outputs), so does a
+   value that a float64 evaluation of the exact value, with a margin for its own error, puts within the
+   contract. ``positions`` (room for every element) receives the local row-major positions of the others, in
+   order. Returns how many, or -1 where memory ran out. */
+int64_t ti_compare(const void *stored, const ti_layout *layout, const ti_call *call, const ti_tolerance *tolerance,
+                   int64_t *positions, int threads, int64_t chunk, int isa);
+
 /* The values of the groups whose Philox words are given (words[4 i + lane]), in element order: the
    transforms alone, for exhaustive checks over every u(w). */
 void ti_transform_words(void *out, const uint32_t *words, int64_t groups, const ti_call *call, int isa);

@@ -18,7 +18,7 @@ from . import reference
 from ._format import TRUNC_NORMAL, kernel_exact
 from ._layout import Layout
 
-INTERFACE_VERSION = 1  # the extension's own, bumped with its arguments: a stale build is not used
+INTERFACE_VERSION = 2  # the extension's own, bumped with its arguments: a stale build is not used
 TRUNC_CENTRAL, TRUNC_WIDE, TRUNC_GENERAL = 0, 1, 2
 # Threads claim work in chunks of this many elements (a thread the OS delays holds up one chunk, not a
 # static share).
@@ -89,6 +89,25 @@ def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: 
                         _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST)
 
 
+def native_compare(stored: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int,
+                   positions: torch.Tensor, *, tolerance=None, threads: int | None = None,
+                   chunk: int = CHUNK_ELEMENTS, baseline_isa: bool = False) -> int:
+    """Compare the CPU tensor ``stored`` over ``layout`` with the values ``native_fill_`` would write there,
+    regenerating them block by block (nothing the size of the tensor is allocated): elements equal bit for bit
+    pass, and with ``tolerance`` (``contract.native_tolerance``) so do those that a float64 evaluation of the
+    exact value, with a margin for its own error, puts within the contract. The local row-major positions of
+    the others go to ``positions[:count]`` (a contiguous int64 CPU tensor of at least ``layout.numel``
+    elements), in order; returns count. Any element alignment works."""
+    if positions.dtype != torch.int64 or not positions.is_contiguous() or positions.numel() < layout.numel:
+        raise ValueError("positions must be a contiguous int64 tensor with room for every element")
+    mode = trunc_mode(params) if dist == TRUNC_NORMAL else TRUNC_CENTRAL
+    return _native.compare(stored.data_ptr(), OUT_CODES[stored.dtype], dist, mode, params, INVERSE_CDF, seed, stream,
+                           layout.sizes, layout.mem_strides, layout.logical_strides, layout.base, tolerance,
+                           positions.data_ptr(),
+                           default_threads(layout.numel) if threads is None else threads, chunk,
+                           _native.ISA_BASELINE if baseline_isa else _native.ISA_BEST)
+
+
 def runs_natively(tensor: torch.Tensor) -> bool:
     """Whether ``fill_`` runs the native code on this CPU tensor: the extension is loaded and the tensor's
     address is a multiple of its element size (all but the odd ``torch.frombuffer`` view)."""
@@ -110,4 +129,4 @@ def fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, st
     reference.fill_(tensor, layout, dist, params, seed, stream)
 
 
-__all__ = ["available", "executor", "fill_", "native_fill_", "runs_natively", "trunc_mode"]
+__all__ = ["available", "executor", "fill_", "native_compare", "native_fill_", "runs_natively", "trunc_mode"]

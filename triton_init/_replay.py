@@ -360,16 +360,22 @@ def _block_of(tensor, shape, offset) -> _Block:
     return _Block(local, tuple(global_shape), tuple(block_offset))
 
 
-def _write_region(block: _Block, region, replay_) -> None:
-    """Write ``replay_``'s values at the region's logical indices that fall inside ``block``."""
+def region_indices(region, chunk: int = CHUNK):
+    """The logical indices of a manifest ``Region``, in chunks (int64 tensors)."""
     dims = region.dims()
-    lo = list(block.offset)
-    hi = [o + s for o, s in zip(block.offset, block.local.shape, strict=True)]
-    for start in range(0, region.numel, CHUNK):
-        k = torch.arange(start, min(region.numel, start + CHUNK), dtype=torch.int64)
+    for start in range(0, region.numel, chunk):
+        k = torch.arange(start, min(region.numel, start + chunk), dtype=torch.int64)
         logical = torch.full_like(k, region.offset)
         for (_, stride), c in zip(dims, coordinates(k, tuple(size for size, _ in dims)), strict=True):
             logical += c * stride
+        yield logical
+
+
+def _write_region(block: _Block, region, replay_) -> None:
+    """Write ``replay_``'s values at the region's logical indices that fall inside ``block``."""
+    lo = list(block.offset)
+    hi = [o + s for o, s in zip(block.offset, block.local.shape, strict=True)]
+    for logical in region_indices(region, CHUNK):
         coords = coordinates(logical, block.shape)
         inside = torch.ones_like(logical, dtype=torch.bool)
         for c, a, b in zip(coords, lo, hi, strict=True):
