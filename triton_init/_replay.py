@@ -5,6 +5,9 @@ whose ``expected`` gives float64 values and the contract's tolerance at int64 lo
 math: Box-Muller and the inverse CDF in float64), and whose ``values`` gives the reference's values in an
 output dtype (what a CPU init writes). Random inits go through the CPU reference's ``values_at`` with the
 (dist, params) the function itself computes (``capture_fills``), so fans, gains and clamps have one source.
+The later writes an intercepted framework makes replay here too: ``mul_``/``div_`` (``RescaledReplay``: the
+recorded init's values in the dtype, then the scalar op) and ``not_verifiable`` (``NotReplayable``, with the
+recorded reason); see ``triton_init.manifest``'s schema.
 Also here, below ``manifest`` and ``verify``, which both use them: the init functions a write can name
 (``init_functions``), and a tensor's local block of the logical tensor (``_Block``) with the writing of a
 region into it.
