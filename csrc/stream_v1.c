@@ -50,13 +50,12 @@
 #define LN2_LO 1.42860682030941723212e-6f
 #define LN2 0.6931471805599453
 #define LN2_F32 0.693147182f
-#define INV_LN2_F32 1.44269502f
 
 /* ---- the per-call constants, in the forms the loops use ---- */
 
-/* A trunc_normal fp32 path's constants (as kernels/fill.py _trunc_setup makes them): CENTRAL: k0 + k1 u = x =
-   2p - 1; WIDE: k0 + k2 u = 128 p and k1 + k2 (1 - u) = 128 q; TAIL: k0 + k1 v = 128 pp for v = u, or 1 - u
-   where k2 = 1 (the upper tail). The pieces' coefficients are times std (for fp32 outputs; 1 for float64
+/* A trunc_normal fp32 path's constants (as kernels/fill.py _trunc_setup makes them): CENTRAL: k0 + k1 m = x =
+   2p - 1 for the mantissa m = u + 1 - 2^-24; WIDE: k0 + k2 u = 128 p and k1 + k2 (1 - u) = 128 q; TAIL:
+   k0 + k1 v = 128 pp for v = u, or 1 - u where k2 = 1 (the upper tail); UNTRUNCATED: none (p = u). The pieces' coefficients are times std (for fp32 outputs; 1 for float64
    ones) and the sign of z (-1 for the upper tail), so that a value is mean + x' F' with x' = x or 64 x. */
 typedef struct {
     float k0, k1, k2;
@@ -117,18 +116,14 @@ static void prepare(prepared *pc, const ti_call *call)
     trunc_fp32 *t = &pc->trunc;
     const double p_lo = prm[2], q_hi = prm[3], mass = prm[4];
     int upper = 0;
-    if (call->trunc_mode == TI_TRUNC_CENTRAL) {  /* x = k0 + k1 m for the mantissa m = u + 1 - 2^-24 */
+    if (call->trunc_mode == TI_TRUNC_CENTRAL) {
         t->k1 = (float)(2.0 * mass);
         t->k0 = (float)((2.0 * p_lo - 1.0) - (double)t->k1 * 0.99999994039535522);
-    } else if (call->trunc_mode == TI_TRUNC_UNTRUNCATED) {
-        t->k0 = 0.0f;  /* p = u, q = 1 - u */
-        t->k1 = 0.0f;
-        t->k2 = 128.0f;
     } else if (call->trunc_mode == TI_TRUNC_WIDE) {
         t->k0 = (float)(128.0 * p_lo);
         t->k1 = (float)(128.0 * q_hi);
         t->k2 = (float)(128.0 * mass);
-    } else {  /* TAIL: one tail; the upper one draws 1 - u and negates z */
+    } else if (call->trunc_mode == TI_TRUNC_TAIL) {  /* one tail: the upper one draws 1 - u and negates z */
         upper = q_hi < p_lo;
         t->k0 = (float)(128.0 * (upper ? q_hi : p_lo));
         t->k1 = (float)(128.0 * mass);
