@@ -7,12 +7,16 @@ For fp32 and bf16, 2^16 to 2^28 elements, on 1 and 2 threads (one process per th
   trunc_titan    trunc_normal_(std=0.02) on torch's default [-2, 2] (torchtitan's weights)
 Each row alternates triton_init and torch.nn.init on the same tensor after one warm-up call of each, and
 reports the median time of each, the ratio of the medians (torch / ours: above 1 is faster than torch), the
-spread of the per-pair ratios (min and max), and the 1-minute load average before and after the row. Each
+spread of the per-pair ratios (min and max), and the 1-minute load average before and after the row. A second
+table sets our trunc_titan against our normal the same way (alternating on one tensor): the throughput of
+trunc_normal_(std=0.02) on [-2, 2] as a fraction of normal_'s (target TRUNC_VS_NORMAL), by wall time and by
+the process's CPU time (which other processes' load disturbs much less). Each
 process also reports its import, its first fill against the median of the next seven (no stall beyond the
 import), and the peak resident-memory growth of each fill of its largest tensors (extra memory O(threads), not
 O(numel)).
 
-    python bench/cpu_fill.py [--max-log2 28] [--threads 1,2] [--dtypes fp32,bf16] [--out bench/results/cpu_fill.json]
+    python bench/cpu_fill.py [--min-log2 16] [--max-log2 28] [--threads 1,2] [--dtypes fp32,bf16]
+                             [--ops uniform,normal,trunc_2std,trunc_titan] [--out bench/results/cpu_fill.json]
 """
 
 import argparse
@@ -30,6 +34,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "cpu_fill.json"
 # The issue's targets: the ratio torch time / our time each op must reach at every size and thread count.
 TARGETS = {"uniform": 2.0, "normal": 1.5, "trunc_2std": 5.0, "trunc_titan": 1.5}
 MIN_SECONDS = 0.5  # per row and side, so that small sizes get more repeats
+TRUNC_VS_NORMAL = 0.7  # our trunc_titan's throughput as a fraction of our normal's
 
 
 def _ops():
@@ -75,8 +80,37 @@ def _timed(fn, tensor) -> float:
     return time.perf_counter() - t0
 
 
-def child(threads: int, sizes, dtypes) -> dict:
-    """One process: every (dtype, size, op) row on ``threads`` threads, then the first-call and memory figures."""
+def _cpu_timed(fn, tensor) -> tuple[float, float]:
+    """Wall time and this process's CPU time (all its threads) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn(tensor)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def _alternating(first, second, tensor):
+    """``first`` and ``second`` timed alternately on ``tensor`` (so that both see the same load) after one
+    warm-up call each: their wall times, and the ratio of the medians (second / first) with the spread of the
+    per-pair ratios, the ratio of their least CPU times (what another process's load takes from a fill shows
+    in its wall time, much less in its CPU time) and the load average before and after."""
+    load_before = os.getloadavg()[0]
+    warm = _timed(first, tensor) + _timed(second, tensor)
+    repeats = max(3 if warm > 2.0 else 5, min(25, int(2 * MIN_SECONDS / max(warm, 1e-9))))
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(_cpu_timed(first, tensor))
+        b.append(_cpu_timed(second, tensor))
+    ratios = [y[0] / x[0] for x, y in zip(a, b, strict=True)]
+    wall_a, wall_b = [t for t, _ in a], [t for t, _ in b]
+    return wall_a, wall_b, {
+        "repeats": repeats, "ratio": round(statistics.median(wall_b) / statistics.median(wall_a), 3),
+        "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3),
+        "cpu_ratio": round(min(c for _, c in b) / max(min(c for _, c in a), 1e-9), 3),
+        "load_before": load_before, "load_after": os.getloadavg()[0]}
+
+
+def child(threads: int, sizes, dtypes, op_names) -> dict:
+    """One process: every (dtype, size, op) row on ``threads`` threads and our trunc_titan against our normal,
+    then the first-call and memory figures."""
     t0 = time.perf_counter()
     import torch
 
@@ -93,34 +127,35 @@ def child(threads: int, sizes, dtypes) -> dict:
     steady = statistics.median(_timed(lambda t, k=k: triton_init.normal_(t, seed=k), probe) for k in range(1, 8))
     record = {"threads": threads, "executor": _cpu.executor(), "torch_import_s": round(torch_import, 3),
               "triton_init_import_s": round(import_s, 3), "first_fill_s": first, "steady_fill_s": steady,
-              "rows": [], "peak_rss_growth_mib": {}}
-    ops = _ops()
+              "rows": [], "trunc_vs_normal": [], "peak_rss_growth_mib": {}}
+    all_ops = _ops()
     for dtype_name in dtypes:
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
         for log2 in sizes:
             tensor = torch.zeros(1 << log2, dtype=dtype)  # every page touched before timing
-            for op, (ours, theirs) in ops.items():
-                load_before = os.getloadavg()[0]
-                warm = _timed(ours, tensor) + _timed(theirs, tensor)
-                repeats = max(3 if warm > 2.0 else 5, min(25, int(2 * MIN_SECONDS / max(warm, 1e-9))))
-                mine, torch_times = [], []
-                for _ in range(repeats):  # alternating, so that both see the same load
-                    mine.append(_timed(ours, tensor))
-                    torch_times.append(_timed(theirs, tensor))
-                ratios = [b / a for a, b in zip(mine, torch_times, strict=True)]
-                n = tensor.numel()
-                ratio = statistics.median(torch_times) / statistics.median(mine)
+            n = tensor.numel()
+            for op in op_names:
+                ours, theirs = all_ops[op]
+                mine, torch_times, row = _alternating(ours, theirs, tensor)
+                ratio = row["ratio"]
                 record["rows"].append({
-                    "op": op, "dtype": dtype_name, "log2_numel": log2, "threads": threads, "repeats": repeats,
+                    "op": op, "dtype": dtype_name, "log2_numel": log2, "threads": threads, **row,
                     "ours_median_s": statistics.median(mine), "torch_median_s": statistics.median(torch_times),
                     "ours_m_elements_per_s": round(n / statistics.median(mine) / 1e6, 1),
                     "torch_m_elements_per_s": round(n / statistics.median(torch_times) / 1e6, 1),
-                    "ratio": round(ratio, 3), "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3),
                     "target": TARGETS[op], "meets_target": ratio >= TARGETS[op],
-                    "load_before": load_before, "load_after": os.getloadavg()[0],
                 })
+            # our trunc_titan against our normal: its throughput as a fraction of normal's
+            titan, normal, row = _alternating(all_ops["trunc_titan"][0], all_ops["normal"][0], tensor)
+            record["trunc_vs_normal"].append({
+                "dtype": dtype_name, "log2_numel": log2, "threads": threads, **row,
+                "trunc_titan_m_elements_per_s": round(n / statistics.median(titan) / 1e6, 1),
+                "normal_m_elements_per_s": round(n / statistics.median(normal) / 1e6, 1),
+                "target": TRUNC_VS_NORMAL, "meets_target": row["ratio"] >= TRUNC_VS_NORMAL,
+            })
             if log2 == max(sizes):  # extra memory of our fills: O(threads), not O(numel)
-                for op, (ours, _) in ops.items():
+                for op in op_names:
+                    ours = all_ops[op][0]
                     before = _rss_bytes()
                     if _reset_peak_rss():
                         ours(tensor)
@@ -130,9 +165,9 @@ def child(threads: int, sizes, dtypes) -> dict:
     return record
 
 
-def run_child(threads: int, sizes, dtypes) -> dict:
+def run_child(threads: int, sizes, dtypes, op_names) -> dict:
     cmd = [sys.executable, __file__, "--child", str(threads), "--sizes", ",".join(map(str, sizes)),
-           "--dtypes", ",".join(dtypes)]
+           "--dtypes", ",".join(dtypes), "--ops", ",".join(op_names)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"threads": threads, "error": proc.stderr.strip().splitlines()[-3:]}
@@ -157,16 +192,21 @@ def main(argv=None) -> int:
     parser.add_argument("--step", type=int, default=2, help="log2 step between sizes (default 2)")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts, one process each")
     parser.add_argument("--dtypes", default="fp32,bf16")
+    parser.add_argument("--ops", default=",".join(TARGETS), help="ops timed against torch (default: all four)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sizes", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     dtypes = args.dtypes.split(",")
+    op_names = [op for op in args.ops.split(",") if op]
+    unknown = sorted(set(op_names) - set(TARGETS))
+    if unknown:
+        parser.error(f"unknown ops {unknown} (choose from {', '.join(TARGETS)})")
     if args.child:
-        print(json.dumps(child(args.child, [int(s) for s in args.sizes.split(",")], dtypes)))
+        print(json.dumps(child(args.child, [int(s) for s in args.sizes.split(",")], dtypes, op_names)))
         return 0
     sizes = list(range(args.min_log2, args.max_log2 + 1, args.step))
-    processes = [run_child(int(t), sizes, dtypes) for t in args.threads.split(",")]
+    processes = [run_child(int(t), sizes, dtypes, op_names) for t in args.threads.split(",")]
     print(f"{'op':<12}{'dtype':<6}{'n':>5}{'thr':>4}{'ours M/s':>10}{'torch M/s':>11}{'ratio':>7}"
           f"{'(min-max)':>14}{'target':>8}{'load':>11}")
     for proc in processes:
@@ -179,6 +219,18 @@ def main(argv=None) -> int:
                   f"{r['ours_m_elements_per_s']:>10.1f}{r['torch_m_elements_per_s']:>11.1f}{r['ratio']:>7.2f}"
                   f"{'(' + format(r['ratio_min'], '.2f') + '-' + format(r['ratio_max'], '.2f') + ')':>14}"
                   f"{r['target']:>8.1f}{r['load_before']:>6.1f}-{r['load_after']:<4.1f}{mark}")
+    print(f"\ntrunc_normal_(std=0.02) on [-2, 2] (trunc_titan) against normal_, ours both: throughput fraction "
+          f"(target {TRUNC_VS_NORMAL})")
+    print(f"{'dtype':<6}{'n':>5}{'thr':>4}{'trunc M/s':>11}{'normal M/s':>12}{'wall':>7}{'cpu':>7}{'load':>11}")
+    for proc in processes:
+        for r in proc.get("trunc_vs_normal", []):
+            mark = "" if r["meets_target"] else "  BELOW TARGET (wall)"
+            print(f"{r['dtype']:<6}{'2^' + str(r['log2_numel']):>5}{r['threads']:>4}"
+                  f"{r['trunc_titan_m_elements_per_s']:>11.1f}{r['normal_m_elements_per_s']:>12.1f}{r['ratio']:>7.2f}"
+                  f"{r['cpu_ratio']:>7.2f}{r['load_before']:>6.1f}-{r['load_after']:<4.1f}{mark}")
+    for proc in processes:
+        if "error" in proc:
+            continue
         print(f"threads {proc['threads']}: {proc['executor']}; import triton_init {proc['triton_init_import_s']:.2f} s,"
               f" first 2^20 normal_ {proc['first_fill_s'] * 1e3:.2f} ms, then {proc['steady_fill_s'] * 1e3:.2f} ms"
               f" (median of 7); peak RSS growth of a fill (MiB): {proc['peak_rss_growth_mib']}")

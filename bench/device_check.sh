@@ -10,10 +10,11 @@
 #   $OUT/throughput.json     bench/throughput.py records; $OUT/throughput.png its plot (if matplotlib)
 #   $OUT/shard_bench.json    bench/shard_bench.py: one rank's 1/8 shard of Llama-3-70B in bf16 vs torch
 #   $OUT/verify.json         bench/verify_check.py: models materialized here, verified against their manifests
+#   $OUT/verify_bench.json   bench/verify_bench.py: every-element verify on the device vs the kernels' generation
 #   $OUT/isa.json            bench/isa_report.py for this GPU's architecture, under this machine's triton
 #   $OUT/frameworks.json     bench/frameworks.py: each installed framework's init, own vs under intercept
 #   $OUT/<device>-<date>.json  the summary to commit as bench/results/<device>-<date>.json
-# Budget: under 5 minutes (pytest <= 110 s, throughput <= 75 s, shard bench <= 45 s, verify <= 30 s,
+# Budget: under 6 minutes (pytest <= 110 s, throughput <= 75 s, shard bench <= 45 s, verify <= 30 s, verify bench <= 60 s,
 # ISA report <= 25 s, frameworks <= 15 s; throughput.json and frameworks.json are rewritten after every row,
 # so a timeout keeps what was measured; frameworks not installed on the machine are skipped by name).
 set -u -o pipefail
@@ -75,6 +76,13 @@ timeout 30 "$PYTHON" -P "$REPO/bench/verify_check.py" --json "$OUT/verify.json"
 verify_rc=$?
 echo "verify rc=$verify_rc in $((SECONDS - start)) s"
 
+echo "== verify throughput (every element compared on the device, against the kernels' generation rate)"
+start=$SECONDS
+timeout 60 "$PYTHON" -P "$REPO/bench/verify_bench.py" --device cuda --sets gpt2-small 1b --repeats 3 \
+    --json "$OUT/verify_bench.json"
+verify_bench_rc=$?
+echo "verify bench rc=$verify_bench_rc in $((SECONDS - start)) s"
+
 echo "== ISA report (this GPU's architecture, this machine's triton)"
 start=$SECONDS
 timeout 25 "$PYTHON" -P "$REPO/bench/isa_report.py" --targets device --out "$OUT/isa.json" | tail -60
@@ -88,11 +96,12 @@ timeout 15 "$PYTHON" -P "$REPO/bench/frameworks.py" --device cuda --sizes small 
 frameworks_rc=$?
 echo "frameworks rc=$frameworks_rc in $((SECONDS - start)) s"
 
-"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$isa_rc" "$shard_rc" "$verify_rc" "$frameworks_rc" <<'EOF'
+"$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$isa_rc" "$shard_rc" "$verify_rc" "$frameworks_rc" \
+    "$verify_bench_rc" <<'EOF'
 import datetime, json, re, sys
 from pathlib import Path
-out, pytest_rc, throughput_rc, isa_rc, shard_rc, verify_rc, frameworks_rc = (Path(sys.argv[1]),
-                                                                             *map(int, sys.argv[2:]))
+out, pytest_rc, throughput_rc, isa_rc, shard_rc, verify_rc, frameworks_rc, verify_bench_rc = (
+    Path(sys.argv[1]), *map(int, sys.argv[2:]))
 import torch, triton
 device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no-gpu"
 log = (out / "pytest_gpu.log").read_text() if (out / "pytest_gpu.log").exists() else ""
@@ -108,6 +117,7 @@ record = {
     "throughput": load("throughput.json"), "isa": load("isa.json"),
     "shard_bench_rc": shard_rc, "shard_bench": load("shard_bench.json"),
     "verify_rc": verify_rc, "verify": load("verify.json"),
+    "verify_bench_rc": verify_bench_rc, "verify_bench": load("verify_bench.json"),
     "frameworks_rc": frameworks_rc, "frameworks": load("frameworks.json"),
 }
 name = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower() + "-" + datetime.date.today().isoformat() + ".json"
@@ -115,5 +125,5 @@ name = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower() + "-" + datetime
 print(f"summary -> {out / name}")
 EOF
 echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, verify rc=$verify_rc, \
-isa rc=$isa_rc, frameworks rc=$frameworks_rc"
-exit $(( pytest_rc != 0 || throughput_rc != 0 || verify_rc != 0 ))
+verify bench rc=$verify_bench_rc, isa rc=$isa_rc, frameworks rc=$frameworks_rc"
+exit $(( pytest_rc != 0 || throughput_rc != 0 || verify_rc != 0 || verify_bench_rc != 0 ))

@@ -4,7 +4,7 @@ CPU reference through their init manifests (``triton_init.verify_``).
     python bench/verify_check.py                       # CUDA: llama-3-8b in bf16, every init, a 2^32+ tensor
     python bench/verify_check.py --device cpu --model nano
 
-Parts: (1) ``--model`` materialized with its recipe, 4096 sampled elements per tensor plus both ends;
+Parts: (1) ``--model`` materialized with its recipe, every element (compared on the device);
 (2) a flat buffer through ``init_flat_``, every element; (3) on CUDA with the memory, one bf16 tensor of
 more than 2^32 elements (samples include the indices past 2^32); (4) every triton_init init function in
 fp32 and bf16 (small tensors, every element). Prints one line per part and rewrites ``--json`` after each;

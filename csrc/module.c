@@ -12,7 +12,7 @@
 #include "stream_v1.h"
 
 /* Bumped whenever the arguments change, so that a stale build is noticed instead of misread. */
-#define INTERFACE_VERSION 1
+#define INTERFACE_VERSION 3
 
 /* A sequence of at most ``max`` Python ints as 64-bit words: signed (int64_t bits) or, if ``is_unsigned``, in
  * [0, 2^64). Returns the count, or -1 with an exception set. */
@@ -60,32 +60,8 @@ static int read_doubles(PyObject *seq, double *out, int count, const char *name)
     return 0;
 }
 
-/* The inverse CDF's pieces as one flat sequence: central (mid, 7 coefficients), wide (mid, 14), tail near
-   (mid, 9), tail far (mid, 9), then the split between the tail pieces. */
-static int read_inverse_cdf(PyObject *seq, ti_inverse_cdf *inv)
-{
-    double flat[1 + TI_CENTRAL_DEGREE + 1 + 1 + TI_WIDE_DEGREE + 1 + 2 * (1 + TI_TAIL_DEGREE + 1) + 1];
-    if (read_doubles(seq, flat, (int)(sizeof flat / sizeof flat[0]), "inverse_cdf") < 0)
-        return -1;
-    const double *p = flat;
-    inv->central_mid = *p++;
-    for (int k = 0; k <= TI_CENTRAL_DEGREE; k++)
-        inv->central[k] = *p++;
-    inv->wide_mid = *p++;
-    for (int k = 0; k <= TI_WIDE_DEGREE; k++)
-        inv->wide[k] = *p++;
-    inv->near_mid = *p++;
-    for (int k = 0; k <= TI_TAIL_DEGREE; k++)
-        inv->near[k] = *p++;
-    inv->far_mid = *p++;
-    for (int k = 0; k <= TI_TAIL_DEGREE; k++)
-        inv->far[k] = *p++;
-    inv->tail_split = *p;
-    return 0;
-}
-
-static int read_call(ti_call *call, int out, int dist, int trunc_mode, PyObject *params, PyObject *inverse_cdf,
-                     unsigned long long seed, unsigned long long stream)
+static int read_call(ti_call *call, int out, int dist, int trunc_mode, PyObject *params, unsigned long long seed,
+                     unsigned long long stream)
 {
     memset(call, 0, sizeof *call);
     if (out < TI_OUT_F32 || out > TI_OUT_F16 || dist < TI_UNIFORM || dist > TI_TRUNC_NORMAL ||
@@ -99,17 +75,38 @@ static int read_call(ti_call *call, int out, int dist, int trunc_mode, PyObject 
     call->seed = seed;
     call->stream = stream;
     int count = dist == TI_UNIFORM ? 2 : (dist == TI_NORMAL ? 2 : 7);
-    if (read_doubles(params, call->params, count, "params") < 0)
-        return -1;
-    if (dist == TI_TRUNC_NORMAL && read_inverse_cdf(inverse_cdf, &call->inverse_cdf) < 0)
-        return -1;
-    return 0;
+    return read_doubles(params, call->params, count, "params");
 }
 
 PyDoc_STRVAR(fill_doc,
-"fill(data_ptr, out, dist, trunc_mode, params, inverse_cdf, seed, stream, sizes, mem_strides,\n"
+"fill(data_ptr, out, dist, trunc_mode, params, seed, stream, sizes, mem_strides,\n"
 "     logical_strides, base, threads, chunk, isa) -> threads used\n\n"
 "Write stream format v1 values over a coalesced layout through data_ptr (see triton_init/_cpu.py).");
+
+static int read_layout(ti_layout *layout, PyObject *sizes, PyObject *mem_strides, PyObject *logical_strides,
+                       unsigned long long base)
+{
+    memset(layout, 0, sizeof *layout);
+    int ndim = read_words(sizes, (uint64_t *)layout->sizes, TI_MAX_DIMS, 0, "sizes");
+    if (ndim < 0 || read_words(mem_strides, (uint64_t *)layout->mem_strides, TI_MAX_DIMS, 0, "mem_strides") != ndim ||
+        read_words(logical_strides, layout->logical_strides, TI_MAX_DIMS, 1, "logical_strides") != ndim) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "sizes, mem_strides and logical_strides differ in length");
+        return -1;
+    }
+    if (ndim == 0) {
+        PyErr_SetString(PyExc_ValueError, "a layout has at least one dim");
+        return -1;
+    }
+    for (int d = 0; d < ndim; d++)
+        if (layout->sizes[d] < 0) {
+            PyErr_SetString(PyExc_ValueError, "negative size");
+            return -1;
+        }
+    layout->ndim = ndim;
+    layout->base = base;
+    return 0;
+}
 
 static PyObject *py_fill(PyObject *self, PyObject *args)
 {
@@ -117,33 +114,16 @@ static PyObject *py_fill(PyObject *self, PyObject *args)
     unsigned long long data, seed, stream, base;
     long long chunk;
     int out, dist, trunc_mode, threads, isa;
-    PyObject *params, *inverse_cdf, *sizes, *mem_strides, *logical_strides;
-    if (!PyArg_ParseTuple(args, "KiiiOOKKOOOKiLi", &data, &out, &dist, &trunc_mode, &params, &inverse_cdf, &seed,
+    PyObject *params, *sizes, *mem_strides, *logical_strides;
+    if (!PyArg_ParseTuple(args, "KiiiOKKOOOKiLi", &data, &out, &dist, &trunc_mode, &params, &seed,
                           &stream, &sizes, &mem_strides, &logical_strides, &base, &threads, &chunk, &isa))
         return NULL;
     ti_call call;
-    if (read_call(&call, out, dist, trunc_mode, params, inverse_cdf, seed, stream) < 0)
+    if (read_call(&call, out, dist, trunc_mode, params, seed, stream) < 0)
         return NULL;
     ti_layout layout;
-    memset(&layout, 0, sizeof layout);
-    int ndim = read_words(sizes, (uint64_t *)layout.sizes, TI_MAX_DIMS, 0, "sizes");
-    if (ndim < 0 || read_words(mem_strides, (uint64_t *)layout.mem_strides, TI_MAX_DIMS, 0, "mem_strides") != ndim ||
-        read_words(logical_strides, layout.logical_strides, TI_MAX_DIMS, 1, "logical_strides") != ndim) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "sizes, mem_strides and logical_strides differ in length");
+    if (read_layout(&layout, sizes, mem_strides, logical_strides, base) < 0)
         return NULL;
-    }
-    if (ndim == 0) {
-        PyErr_SetString(PyExc_ValueError, "a layout has at least one dim");
-        return NULL;
-    }
-    for (int d = 0; d < ndim; d++)
-        if (layout.sizes[d] < 0) {
-            PyErr_SetString(PyExc_ValueError, "negative size");
-            return NULL;
-        }
-    layout.ndim = ndim;
-    layout.base = base;
     int used;
     Py_BEGIN_ALLOW_THREADS
     used = ti_fill((void *)(uintptr_t)data, &layout, &call, threads, chunk, isa);
@@ -151,8 +131,51 @@ static PyObject *py_fill(PyObject *self, PyObject *args)
     return PyLong_FromLong(used);
 }
 
+PyDoc_STRVAR(compare_doc,
+"compare(stored_ptr, out, dist, trunc_mode, params, seed, stream, sizes, mem_strides,\n"
+"        logical_strides, base, tolerance, positions_ptr, threads, chunk, isa) -> count\n\n"
+"Compare the stored values over a coalesced layout with stream format v1's: equal bits pass, and with\n"
+"tolerance (None, or (z_tol, compute_ulps, rounding_ulps, uniform_ulps, compute_mantissa,\n"
+"compute_min_exponent, out_mantissa, out_min_exponent)) values a float64 evaluation puts within the\n"
+"contract; the local row-major positions of the others go to positions_ptr (int64, room for every\n"
+"element), in order.");
+
+static PyObject *py_compare(PyObject *self, PyObject *args)
+{
+    (void)self;
+    unsigned long long stored, seed, stream, base, positions;
+    long long chunk;
+    int out, dist, trunc_mode, threads, isa;
+    PyObject *params, *sizes, *mem_strides, *logical_strides, *tolerance_spec;
+    if (!PyArg_ParseTuple(args, "KiiiOKKOOOKOKiLi", &stored, &out, &dist, &trunc_mode, &params, &seed,
+                          &stream, &sizes, &mem_strides, &logical_strides, &base, &tolerance_spec, &positions,
+                          &threads, &chunk, &isa))
+        return NULL;
+    ti_tolerance tolerance;
+    if (tolerance_spec != Py_None) {
+        double t[8];
+        if (read_doubles(tolerance_spec, t, 8, "tolerance") < 0)
+            return NULL;
+        tolerance = (ti_tolerance){t[0], t[1], t[2], t[3], (int)t[4], (int)t[5], (int)t[6], (int)t[7]};
+    }
+    ti_call call;
+    if (read_call(&call, out, dist, trunc_mode, params, seed, stream) < 0)
+        return NULL;
+    ti_layout layout;
+    if (read_layout(&layout, sizes, mem_strides, logical_strides, base) < 0)
+        return NULL;
+    int64_t found;
+    Py_BEGIN_ALLOW_THREADS
+    found = ti_compare((const void *)(uintptr_t)stored, &layout, &call, tolerance_spec != Py_None ? &tolerance : NULL,
+                       (int64_t *)(uintptr_t)positions, threads, chunk, isa);
+    Py_END_ALLOW_THREADS
+    if (found < 0)
+        return PyErr_NoMemory();
+    return PyLong_FromLongLong(found);
+}
+
 PyDoc_STRVAR(transform_words_doc,
-"transform_words(out_ptr, words_ptr, groups, out, dist, trunc_mode, params, inverse_cdf, isa)\n\n"
+"transform_words(out_ptr, words_ptr, groups, out, dist, trunc_mode, params, isa)\n\n"
 "The values of groups whose four Philox words are given (uint32, words[4 i + lane]), in element order:\n"
 "the transforms alone, for checks over every value u(w) can take.");
 
@@ -162,12 +185,12 @@ static PyObject *py_transform_words(PyObject *self, PyObject *args)
     unsigned long long out_ptr, words_ptr;
     long long groups;
     int out, dist, trunc_mode, isa;
-    PyObject *params, *inverse_cdf;
-    if (!PyArg_ParseTuple(args, "KKLiiiOOi", &out_ptr, &words_ptr, &groups, &out, &dist, &trunc_mode, &params,
-                          &inverse_cdf, &isa))
+    PyObject *params;
+    if (!PyArg_ParseTuple(args, "KKLiiiOi", &out_ptr, &words_ptr, &groups, &out, &dist, &trunc_mode, &params,
+                          &isa))
         return NULL;
     ti_call call;
-    if (read_call(&call, out, dist, trunc_mode, params, inverse_cdf, 0, 0) < 0)
+    if (read_call(&call, out, dist, trunc_mode, params, 0, 0) < 0)
         return NULL;
     if (groups < 0) {
         PyErr_SetString(PyExc_ValueError, "negative group count");
@@ -188,9 +211,50 @@ static PyObject *py_isa_name(PyObject *self, PyObject *args)
     return PyUnicode_FromString(ti_isa_name(isa));
 }
 
+/* The inverse-CDF coefficients this build compiled in (ndtri_coeffs.h), by piece: triton_init/_cpu.py refuses a
+   build whose pieces differ from kernels/ndtri_coeffs.py. */
+static PyObject *py_ndtri_coeffs(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    const struct { const char *name; const double *c; int n; } pieces[] = {
+        {"CENTRAL", TI_NDTRI_CENTRAL, TI_NDTRI_CENTRAL_DEGREE + 1},
+        {"WIDE", TI_NDTRI_WIDE, TI_NDTRI_WIDE_DEGREE + 1},
+        {"FAR", TI_NDTRI_FAR, TI_NDTRI_FAR_DEGREE + 1},
+    };
+    PyObject *result = PyDict_New();
+    if (!result)
+        return NULL;
+    for (size_t k = 0; k < sizeof pieces / sizeof pieces[0]; k++) {
+        PyObject *tuple = PyTuple_New(pieces[k].n);
+        if (!tuple) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        for (int i = 0; i < pieces[k].n; i++) {
+            PyObject *value = PyFloat_FromDouble(pieces[k].c[i]);
+            if (!value) {
+                Py_DECREF(tuple);
+                Py_DECREF(result);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(tuple, i, value);
+        }
+        int failed = PyDict_SetItemString(result, pieces[k].name, tuple);
+        Py_DECREF(tuple);
+        if (failed) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"fill", py_fill, METH_VARARGS, fill_doc},
+    {"compare", py_compare, METH_VARARGS, compare_doc},
     {"transform_words", py_transform_words, METH_VARARGS, transform_words_doc},
+    {"ndtri_coeffs", py_ndtri_coeffs, METH_NOARGS, "ndtri_coeffs() -> the compiled inverse-CDF pieces, by name"},
     {"isa_name", py_isa_name, METH_VARARGS, "isa_name(isa=ISA_BEST) -> the instruction set the kernels use here"},
     {NULL, NULL, 0, NULL},
 };

@@ -3,11 +3,11 @@
  *
  * Work goes in blocks of BLOCK_GROUPS Philox groups held as structure-of-arrays, so that the compiler
  * vectorizes every loop: the Philox rounds (32x32 -> 64-bit multiplies), then the transforms, whose
- * transcendentals are polynomials written here (log, sin/cos of 2 pi u, the inverse CDF's pieces), then the
- * cast and store. Arithmetic is IEEE single or double with no contraction into fma (-ffp-contract=off), so
- * every instruction set and architecture gives the same bits (bench/cross_arch_check.sh); only the rare
- * float64 trunc_normal calls use libm. Every value is a function of its logical index alone: threads and
- * blocks may split the work anywhere.
+ * transcendentals are polynomials written here (log, log2, sin/cos of 2 pi u; the inverse CDF's pieces are the
+ * kernels', from the generated ndtri_coeffs.h), then the cast and store. Arithmetic is IEEE single or double
+ * with no contraction into fma (-ffp-contract=off), so every instruction set and architecture gives the same
+ * bits (bench/cross_arch_check.sh); only the rare float64 trunc_normal calls use libm. Every value is a
+ * function of its logical index alone: threads and blocks may split the work anywhere.
  */
 #include "stream_v1.h"
 
@@ -48,8 +48,20 @@
 /* ln 2 = LN2_HI + LN2_LO with LN2_HI short enough that e * LN2_HI is exact for |e| < 2^8 */
 #define LN2_HI 0.693145751953125f
 #define LN2_LO 1.42860682030941723212e-6f
+#define LN2 0.6931471805599453
+#define LN2_F32 0.693147182f
 
 /* ---- the per-call constants, in the forms the loops use ---- */
+
+/* A trunc_normal fp32 path's constants (as kernels/fill.py _trunc_setup makes them): CENTRAL: k0 + k1 m = x =
+   2p - 1 for the mantissa m = u + 1 - 2^-24; WIDE: k0 + k2 u = 128 p and k1 + k2 (1 - u) = 128 q; TAIL:
+   k0 + k1 v = 128 pp for v = u, or 1 - u where k2 = 1 (the upper tail); UNTRUNCATED: none (p = u). The pieces' coefficients are times std (for fp32 outputs; 1 for float64
+   ones) and the sign of z (-1 for the upper tail), so that a value is mean + x' F' with x' = x or 64 x. */
+typedef struct {
+    float k0, k1, k2;
+    float poly[TI_NDTRI_WIDE_DEGREE + 1];  /* CENTRAL for the CENTRAL path, WIDE for the others */
+    float far[TI_NDTRI_FAR_DEGREE + 1];    /* FAR, for the TAIL path */
+} trunc_fp32;
 
 typedef struct {
     int dist, trunc_mode, out;
@@ -59,12 +71,9 @@ typedef struct {
     double a, width;                        /* uniform */
     double mean, std;                       /* normal, trunc_normal */
     float mean32, std32;
-    float x_lo, two_mass;                   /* trunc_normal CENTRAL: x = 2p - 1 = x_lo + two_mass u */
-    float p_lo32, q_hi32, mass32;           /* trunc_normal WIDE */
-    float mid, poly[TI_WIDE_DEGREE + 1];    /* CENTRAL or WIDE polynomial, times sqrt(2) (and std: see prepare) */
+    trunc_fp32 trunc;                       /* trunc_normal's fp32 paths */
     float lo32, hi32;
     double p_lo, q_hi, mass, lo, hi;        /* trunc_normal GENERAL, and the clamp for float64 outputs */
-    ti_inverse_cdf inverse_cdf;
 } prepared;
 
 static void prepare(prepared *pc, const ti_call *call)
@@ -101,25 +110,31 @@ static void prepare(prepared *pc, const ti_call *call)
     pc->hi = prm[6];
     pc->lo32 = (float)prm[5];
     pc->hi32 = (float)prm[6];
-    pc->inverse_cdf = call->inverse_cdf;
-    /* fp32 outputs take std into the polynomial (mean + x (std f): one multiply less per value); float64
-       outputs scale z in float64 */
-    const double scale = SQRT2 * (call->out == TI_OUT_F64 ? 1.0 : prm[1]);
-    const ti_inverse_cdf *inv = &call->inverse_cdf;
+    if (call->trunc_mode == TI_TRUNC_GENERAL)
+        return;
+    /* the fp32 paths take std into their polynomials (mean + x (std F)); float64 outputs scale z in float64 */
+    trunc_fp32 *t = &pc->trunc;
+    const double p_lo = prm[2], q_hi = prm[3], mass = prm[4];
+    int upper = 0;
     if (call->trunc_mode == TI_TRUNC_CENTRAL) {
-        pc->x_lo = (float)(2.0 * prm[2] - 1.0);
-        pc->two_mass = (float)(2.0 * prm[4]);
-        pc->mid = (float)inv->central_mid;
-        for (int k = 0; k <= TI_CENTRAL_DEGREE; k++)
-            pc->poly[k] = (float)(inv->central[k] * scale);
+        t->k1 = (float)(2.0 * mass);
+        t->k0 = (float)((2.0 * p_lo - 1.0) - (double)t->k1 * 0.99999994039535522);
     } else if (call->trunc_mode == TI_TRUNC_WIDE) {
-        pc->p_lo32 = (float)prm[2];
-        pc->q_hi32 = (float)prm[3];
-        pc->mass32 = (float)prm[4];
-        pc->mid = (float)inv->wide_mid;
-        for (int k = 0; k <= TI_WIDE_DEGREE; k++)
-            pc->poly[k] = (float)(inv->wide[k] * scale);
+        t->k0 = (float)(128.0 * p_lo);
+        t->k1 = (float)(128.0 * q_hi);
+        t->k2 = (float)(128.0 * mass);
+    } else if (call->trunc_mode == TI_TRUNC_TAIL) {  /* one tail: the upper one draws 1 - u and negates z */
+        upper = q_hi < p_lo;
+        t->k0 = (float)(128.0 * (upper ? q_hi : p_lo));
+        t->k1 = (float)(128.0 * mass);
+        t->k2 = upper ? 1.0f : 0.0f;
     }
+    const double scale = (call->out == TI_OUT_F64 ? 1.0 : prm[1]) * (upper ? -1.0 : 1.0);
+    const int central = call->trunc_mode == TI_TRUNC_CENTRAL;
+    for (int k = 0; k <= (central ? TI_NDTRI_CENTRAL_DEGREE : TI_NDTRI_WIDE_DEGREE); k++)
+        t->poly[k] = (float)((central ? TI_NDTRI_CENTRAL : TI_NDTRI_WIDE)[k] * scale);
+    for (int k = 0; k <= TI_NDTRI_FAR_DEGREE; k++)
+        t->far[k] = (float)(TI_NDTRI_FAR[k] * scale);
 }
 
 /* ---- bits ---- */
@@ -128,8 +143,9 @@ TI_INLINE uint32_t f32_bits(float x) { uint32_t b; memcpy(&b, &x, 4); return b; 
 TI_INLINE float bits_f32(uint32_t b) { float x; memcpy(&x, &b, 4); return x; }
 TI_INLINE double bits_f64(uint64_t b) { double x; memcpy(&x, &b, 8); return x; }
 
-/* u(w) = ((w >> 9) + 1/2) 2^-23, exact: the top 23 bits as the mantissa of 1 + k 2^-23, minus 1 - 2^-24. */
-TI_INLINE float u01_f32(uint32_t w) { return bits_f32((w >> 9) | 0x3F800000u) - 0.99999994039535522f; }
+/* u(w) = ((w >> 9) + 1/2) 2^-23, exact: the top 23 bits as the mantissa m = 1 + k 2^-23, minus 1 - 2^-24. */
+TI_INLINE float mantissa_f32(uint32_t w) { return bits_f32((w >> 9) | 0x3F800000u); }
+TI_INLINE float u01_f32(uint32_t w) { return mantissa_f32(w) - 0.99999994039535522f; }
 TI_INLINE double u01_f64(uint32_t w)
 {
     return bits_f64(((uint64_t)(w >> 9) << 29) | 0x3FF0000000000000ull) - 0.99999994039535522;
@@ -175,6 +191,27 @@ TI_INLINE float ln_f32(float x)
     float ln_m = f - s * (f - tail);
     float ef = (float)e;
     return ef * LN2_HI + (ln_m + ef * LN2_LO);
+}
+
+/* log2 x for a normal fp32 x > 0, for the inverse CDF's variable, whose pieces need it to about 1e-5 absolute
+   (tests/test_native.py): x = 2^e m as in ln_f32, log2 m = f P(f) for f = m - 1 in [-0.293, 0.415], P the
+   degree-5 minimax fit of log2(1 + f) / f (fp32 coefficients; at most 2.3e-6 off evaluated in fp32). No
+   division: a third cheaper than ln_f32's series. */
+#define LOG2_P0 1.44271362f
+#define LOG2_P1 -0.721133769f
+#define LOG2_P2 0.479338467f
+#define LOG2_P3 -0.367457390f
+#define LOG2_P4 0.322237790f
+#define LOG2_P5 -0.206789091f
+
+TI_INLINE float log2_f32(float x)
+{
+    uint32_t bits = f32_bits(x);
+    int32_t e = (int32_t)(bits - 0x3F3504F3u) >> 23;
+    float f = bits_f32(bits - ((uint32_t)e << 23)) - 1.0f;
+    float f2 = f * f;
+    float p = (LOG2_P0 + LOG2_P1 * f) + f2 * ((LOG2_P2 + LOG2_P3 * f) + f2 * (LOG2_P4 + LOG2_P5 * f));
+    return (float)e + f * p;
 }
 
 /* cos and sin of 2 pi u for u = u(w): quadrant k = round(4u) and f = 4u - k in [-1/2, 1/2] are exact (4u is
@@ -246,7 +283,6 @@ typedef struct {
     uint32_t w[4][BLOCK_GROUPS] TI_ALIGNED;  /* Philox words, by lane */
     float f[4][BLOCK_GROUPS] TI_ALIGNED;     /* values by lane for fp32, bf16 and fp16 outputs */
     double d[4][BLOCK_GROUPS] TI_ALIGNED;    /* values by lane for float64 outputs */
-    float x[BLOCK_GROUPS] TI_ALIGNED;        /* trunc_normal's signed x = 2p - 1 of one lane */
 } scratch;
 
 /* Polynomials by Estrin's scheme (pairs c[k] + c[k+1] x, then pairs of those with x^2, x^4, x^8): its
@@ -260,15 +296,14 @@ TI_INLINE float estrin6_f32(float x, const float *c)
     return (p01 + p23 * x2) + (p45 + c[6] * x2) * x4;
 }
 
-TI_INLINE float estrin13_f32(float x, const float *c)
+TI_INLINE float estrin10_f32(float x, const float *c)
 {
     float x2 = x * x;
     float x4 = x2 * x2;
     float x8 = x4 * x4;
     float p01 = c[0] + c[1] * x, p23 = c[2] + c[3] * x, p45 = c[4] + c[5] * x, p67 = c[6] + c[7] * x;
-    float p89 = c[8] + c[9] * x, p1011 = c[10] + c[11] * x, p1213 = c[12] + c[13] * x;
-    float q03 = p01 + p23 * x2, q47 = p45 + p67 * x2, q811 = p89 + p1011 * x2;
-    return (q03 + q47 * x4) + (q811 + p1213 * x4) * x8;
+    float p810 = c[8] + c[9] * x + c[10] * x2;
+    return ((p01 + p23 * x2) + (p45 + p67 * x2) * x4) + p810 * x8;
 }
 
 /* (the forms of maxps/minps: the compiler vectorizes them without branches) */
@@ -341,60 +376,50 @@ TI_INLINE void normal_values(const prepared *pc, int groups, scratch *restrict s
     }
 }
 
-/* trunc_normal, CENTRAL: every p and 1 - p above about 0.0034, so with x = 2p - 1 = x_lo + two_mass u and
-   w = -ln(1 - x^2), Phi^-1(p) = x sqrt(2) f(w) on both sides of 1/2 (triton_init/_cpu_ndtri.py CENTRAL).
-   This computes x and w - mid; ``trunc_finish`` the rest. */
-TI_INLINE void trunc_central_arg(const prepared *pc, int groups, const uint32_t *restrict w, float *restrict xs,
-                                 float *restrict arg)
+/* trunc_normal's fp32 paths, as the kernels take them (kernels/philox.py trunc_normal_*, the path chosen per call
+   by kernels/trunc_paths.py), with the pieces of ndtri_coeffs.h: Phi^-1(p) = x F(w), w = -ln(4 p q), q = 1 - p.
+   The arithmetic differs where the kernels use fused multiply-adds: 1 - x^2 = (1 - x)(1 + x), one factor
+   exact where |x| >= 1/2; 4096 (1 - x^2) = 128 p * 128 q, one rounding. tests/test_native.py checks every
+   path over every u(w) against the exact values.
+   z' (times std and the path's sign, folded into the coefficients) of one u: */
+TI_INLINE float trunc_z(const trunc_fp32 *t, int path, uint32_t w)
 {
-    const float x_lo = pc->x_lo, two_mass = pc->two_mass, mid = pc->mid;
-    for (int i = 0; i < groups; i++) {
-        float x = x_lo + two_mass * u01_f32(w[i]);
-        xs[i] = x;
-        arg[i] = -ln_f32(1.0f - x * x) - mid;
+    if (path == TI_TRUNC_CENTRAL) {  /* every p and q above about 0.0034: x = 2p - 1, F in log2(1 - x^2) */
+        float x = t->k0 + t->k1 * mantissa_f32(w);  /* k0 = 2 p_lo - 1 - 2 mass (1 - 2^-24), see prepare */
+        return x * estrin6_f32(log2_f32((1.0f - x) * (1.0f + x)), t->poly);
     }
+    const float u = u01_f32(w);
+    if (path == TI_TRUNC_TAIL) {  /* one tail, pp down to 2^-126: WIDE below s = sqrt(w) = 4, FAR from there */
+        float pp = t->k0 + t->k1 * (t->k2 != 0.0f ? 1.0f - u : u);  /* 1 - u is exact */
+        float v = log2_f32((128.0f - pp) * pp);
+        float s = sqrtf((12.0f - v) * LN2_F32);
+        float f = s >= (float)TI_NDTRI_TAIL_FAR_FROM_S ? estrin6_f32(s, t->far) : estrin10_f32(v, t->poly);
+        return (pp - 64.0f) * f;
+    }
+    /* UNTRUNCATED (p = u: 128 p = 128 m - (128 - 2^-17) and 128 q = 128 - 128 p, both exact) and WIDE: every p
+       and q at least about 2.8e-8; F / 64 in log2(128 p * 128 q) = log2(4096 (1 - x^2)), times 64 x = 128 p - 64 */
+    float p = path == TI_TRUNC_UNTRUNCATED ? bits_f32((w >> 9) | 0x43000000u) - 127.99999237060547f
+                                           : t->k0 + t->k2 * u;
+    float q = path == TI_TRUNC_UNTRUNCATED ? 128.0f - p : t->k1 + t->k2 * (1.0f - u);
+    return (p - 64.0f) * estrin10_f32(log2_f32(p * q), t->poly);
 }
 
-/* trunc_normal, WIDE: every min(p, q) at or above 1e-8, one polynomial in w = -ln(4 p (1 - p)) for the
-   smaller of p = Phi(alpha) + mass u and q = Phi(-beta) + mass (1 - u) (triton_init/_cpu_ndtri.py WIDE):
-   x = 2p - 1 (negated when q is the smaller: Phi^-1(1 - q) = -Phi^-1(q)) and w - mid. */
-TI_INLINE void trunc_wide_arg(const prepared *pc, int groups, const uint32_t *restrict w, float *restrict xs,
-                              float *restrict arg)
+/* The values of an fp32 path, all four lanes in one loop (four independent dependency chains per iteration):
+   mean + z', clamped into the outermost output-dtype values inside [a, b] (float64 outputs: mean + std z in
+   float64). ``path`` is a constant where this is inlined: one loop each. */
+TI_INLINE void trunc_path_values(const prepared *pc, int path, int groups, scratch *restrict s)
 {
-    const float p_lo = pc->p_lo32, q_hi = pc->q_hi32, mass = pc->mass32, mid = pc->mid;
-    for (int i = 0; i < groups; i++) {
-        float u = u01_f32(w[i]);
-        float p = p_lo + mass * u;
-        float q = q_hi + mass * (1.0f - u);  /* 1 - u is exact */
-        int lower = p <= 0.5f;
-        float pp = lower ? p : q;
-        float x = 2.0f * pp - 1.0f;
-        xs[i] = lower ? x : -x;
-        arg[i] = -ln_f32(4.0f * pp * (1.0f - pp)) - mid;
-    }
-}
-
-/* Values x f(arg), shifted (std is in the polynomial for fp32 outputs) and clamped: the outermost output-dtype
-   values inside [a, b] keep every rounded value inside. */
-TI_INLINE void trunc_finish(const prepared *pc, int groups, int central, const float *restrict xs,
-                            float *restrict arg_then_value, double *restrict value64)
-{
-    float poly[TI_WIDE_DEGREE + 1];
-    memcpy(poly, pc->poly, sizeof poly);
-    if (pc->out == TI_OUT_F64) {  /* z in fp32, scaled, shifted and clamped in float64 */
+    const trunc_fp32 t = pc->trunc;  /* a local copy: the stores cannot alias it */
+    if (pc->out == TI_OUT_F64) {
         const double mean = pc->mean, std = pc->std, lo = pc->lo, hi = pc->hi;
-        for (int i = 0; i < groups; i++) {
-            float arg = arg_then_value[i];
-            float z = xs[i] * (central ? estrin6_f32(arg, poly) : estrin13_f32(arg, poly));
-            value64[i] = clamp_f64(mean + std * (double)z, lo, hi);
-        }
+        for (int i = 0; i < groups; i++)
+            for (int lane = 0; lane < 4; lane++)
+                s->d[lane][i] = clamp_f64(mean + std * (double)trunc_z(&t, path, s->w[lane][i]), lo, hi);
     } else {
         const float mean = pc->mean32, lo = pc->lo32, hi = pc->hi32;
-        for (int i = 0; i < groups; i++) {
-            float arg = arg_then_value[i];
-            float z = xs[i] * (central ? estrin6_f32(arg, poly) : estrin13_f32(arg, poly));
-            arg_then_value[i] = clamp_f32(z + mean, lo, hi);
-        }
+        for (int i = 0; i < groups; i++)
+            for (int lane = 0; lane < 4; lane++)
+                s->f[lane][i] = clamp_f32(mean + trunc_z(&t, path, s->w[lane][i]), lo, hi);
     }
 }
 
@@ -406,7 +431,7 @@ TI_INLINE double horner_f64(double x, const double *c, int degree)
     return acc;
 }
 
-/* Phi^-1(p) for tiny p (below about 1e-44, beyond the fitted tail pieces): Newton's method on
+/* Phi^-1(p) for tiny p (beyond the FAR piece's range, p below about 6e-39): Newton's method on
    ln Phi(z) = ln p from the asymptotic z^2 = t - ln t, t = -2 ln p - ln(2 pi). Each step squares the
    relative error, so four reach float64 precision. */
 static double ndtri_far_tail(double p)
@@ -423,60 +448,56 @@ static double ndtri_far_tail(double p)
     return z;
 }
 
-/* Phi^-1(p) for p in [0, 1/2] in float64: the fitted pieces (sqrt(2) x f(w), x = 2p - 1,
-   w = -ln(4 p (1 - p))) where they reach, Newton's method beyond. */
-static double ndtri_lower_f64(double p, const ti_inverse_cdf *inv)
+/* Phi^-1(p) for p in [0, 1/2] in float64: the kernels' WIDE and FAR pieces (64 x F(w) / 64, x = 2p - 1,
+   w = -ln(4 p (1 - p))) over the w they were fitted for, Newton's method beyond. */
+static double ndtri_lower_f64(double p)
 {
     if (!(p > 0.0))
         return -INFINITY;
-    double x = 2.0 * p - 1.0;
-    double w = -log(4.0 * p * (1.0 - p));
-    double f;
-    if (w < 5.0) {
-        f = horner_f64(w - inv->central_mid, inv->central, TI_CENTRAL_DEGREE);
-    } else {
-        double s = sqrt(w);
-        if (s > 10.0)
-            return ndtri_far_tail(p);
-        if (s >= inv->tail_split)
-            f = horner_f64(s - inv->far_mid, inv->far, TI_TAIL_DEGREE);
-        else
-            f = horner_f64(s - inv->near_mid, inv->near, TI_TAIL_DEGREE);
-    }
-    return SQRT2 * x * f;
+    const double w = -log(4.0 * p * (1.0 - p));
+    if (w > TI_NDTRI_FAR_W_HI)
+        return ndtri_far_tail(p);
+    const double x64 = 128.0 * p - 64.0;
+    if (w <= TI_NDTRI_WIDE_W_LIMIT)
+        return x64 * horner_f64(12.0 - w / LN2, TI_NDTRI_WIDE, TI_NDTRI_WIDE_DEGREE);
+    return x64 * horner_f64(sqrt(w), TI_NDTRI_FAR, TI_NDTRI_FAR_DEGREE);
 }
 
-/* trunc_normal in float64, for every call the fp32 polynomials do not cover. */
+/* trunc_normal in float64, for the calls the kernels leave to the float64 reference (some p below fp32's
+   normal range). */
 static double trunc_general_f64(const prepared *pc, uint32_t w)
 {
     double p = pc->p_lo + pc->mass * u01_f64(w);
     double q = pc->q_hi + pc->mass * u01_f64(~w);  /* u(~w) = 1 - u(w) */
     int lower = p <= 0.5;
-    double z = ndtri_lower_f64(lower ? p : q, &pc->inverse_cdf);
+    double z = ndtri_lower_f64(lower ? p : q);
     return clamp_f64(pc->mean + pc->std * (lower ? z : -z), pc->lo, pc->hi);
 }
 
 TI_INLINE void trunc_values(const prepared *pc, int groups, scratch *restrict s)
 {
-    const int f64 = pc->out == TI_OUT_F64;
-    if (pc->trunc_mode == TI_TRUNC_GENERAL) {
+    switch (pc->trunc_mode) {
+    case TI_TRUNC_CENTRAL:
+        trunc_path_values(pc, TI_TRUNC_CENTRAL, groups, s);
+        break;
+    case TI_TRUNC_UNTRUNCATED:
+        trunc_path_values(pc, TI_TRUNC_UNTRUNCATED, groups, s);
+        break;
+    case TI_TRUNC_WIDE:
+        trunc_path_values(pc, TI_TRUNC_WIDE, groups, s);
+        break;
+    case TI_TRUNC_TAIL:
+        trunc_path_values(pc, TI_TRUNC_TAIL, groups, s);
+        break;
+    default:
         for (int lane = 0; lane < 4; lane++)
             for (int i = 0; i < groups; i++) {
                 double v = trunc_general_f64(pc, s->w[lane][i]);
-                if (f64)
+                if (pc->out == TI_OUT_F64)
                     s->d[lane][i] = v;
                 else
                     s->f[lane][i] = (float)v;  /* lo and hi are output-dtype values: exact in fp32 */
             }
-        return;
-    }
-    const int central = pc->trunc_mode == TI_TRUNC_CENTRAL;
-    for (int lane = 0; lane < 4; lane++) {
-        if (central)
-            trunc_central_arg(pc, groups, s->w[lane], s->x, s->f[lane]);
-        else
-            trunc_wide_arg(pc, groups, s->w[lane], s->x, s->f[lane]);
-        trunc_finish(pc, groups, central, s->x, s->f[lane], s->d[lane]);
     }
 }
 
@@ -755,11 +776,117 @@ static void fill_run(char *out, const prepared *pc, const isa_kernels *k, scratc
     }
 }
 
-/* Elements [first, stop) of the layout, in local row-major order. */
-static void fill_range(char *out, const ti_layout *layout, const prepared *pc, const isa_kernels *k, int64_t first,
-                       int64_t stop)
+/* ---- verification: regenerate values and compare them with stored ones, bit for bit ---- */
+
+/* The contract's ulp (contract.ulp) at |y|, or less: the spacing at |y| (the subnormal spacing below the
+   normal range), and the smallest spacing of all where |y| is 0 or not a number, so that it never exceeds
+   the spacing at any value at least |y|. */
+static double ulp_at_most(double y, int mantissa, int min_exponent)
+{
+    y = fabs(y);
+    int exponent = y > 0.0 && y <= 1.7976931348623157e308 ? ilogb(y) : min_exponent;
+    return ldexp(1.0, (exponent < min_exponent ? min_exponent : exponent) - mantissa);
+}
+
+/* The stored value at ``at`` as a double (fp32, bf16 or float64 outputs). */
+static double stored_value(const char *at, int out)
+{
+    if (out == TI_OUT_F64) {
+        double v;
+        memcpy(&v, at, 8);
+        return v;
+    }
+    uint32_t bits;
+    if (out == TI_OUT_F32) {
+        memcpy(&bits, at, 4);
+    } else {
+        uint16_t half;
+        memcpy(&half, at, 2);
+        bits = (uint32_t)half << 16;
+    }
+    return (double)bits_f32(bits);
+}
+
+/* Whether the value stored at ``at`` for lane ``lane`` of group ``g`` of the block (its words in ``s``) provably
+   meets the contract: the exact value evaluated in float64 (libm's log, sqrt, cos, sin: a few ulps of
+   float64), every error of that evaluation (``margin``, a thousand times larger than it) taken from the
+   tolerance and added to the difference, the tolerance's ulps taken at the smallest magnitude the exact value
+   can have. Anything else (NaN, infinities, trunc_normal, float16) is left to the caller's float64 check. */
+static int within_contract(const prepared *pc, const ti_tolerance *t, const scratch *s, int g, int lane,
+                           const char *at)
+{
+    if (pc->out == TI_OUT_F16 || pc->dist == TI_TRUNC_NORMAL)
+        return 0;
+    const double x = stored_value(at, pc->out);
+    double exact, tolerance, margin;
+    if (pc->dist == TI_UNIFORM) {
+        exact = pc->a + pc->width * u01_f64(s->w[lane][g]);
+        margin = 1e-12 * (fabs(pc->a) + fabs(pc->width));
+        double low = fabs(exact) - margin;
+        tolerance = t->uniform_ulps * ulp_at_most(low, 23, -126) +
+                    t->rounding_ulps * ulp_at_most(low, t->out_mantissa, t->out_min_exponent);
+    } else {
+        const int pair = lane & 2;
+        double radius = sqrt(-2.0 * log(u01_f64(s->w[pair][g])));
+        double angle = 6.283185307179586 * u01_f64(s->w[pair + 1][g]);
+        double z = radius * ((lane & 1) ? sin(angle) : cos(angle));
+        exact = pc->mean + pc->std * z;
+        margin = 1e-12 * (fabs(pc->mean) + pc->std * (1.0 + fabs(z)));
+        double low = fabs(exact) - margin;
+        double z_low = fabs(z) - 1e-12 * (1.0 + fabs(z));
+        tolerance = t->z_tol * pc->std * (z_low > 1.0 ? z_low : 1.0) +
+                    t->compute_ulps * ulp_at_most(low + fabs(pc->mean), t->compute_mantissa, t->compute_min_exponent) +
+                    t->rounding_ulps * ulp_at_most(low, t->out_mantissa, t->out_min_exponent);
+    }
+    return fabs(x - exact) + margin <= tolerance;  /* false for a NaN */
+}
+
+/* Appends to ``positions`` the local positions, from ``position``, of the ``count`` stored elements (at
+   ``mem`` and ``stride``) whose bits differ from the values of consecutive logical indices from ``logical``
+   and that ``tolerance`` (if given) does not clear; returns how many. */
+static int64_t compare_run(const char *stored, const prepared *pc, const ti_tolerance *tolerance,
+                           const isa_kernels *k, scratch *s, uint64_t logical, int64_t count, int64_t mem,
+                           int64_t stride, int64_t position, int64_t *positions)
+{
+    const int size = element_size(pc->out);
+    char values[BLOCK_VALUES * 8] TI_ALIGNED;
+    uint64_t group = logical >> 2;
+    int head = (int)(logical & 3);
+    int64_t found = 0;
+    while (count > 0) {
+        int64_t take = BLOCK_VALUES - head;
+        if (take > count)
+            take = count;
+        int groups = (int)((head + take + 3) >> 2);
+        k->words(pc, group, groups, s);
+        k->transform(pc, groups, s);
+        k->store(pc, s, head, take, values, 1);
+        const char *at = stored + mem * size;
+        if (stride != 1 || memcmp(values, at, (size_t)(take * size)) != 0)
+            for (int64_t i = 0; i < take; i++) {
+                const char *element = at + i * stride * size;
+                if (memcmp(values + i * size, element, (size_t)size) != 0 &&
+                    (tolerance == NULL ||
+                     !within_contract(pc, tolerance, s, (int)((head + i) >> 2), (int)((head + i) & 3), element)))
+                    positions[found++] = position + i;
+            }
+        mem += take * stride;
+        position += take;
+        count -= take;
+        group += BLOCK_GROUPS;
+        head = 0;
+    }
+    return found;
+}
+
+/* Elements [first, stop) of the layout, in local row-major order: written through ``out``, or, where ``stored``
+   is given, compared with it (the differing positions to ``positions``, in order; returns how many). */
+static int64_t fill_range(char *out, const char *stored, const ti_tolerance *tolerance, int64_t *positions,
+                          const ti_layout *layout, const prepared *pc, const isa_kernels *k, int64_t first,
+                          int64_t stop)
 {
     scratch s;
+    int64_t found = 0;
     const int inner = layout->ndim - 1;
     const int64_t n = layout->sizes[inner], inner_stride = layout->mem_strides[inner];
     int64_t row = first / n, col = first % n;
@@ -773,11 +900,16 @@ static void fill_range(char *out, const ti_layout *layout, const prepared *pc, c
             logical += (uint64_t)index * layout->logical_strides[d];
             mem += index * layout->mem_strides[d];
         }
-        fill_run(out, pc, k, &s, logical + (uint64_t)col, count, mem + col * inner_stride, inner_stride);
+        if (stored != NULL)
+            found += compare_run(stored, pc, tolerance, k, &s, logical + (uint64_t)col, count,
+                                 mem + col * inner_stride, inner_stride, first, positions + found);
+        else
+            fill_run(out, pc, k, &s, logical + (uint64_t)col, count, mem + col * inner_stride, inner_stride);
         first += count;
         row++;
         col = 0;
     }
+    return found;
 }
 
 void ti_transform_words(void *out, const uint32_t *words, int64_t groups, const ti_call *call, int isa)
@@ -806,6 +938,9 @@ void ti_transform_words(void *out, const uint32_t *words, int64_t groups, const 
 
 typedef struct {
     char *out;
+    const char *stored;  /* a comparison (ti_compare): the values to check, instead of ``out`` to write */
+    const ti_tolerance *tolerance;
+    int64_t *positions, *found;  /* its differing positions, and how many each chunk found */
     ti_layout layout;
     prepared pc;
     const isa_kernels *kernels;
@@ -822,10 +957,13 @@ static void work_on(work *w)
         int64_t c = atomic_fetch_add(&w->next_chunk, 1);
         if (c >= w->chunks)
             return;
-        int64_t first = c * w->chunk;
-        fill_range(w->out, &w->layout, &w->pc, w->kernels, first,
-                   w->numel - first < w->chunk ? w->numel : first + w->chunk);
-        w->kernels->finish();
+        int64_t first = c * w->chunk, stop = w->numel - first < w->chunk ? w->numel : first + w->chunk;
+        int64_t found = fill_range(w->out, w->stored, w->tolerance, w->stored != NULL ? w->positions + first : NULL,
+                                   &w->layout, &w->pc, w->kernels, first, stop);
+        if (w->stored != NULL)
+            w->found[c] = found;
+        else
+            w->kernels->finish();
         if (atomic_fetch_add(&w->done_chunks, 1) + 1 == w->chunks) {
             pthread_mutex_lock(&w->lock);
             pthread_cond_broadcast(&w->all_done);
@@ -851,37 +989,26 @@ static void *helper(void *arg)
     return NULL;
 }
 
-int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads, int64_t chunk, int isa)
+/* Runs ``proto``'s chunks on up to ``threads`` threads (the calling one included); returns the threads used. */
+static int run_work(const work *proto, int threads)
 {
-    int64_t numel = 1;
-    for (int d = 0; d < layout->ndim; d++)
-        numel *= layout->sizes[d];
-    if (numel == 0)
-        return 0;
-    if (chunk < 1)
-        chunk = 1;
-    const int64_t chunks = (numel - 1) / chunk + 1;
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
-    if (threads > chunks)
-        threads = (int)chunks;
-    prepared pc;
-    prepare(&pc, call);
-    pc.streaming = layout->ndim == 1 && layout->mem_strides[0] == 1 && numel * element_size(call->out) >= STREAMING_BYTES;
-    const isa_kernels *kernels = kernels_for(isa);
+    if (threads > proto->chunks)
+        threads = (int)proto->chunks;
     work *w = threads > 1 ? (work *)malloc(sizeof(work)) : NULL;
     if (w == NULL) {
-        fill_range((char *)out, layout, &pc, kernels, 0, numel);
-        kernels->finish();
+        work single = *proto;
+        atomic_init(&single.next_chunk, 0);
+        atomic_init(&single.done_chunks, 0);
+        pthread_mutex_init(&single.lock, NULL);
+        pthread_cond_init(&single.all_done, NULL);
+        work_on(&single);
+        pthread_mutex_destroy(&single.lock);
+        pthread_cond_destroy(&single.all_done);
         return 1;
     }
-    w->out = (char *)out;
-    w->layout = *layout;
-    w->pc = pc;
-    w->kernels = kernels;
-    w->numel = numel;
-    w->chunk = chunk;
-    w->chunks = chunks;
+    *w = *proto;
     atomic_init(&w->next_chunk, 0);
     atomic_init(&w->done_chunks, 0);
     atomic_init(&w->holders, 1);
@@ -903,9 +1030,60 @@ int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads
     pthread_attr_destroy(&attr);
     work_on(w);
     pthread_mutex_lock(&w->lock);
-    while (atomic_load(&w->done_chunks) < chunks)
+    while (atomic_load(&w->done_chunks) < w->chunks)
         pthread_cond_wait(&w->all_done, &w->lock);
     pthread_mutex_unlock(&w->lock);
     let_go(w);
     return started + 1;
+}
+
+/* The work of one call over ``layout``, before its threads start; numel 0 for an empty layout. */
+static void plan_work(work *w, const ti_layout *layout, const ti_call *call, int64_t chunk, int isa)
+{
+    memset(w, 0, sizeof *w);
+    int64_t numel = 1;
+    for (int d = 0; d < layout->ndim; d++)
+        numel *= layout->sizes[d];
+    w->layout = *layout;
+    prepare(&w->pc, call);
+    w->kernels = kernels_for(isa);
+    w->numel = numel;
+    w->chunk = chunk < 1 ? 1 : chunk;
+    w->chunks = numel == 0 ? 0 : (numel - 1) / w->chunk + 1;
+}
+
+int ti_fill(void *out, const ti_layout *layout, const ti_call *call, int threads, int64_t chunk, int isa)
+{
+    work w;
+    plan_work(&w, layout, call, chunk, isa);
+    if (w.numel == 0)
+        return 0;
+    w.out = (char *)out;
+    w.pc.streaming = layout->ndim == 1 && layout->mem_strides[0] == 1 &&
+                     w.numel * element_size(call->out) >= STREAMING_BYTES;
+    return run_work(&w, threads);
+}
+
+int64_t ti_compare(const void *stored, const ti_layout *layout, const ti_call *call, const ti_tolerance *tolerance,
+                   int64_t *positions, int threads, int64_t chunk, int isa)
+{
+    work w;
+    plan_work(&w, layout, call, chunk, isa);
+    if (w.numel == 0)
+        return 0;
+    w.stored = (const char *)stored;
+    w.tolerance = tolerance;
+    w.positions = positions;
+    w.found = (int64_t *)malloc((size_t)w.chunks * sizeof(int64_t));
+    if (w.found == NULL)
+        return -1;
+    run_work(&w, threads);
+    int64_t total = 0;
+    for (int64_t c = 0; c < w.chunks; c++) {  /* each chunk's positions to the front, in order */
+        if (total != c * w.chunk)
+            memmove(positions + total, positions + c * w.chunk, (size_t)w.found[c] * sizeof(int64_t));
+        total += w.found[c];
+    }
+    free(w.found);
+    return total;
 }

@@ -228,13 +228,19 @@ def _block_values(out_ptr, first_lo, first_hi, seed_lo, seed_hi, stream_lo, stre
 
 
 @triton.jit
-def _store_values(out_ptr, ptrs, values, mask, EXACT_BF16: tl.constexpr):
-    """Cast to the output dtype (rounded once; fp64 -> bf16 through fp32, as torch) and store."""
+def _output_values(out_ptr, values, EXACT_BF16: tl.constexpr):
+    """Cast to the output dtype of ``out_ptr`` (rounded once; fp64 -> bf16 through fp32, as torch)."""
     if out_ptr.dtype.element_ty == tl.bfloat16:
         values = values.to(tl.float32)
         if EXACT_BF16:  # the interpreter's cast truncates; some AMD archs convert slower than this
             values = _bf16_round_nearest_even(values)
-    tl.store(ptrs, values.to(out_ptr.dtype.element_ty), mask=mask, eviction_policy="evict_first")
+    return values.to(out_ptr.dtype.element_ty)
+
+
+@triton.jit
+def _store_values(out_ptr, ptrs, values, mask, EXACT_BF16: tl.constexpr):
+    """Cast to the output dtype and store."""
+    tl.store(ptrs, _output_values(out_ptr, values, EXACT_BF16), mask=mask, eviction_policy="evict_first")
 
 
 @triton.jit(do_not_specialize=["seed_lo", "seed_hi", "stream_lo", "stream_hi", "base_lo", "base_hi",

@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from . import ndtri_coeffs as C
+from .trunc_paths import TAIL_FAR_FROM_S
 from .transcendentals import cos_angle, full_turn, log2, sin_angle, sqrt
 
 # Philox4x32-10 constants (Salmon et al., Random123).
@@ -35,7 +36,7 @@ SERIES_ABOVE = tl.constexpr(1.0 - 2.0 ** -11)
 C0, C1, C2, C3, C4, C5, C6 = (tl.constexpr(c) for c in C.CENTRAL)
 W0, W1, W2, W3, W4, W5, W6, W7, W8, W9, W10 = (tl.constexpr(c) for c in C.WIDE)
 F0, F1, F2, F3, F4, F5, F6 = (tl.constexpr(c) for c in C.FAR)
-FAR_FROM_S = tl.constexpr(4.0)
+FAR_FROM_S = tl.constexpr(TAIL_FAR_FROM_S)
 
 
 @triton.jit

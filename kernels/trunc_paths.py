@@ -27,6 +27,8 @@ U_MIN = 2.0 ** -24  # the smallest u(w), and 1 - the largest
 # w = -ln(4 p (1 - p)) limits of the pieces, a little inside the ranges they were fitted on.
 CENTRAL_W_LIMIT = 4.99
 WIDE_W_LIMIT = 16.0
+# The TAIL path takes the FAR piece from s = sqrt(w) = 4 (w = 16) on, the WIDE piece below.
+TAIL_FAR_FROM_S = 4.0
 # Phi^-1(u) instead of Phi^-1(Phi(alpha) + mass u) moves p by at most 2^-48 + 2^-47 u, under 2^-23 of p.
 UNTRUNCATED_TAIL = 2.0 ** -48
 # Margins of the clamp decision: the contract's 2e-5 max(1, |z|) five times over, and fp32 rounding of
@@ -35,7 +37,7 @@ Z_MARGIN = 1e-4
 ROUNDING_MARGIN = 2.0 ** -20
 
 assert CENTRAL_W_LIMIT < ndtri_coeffs.CENTRAL_W[1] and WIDE_W_LIMIT < ndtri_coeffs.WIDE_W[1]
-assert ndtri_coeffs.FAR_W[0] < WIDE_W_LIMIT
+assert ndtri_coeffs.FAR_W[0] < TAIL_FAR_FROM_S ** 2 <= WIDE_W_LIMIT
 
 
 def _w(p: float) -> float:

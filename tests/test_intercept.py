@@ -211,15 +211,18 @@ def test_random_values_that_cannot_be_served_warn_once_or_raise_when_strict():
             tmp = torch.empty(9, 6)
             nn.init.normal_(tmp)
             with torch.no_grad():
-                net.proj.weight.copy_(tmp * 2.0)  # arithmetic: not a value of the init any more
+                net.proj.weight.copy_(tmp * torch.rand(9, 6))  # arithmetic on two random temporaries
                 net.proj.bias.bernoulli_(0.5)  # a random op triton_init does not serve
     assert len(record) == 1 and sum(ctx.left_to_torch.values()) == 2
+    assert [(r.stream, r.function, r.via) for r in ctx.log] == [("proj.weight", "not_verifiable", "torch"),
+                                                                ("proj.bias", "not_verifiable", "torch")]
+    assert "left to torch" in ctx.log[0].args["reason"]
     net = poisoned_net()
     with pytest.raises(RuntimeError, match="strict=True"), intercept(net, seed=SEED, strict=True):
         tmp = torch.empty(9, 6)
         nn.init.normal_(tmp)
         with torch.no_grad():
-            net.proj.weight.copy_(tmp.exp())
+            net.proj.weight.copy_(tmp.exp() + torch.randn(9, 6))
     assert net.proj.weight.isnan().all()  # raised before the write
     assert nn.init.normal_.__code__.co_filename.endswith("init.py")
 
@@ -364,3 +367,206 @@ def test_a_model_that_initializes_in_its_constructor_is_attached():
         BuiltAndInitialized()
     with pytest.raises(RuntimeError, match="attach"), intercept(model, seed=SEED) as ctx:
         ctx.attach(model)
+
+
+# ---- ties, later writes, parameters built inside the context, computed temporaries (issue 19) ---------------
+
+
+class Tied(nn.Module):
+    def __init__(self, tie=True):
+        super().__init__()
+        self.emb = nn.Embedding(12, 8)
+        self.mid = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 12, bias=False)
+        if tie:
+            self.emb.weight = self.head.weight
+
+
+def init_tied(model):
+    nn.init.normal_(model.emb.weight, std=1.0)
+    nn.init.normal_(model.mid.weight, std=0.1)
+    nn.init.normal_(model.head.weight, std=0.02)
+
+
+def manifest_of(ctx):
+    manifest = triton_init.Manifest()
+    for r in ctx.log:
+        manifest.record(r.stream, r.shape, r.dtype, r.function, r.args, r.seed, r.region)
+    return triton_init.Manifest.loads(manifest.dumps())
+
+
+def verified(model, ctx):
+    report = triton_init.verify_(model, manifest_of(ctx), samples=None)
+    assert not report.failures, report.table()
+    return report
+
+
+def test_tied_tensor_served_on_its_first_name_whatever_order_it_is_retied_in():
+    expected = direct(triton_init.normal_, (12, 8), "emb.weight", 0.0, 0.02)  # the last write, first name
+    runs = {}
+    built = Tied()  # tied when built: both writes land in the one tensor, served on "emb.weight"
+    with intercept(built, seed=SEED) as ctx:
+        init_tied(built)
+    runs["tied when built"] = (built, ctx)
+    with torch.device("meta"):
+        before = Tied()
+    before.to_empty(device="cpu")  # to_empty unties
+    with intercept(before, seed=SEED) as ctx:
+        before.emb.weight = before.head.weight  # torchtitan's re-tie in init_states: the index is stale
+        init_tied(before)
+    runs["re-tied before the init"] = (before, ctx)
+    with torch.device("meta"):
+        after = Tied()
+    after.to_empty(device="cpu")
+    with intercept(after, seed=SEED) as ctx:
+        init_tied(after)  # untied: head's values on "head.weight", emb's on "emb.weight"
+        after.emb.weight = after.head.weight  # re-tied keeping head's tensor: its values move to "emb.weight"
+    runs["re-tied after the init"] = (after, ctx)
+    for what, (model, ctx) in runs.items():
+        assert model.emb.weight is model.head.weight, what
+        torch.testing.assert_close(model.head.weight.detach(), expected, rtol=0, atol=0, msg=what)
+        assert {r.stream for r in ctx.log} == {"emb.weight", "mid.weight"}, (what, ctx.log)
+        verified(model, ctx)
+    # transformers' tie_weights keeps the input embedding's tensor: its own values, on its own name
+    with torch.device("meta"):
+        kept = Tied()
+    kept.to_empty(device="cpu")
+    with intercept(kept, seed=SEED) as ctx:
+        init_tied(kept)
+        kept.head.weight = kept.emb.weight
+    torch.testing.assert_close(kept.head.weight.detach(), direct(triton_init.normal_, (12, 8), "emb.weight", 0.0,
+                                                                  1.0), rtol=0, atol=0)
+    assert "head.weight" not in {r.stream for r in ctx.log}
+    verified(kept, ctx)
+
+
+def test_later_writes_are_recorded_and_a_manifest_from_the_log_never_mismatches():
+    net = poisoned_net()
+    with intercept(net, seed=SEED) as ctx:
+        nn.init.trunc_normal_(net.proj.weight, std=0.5)
+        nn.init.zeros_(net.embed.weight)
+        nn.init.uniform_(net.conv.weight, -1.0, 1.0)
+        nn.init.ones_(net.norm.weight)
+        nn.init.normal_(net.norm.bias)
+        with torch.no_grad():
+            net.proj.weight.div_(math.sqrt(2 * 3))  # BEiT's rescale: replayable
+            net.conv.weight[1].mul_(3.0)  # a rescale of part of a tensor
+            net.embed.weight.copy_(torch.arange(66.0).reshape(11, 6) / 7)  # a sinusoid table: computed values
+            net.norm.bias[:4].clamp_(-0.5, 0.5)  # arithmetic other than a rescale, on part of it
+            net.norm.weight[4] = 2.0  # a constant into one element
+    rescaled = direct(triton_init.trunc_normal_, (9, 6), "proj.weight", 0.0, 0.5).div_(math.sqrt(6))
+    assert torch.equal(net.proj.weight.detach(), rescaled)
+    by_stream = {}
+    for r in ctx.log:
+        by_stream.setdefault(r.stream, []).append((r.function, r.via))
+    assert by_stream["proj.weight"] == [("trunc_normal_", "call"), ("div_", "later")]
+    assert by_stream["conv.weight"] == [("uniform_", "call"), ("mul_", "later")]
+    assert by_stream["embed.weight"][-1] == ("not_verifiable", "later")
+    assert by_stream["norm.bias"][-1] == ("not_verifiable", "later")
+    assert by_stream["norm.weight"][-1] == ("constant_", "later")
+    report = verified(net, ctx)
+    verdicts = {t.name: t.verdict for t in report.tensors}
+    assert verdicts["proj.weight"] == verdicts["norm.weight"] == verdicts["conv.weight"] == "ok"
+    assert verdicts["embed.weight"] == verdicts["norm.bias"] == "not verifiable"
+    # the rescale replays exactly: regenerate_ rebuilds the tensor from the manifest alone
+    again = torch.full((9, 6), float("nan"))
+    triton_init.regenerate_(again, manifest_of(ctx)["proj.weight"])
+    assert torch.equal(again, rescaled)
+    net.proj.weight.data[0, 0] += 0.25  # a wrong value is still found
+    assert {t.name: t.verdict for t in triton_init.verify_(net, manifest_of(ctx)).tensors}["proj.weight"] == "mismatch"
+
+
+def test_rescale_write_replays_in_the_dtype_arithmetic():
+    from triton_init._replay import NotReplayable, replay
+    from triton_init.manifest import Write
+
+    for dtype in (torch.float32, torch.bfloat16):
+        for fn, other in (("mul_", 0.37), ("div_", 3.0)):
+            write = Write("w", (64, 33), dtype, fn, {"other": other, "init": "normal_", "mean": 0.1, "std": 0.7}, 5)
+            logical = torch.arange(64 * 33)
+            base = Write("w", (64, 33), dtype, "normal_", {"mean": 0.1, "std": 0.7}, 5)
+            assert torch.equal(replay(write).values(logical), getattr(replay(base).values(logical), fn)(other))
+            written = getattr(triton_init.normal_(torch.empty(64, 33, dtype=dtype), 0.1, 0.7, seed=5, stream="w"),
+                              fn)(other)  # what an init then the rescale wrote
+            expected, tolerance = replay(write).expected(logical)
+            error = (expected - written.reshape(-1).double()).abs()
+            assert (error <= tolerance).all() and (tolerance > 0).all()
+            wrong = getattr(triton_init.normal_(torch.empty(64, 33, dtype=dtype), 0.1, 0.7, seed=5, stream="w"),
+                            fn)(other * 1.01)  # another factor is found
+            assert ((expected - wrong.reshape(-1).double()).abs() > tolerance).any()
+    with pytest.raises(NotReplayable, match="a copy") as raised:
+        replay(Write("w", (3,), torch.float32, "not_verifiable", {"reason": "a copy"}, 0))
+    assert raised.value.verdict == "not verifiable"
+    with pytest.raises(NotReplayable, match="rescales"):
+        replay(Write("w", (3,), torch.float32, "mul_", {"other": 2.0, "init": "mul_"}, 0))
+
+
+def test_parameter_built_inside_and_changed_in_place_stays_on_its_stream():
+    """timm's convnext: head weights drawn in the constructor, then ``mul_(head_init_scale)`` before attach."""
+    with intercept(None, seed=SEED, strict=True) as ctx:
+        net = nn.Sequential(nn.Linear(6, 9), nn.Linear(9, 4))  # reset_parameters: kaiming_uniform_, served
+        nn.init.trunc_normal_(net[0].weight, std=0.02)
+        nn.init.zeros_(net[0].bias)
+        with torch.no_grad():
+            net[0].weight.data.mul_(0.5)  # replayed after serving, recorded as a rescale
+            net[0].bias.data.add_(0.125)  # deterministic: recorded, not verifiable
+            net[1].weight.data.clamp_(-0.1, 0.1)  # replayed after serving, not verifiable
+        ctx.attach(net)
+    expected = direct(triton_init.trunc_normal_, (9, 6), "0.weight", 0.0, 0.02).mul_(0.5)
+    assert torch.equal(net[0].weight.detach(), expected)
+    kaiming = direct(triton_init.kaiming_uniform_, (4, 9), "1.weight", math.sqrt(5))
+    assert torch.equal(net[1].weight.detach(), kaiming.clamp(-0.1, 0.1))
+    assert torch.equal(net[0].bias.detach(), torch.full((9,), 0.125))
+    log = [(r.stream, r.function, r.via) for r in ctx.log]
+    assert log[:5] == [("0.weight", "trunc_normal_", "copy"), ("0.weight", "mul_", "later"), ("0.bias", "zeros_", "call"),
+                       ("0.bias", "not_verifiable", "later"), ("1.weight", "uniform_", "copy")], log
+    assert ("1.weight", "not_verifiable", "later") in log
+    verified(net, ctx)
+    with pytest.raises(RuntimeError, match=r"strict=True.*1\.weight.*mul_"), intercept(None, seed=SEED,
+                                                                                       strict=True) as ctx:
+        net = nn.Sequential(nn.Linear(6, 9), nn.Linear(9, 4))
+        with torch.no_grad():
+            net[1].weight.data.mul_(torch.arange(9.0))  # by a tensor: not replayed, so torch's values stay
+        ctx.attach(net)
+
+
+def mamba_like(bias):
+    """Mamba's dt_proj.bias: torch.rand through exp/clamp/log, then copy_."""
+    dt = torch.exp(torch.rand(9) * (math.log(0.1) - math.log(0.001)) + math.log(0.001)).clamp(min=1e-4)
+    with torch.no_grad():
+        bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+
+
+def test_random_temporary_through_arithmetic_is_served_on_the_parameter_stream():
+    values = {}
+    for seed in (SEED, SEED, SEED + 1):  # the same twice, another with another seed
+        net = poisoned_net()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with intercept(net, seed=seed, strict=True) as ctx:
+                nn.init.zeros_(net.proj.bias)
+                mamba_like(net.proj.bias)
+        values.setdefault(seed, []).append(net.proj.bias.detach().clone())
+    assert torch.equal(*values[SEED]) and not torch.equal(values[SEED][0], values[SEED + 1][0])
+    u = triton_init.uniform_(torch.empty(9), 0.0, 1.0, seed=SEED + 1, stream="proj.bias")
+    dt = torch.exp(u * (math.log(0.1) - math.log(0.001)) + math.log(0.001)).clamp(min=1e-4)
+    assert torch.equal(values[SEED + 1][0], dt + torch.log(-torch.expm1(-dt)))
+    assert [(r.function, r.via) for r in ctx.log] == [("zeros_", "call"), ("not_verifiable", "computed")]
+    assert "rand temporary" in ctx.log[1].args["reason"]
+    # the same built inside the context: the parameter is made from the computed temporary, with no write
+    with intercept(None, seed=SEED, strict=True) as ctx:
+        a = torch.empty(5).uniform_(0.01, 16)
+        net = nn.Module()
+        net.A_log = nn.Parameter(torch.log(a))
+        net.w = nn.Parameter(torch.empty(3, 4).normal_(0.0, 0.5))  # an init on a temporary, made a parameter
+        ctx.attach(net)
+    assert torch.equal(net.A_log.detach(), triton_init.uniform_(torch.empty(5), 0.01, 16, seed=SEED,
+                                                                stream="A_log").log())
+    assert torch.equal(net.w.detach(), direct(triton_init.normal_, (3, 4), "w", 0.0, 0.5))
+    # Qwen3-Next's A_log: an init on a temporary, through an in-place log_, copied into the parameter
+    net = poisoned_net()
+    with intercept(net, seed=SEED, strict=True) as ctx:
+        with torch.no_grad():
+            net.scale.copy_(torch.empty(9).uniform_(0.01, 16).log_())
+    expected = triton_init.uniform_(torch.empty(9), 0.01, 16, seed=SEED, stream="scale").log()
+    assert torch.equal(net.scale, expected) and ctx.log[0].via == "computed"

@@ -14,6 +14,7 @@ import sys
 import sysconfig
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,24 +32,27 @@ from _contract import (
 )
 from conftest import ALL_DTYPES
 from scipy import special
+from triton_init.kernels import ndtri_coeffs, ndtri_header, trunc_paths
+from triton_init.kernels.trunc_paths import CENTRAL, TAIL, UNTRUNCATED, WIDE
 
 import triton_init
 from triton_init import _cpu, reference
-from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, stream_id
+from triton_init._format import NORMAL, TRUNC_NORMAL, UNIFORM, kernel_exact, stream_id
 from triton_init._layout import make_layout
+
+GENERAL = _cpu.TRUNC_GENERAL
 
 requires_native = pytest.mark.skipif(not _cpu.available(), reason=f"not built: {_cpu.unavailable_reason}")
 
 SEED = 0xD1B54A32D192ED03  # above 2^63: both key words matter
 STREAM = "layers.7.attention.wo.weight"
 MEAN, STD = -0.375, 0.75
-# (alpha, beta) in units of std, with the path each takes: the fp32 CENTRAL and WIDE polynomials, or float64
+# (alpha, beta) in units of std, with the path each takes: the kernels' fp32 paths, or float64 (GENERAL)
 TRUNC_PATHS = {
-    (-2, 2): _cpu.TRUNC_CENTRAL, (-2.7, 2.7): _cpu.TRUNC_CENTRAL, (0.5, 1.5): _cpu.TRUNC_CENTRAL,
-    (-6, 6): _cpu.TRUNC_WIDE, (-100, 100): _cpu.TRUNC_WIDE, (-5.7, 40): _cpu.TRUNC_WIDE, (-3, 3): _cpu.TRUNC_WIDE,
-    (5, 7): _cpu.TRUNC_GENERAL, (-9, -8): _cpu.TRUNC_GENERAL, (2, math.inf): _cpu.TRUNC_GENERAL,
-    (10, 12): _cpu.TRUNC_GENERAL, (-13, -12): _cpu.TRUNC_GENERAL, (14, 20): _cpu.TRUNC_GENERAL,
-    (-30, -29): _cpu.TRUNC_GENERAL, (-36, -35): _cpu.TRUNC_GENERAL,
+    (-2, 2): CENTRAL, (-2.7, 2.7): CENTRAL, (0.5, 1.5): CENTRAL, (-100, 100): UNTRUNCATED, (-8, 9): UNTRUNCATED,
+    (-6, 6): WIDE, (-5.7, 40): WIDE, (-3, 3): WIDE, (-0.001, 6): WIDE,
+    (5, 7): TAIL, (-9, -8): TAIL, (2, math.inf): TAIL, (10, 12): TAIL, (-40, -0.1): TAIL, (11, 12): TAIL,
+    (-13, -12): GENERAL, (14, 20): GENERAL, (-30, -29): GENERAL, (-36, -35): GENERAL,
 }
 CASES = distribution_cases(MEAN, STD, *TRUNC_PATHS)
 FILLS = {"uniform": triton_init.uniform_, "normal": triton_init.normal_, "trunc_normal": triton_init.trunc_normal_}
@@ -87,6 +91,28 @@ def test_the_extension_is_built_where_a_compiler_works():
         pytest.skip(f"no C compiler ({compiler}) on this machine")
     assert _cpu.available(), _cpu.unavailable_reason
     assert _cpu.executor().startswith("native C executor")
+
+
+def test_the_c_inverse_cdf_is_generated_from_the_kernels_coefficients():
+    """csrc/ndtri_coeffs.h is what kernels/ndtri_header.py prints from kernels/ndtri_coeffs.py and trunc_paths.py:
+    regenerate it after a refit (python -m triton_init.kernels.ndtri_header > csrc/ndtri_coeffs.h)."""
+    header = Path(__file__).resolve().parent.parent / "csrc" / "ndtri_coeffs.h"
+    assert header.read_text() == ndtri_header.header_text(), f"{header} is stale: regenerate it"
+
+
+@requires_native
+def test_the_build_evaluates_the_kernels_pieces():
+    """The loaded extension compiled in the kernels' own coefficients (a build from a stale header is refused)."""
+    assert _cpu._native.ndtri_coeffs() == {name: getattr(ndtri_coeffs, name) for name in ("CENTRAL", "WIDE", "FAR")}
+
+
+def test_the_native_path_is_the_kernels_path():
+    """trunc_normal's mode is trunc_paths.choose wherever the kernels serve the call, float64 elsewhere."""
+    for (alpha, beta), path in TRUNC_PATHS.items():
+        params = reference.dist_params(TRUNC_NORMAL, torch.float32, mean=MEAN, std=STD, a=MEAN + alpha * STD,
+                                       b=MEAN + beta * STD)
+        kernel_path = trunc_paths.choose(*params[2:5]) if kernel_exact(TRUNC_NORMAL, params) else GENERAL
+        assert _cpu.trunc_mode(params) == kernel_path == path, (alpha, beta)
 
 
 @requires_native
@@ -344,9 +370,9 @@ def transform_words(words: np.ndarray, dist: int, params, dtype, baseline_isa=Fa
     """The native transforms of the given words (groups x 4 lanes, uint32) into ``dtype``, in element order."""
     words = torch.from_numpy(np.ascontiguousarray(words, dtype=np.uint32).view(np.int32))
     out = torch.full((words.numel(),), float("nan"), dtype=dtype)
-    mode = _cpu.trunc_mode(params) if dist == TRUNC_NORMAL else _cpu.TRUNC_CENTRAL
+    mode = _cpu.trunc_mode(params) if dist == TRUNC_NORMAL else CENTRAL
     _cpu._native.transform_words(out.data_ptr(), words.data_ptr(), words.shape[0], _cpu.OUT_CODES[dtype], dist,
-                                 mode, [float(p) for p in params], _cpu.INVERSE_CDF,
+                                 mode, [float(p) for p in params],
                                  _cpu._native.ISA_BASELINE if baseline_isa else _cpu._native.ISA_BEST)
     return out
 
@@ -399,26 +425,37 @@ def exact_trunc_z(k: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     return np.where(p <= 0.5, special.ndtri(p), -special.ndtri(q))
 
 
+# The most demanding calls of each path, in fp32 (std folded into the polynomials) or float64: the central edge
+# (w up to 4.99) and a one-sided central call; the untruncated whole mass and its edge (Phi(alpha) = 1.4e-15,
+# taken as 0); two-sided WIDE calls whose smallest p is next to the limit (w up to 15.9); tails straddling
+# both pieces, or far out; and a call for the float64 path (FAR piece and Newton steps).
+EVERY_U = [((-2.925, 2.925), torch.float32), ((0.5, 2.6), torch.float64), ((-100, 100), torch.float32),
+           ((-7.9, 7.9), torch.float64), ((-6, 6), torch.float32), ((-0.001, 6), torch.float64),
+           ((5, 7), torch.float32), ((-40, -0.1), torch.float64), ((-13, -12), torch.float32)]
+EVERY_U_PATHS = {(-2.925, 2.925): CENTRAL, (0.5, 2.6): CENTRAL, (-7.9, 7.9): UNTRUNCATED, (-0.001, 6): WIDE,
+                 (-40, -0.1): TAIL}
+
+
 @requires_native
-@pytest.mark.parametrize("interval, dtype", [((-2, 2), torch.float32), ((0.5, 1.5), torch.float64),
-                                             ((-100, 100), torch.float32), ((-5.7, 40), torch.float64),
-                                             ((5, 7), torch.float32)], ids=str)
+@pytest.mark.parametrize("interval, dtype", EVERY_U, ids=str)
 def test_every_u_trunc_normal(interval, dtype):
-    """Each inverse-CDF path over every u: the fp32 CENTRAL and WIDE polynomials with the vectorized log, and
-    the float64 tail pieces ([5, 7] draws min(p, q) from 1.3e-12 to 2.9e-7: both pieces)."""
+    """Each path over every u (the kernels' pieces as the C code evaluates them: its own log2, no fused
+    multiply-adds) within the contract, and the same bits from the AVX2 and the baseline code."""
     alpha, beta = interval
     kwargs = dict(mean=MEAN, std=STD, a=MEAN + alpha * STD, b=MEAN + beta * STD)
     params = reference.dist_params(TRUNC_NORMAL, dtype, **kwargs)
-    assert _cpu.trunc_mode(params) == TRUNC_PATHS[interval]
+    assert _cpu.trunc_mode(params) == {**TRUNC_PATHS, **EVERY_U_PATHS}[interval]
     for start, stop in each_slice():
-        got = transform_words(lanes_of(K[start:stop]), TRUNC_NORMAL, params, dtype)
+        words = lanes_of(K[start:stop])
+        got = transform_words(words, TRUNC_NORMAL, params, dtype)
         assert_contract(got, exact_trunc_z(K[start:stop], alpha, beta), mean=MEAN, std=STD,
                         interval=(kwargs["a"], kwargs["b"]))
+        assert torch.equal(bits(got), bits(transform_words(words, TRUNC_NORMAL, params, dtype, baseline_isa=True)))
 
 
 @requires_native
 def test_far_tail_by_newton_steps():
-    """Beyond the fitted tail pieces (p below about 1e-44): every 64th u, both ends included."""
+    """The float64 path beyond the FAR piece (p below about 6e-39): every 64th u, both ends included."""
     k = np.concatenate([K[:4096], K[4096:-4096:64], K[-4096:]])
     for alpha, beta in ((-30, -29), (-36, -35), (14, 20)):
         kwargs = dict(mean=MEAN, std=STD, a=MEAN + alpha * STD, b=MEAN + beta * STD)
@@ -509,3 +546,17 @@ def test_import_failure_leaves_a_working_package():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_a_build_with_other_coefficients_is_refused():
+    """Coefficients refitted without a rebuild: the extension is not used (CPU fills take the reference)."""
+    code = textwrap.dedent("""
+        from triton_init.kernels import ndtri_coeffs
+        ndtri_coeffs.WIDE = ndtri_coeffs.WIDE[:-1] + (0.0,)
+        from triton_init import _cpu
+        assert not _cpu.available()
+        print(_cpu.unavailable_reason)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "other inverse-CDF coefficients" in proc.stdout

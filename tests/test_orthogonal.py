@@ -150,6 +150,30 @@ def test_seed_stream_generator_and_gain():
     assert _gram_error(triton_init.orthogonal_(torch.empty(6, 6), -2.0, seed=1), -2.0) < 1e-5  # torch allows it
 
 
+@pytest.mark.parametrize("shape, dtype", [((64, 48), torch.float32), ((48, 64), torch.float32),
+                                          ((40, 3, 4, 4), torch.bfloat16), ((70, 50), torch.float64)], ids=str)
+def test_cpu_bits_do_not_depend_on_torch_threads(shape, dtype):
+    """The same bits at 1, 2 and 8 intra-op threads (LAPACK's own QR differs between them even at 64 x 48),
+    and the caller's thread count restored, also after a failing call."""
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 8):
+            torch.set_num_threads(threads)
+            results.append(triton_init.orthogonal_(torch.empty(shape, dtype=dtype), 1.5, seed=7, stream="w"))
+            assert torch.get_num_threads() == threads
+        with pytest.raises(ValueError):
+            triton_init.orthogonal_(torch.empty(shape, dtype=dtype), float("inf"), seed=7)
+        assert torch.get_num_threads() == 8
+        with _orthogonal._one_intra_op_thread(), pytest.raises(RuntimeError):
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == 8
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        assert torch.equal(results[0], other)
+
+
 def test_errors_and_no_ops_match_torch():
     for fn in (torch.nn.init.orthogonal_, triton_init.orthogonal_):
         with pytest.raises(ValueError, match="Only tensors with 2 or more dimensions are supported"):

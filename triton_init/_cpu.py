@@ -2,7 +2,8 @@
 install could compile it, else the torch-op reference after one warning.
 
 The native code computes stream format v1 with the same pieces as the kernels (Philox4x32-10, u(w),
-Box-Muller, the inverse-CDF polynomials of ``_cpu_ndtri``) in vectorized C on
+Box-Muller, trunc_normal's inverse-CDF paths as ``kernels/trunc_paths`` chooses them, with the polynomials of
+``kernels/ndtri_coeffs`` compiled in from the generated ``csrc/ndtri_coeffs.h``) in vectorized C on
 ``torch.get_num_threads()`` threads; ``reference`` stays the tests' independent oracle.
 
 The environment variable ``TRITON_INIT_CPU_ISA`` picks its instruction set, read at each call: "best" (the
@@ -12,19 +13,20 @@ bits; "baseline" is there to run the portable code on an AVX2 machine (the tests
 
 import functools
 import importlib.util
-import math
 import os
 import warnings
 
 import torch
 
-from . import _cpu_ndtri as N
 from . import reference
 from ._format import TRUNC_NORMAL, kernel_exact
 from ._layout import Layout
+from .kernels import ndtri_coeffs, trunc_paths
 
-INTERFACE_VERSION = 1  # the extension's own, bumped with its arguments: a stale build is not used
-TRUNC_CENTRAL, TRUNC_WIDE, TRUNC_GENERAL = 0, 1, 2
+INTERFACE_VERSION = 3  # the extension's own, bumped with its arguments: a stale build is not used
+# trunc_normal's modes: the kernels' paths (trunc_paths.CENTRAL, UNTRUNCATED, WIDE, TAIL), or float64 for the
+# calls the kernels leave to the float64 reference (not ``kernel_exact``)
+TRUNC_GENERAL = 4
 # Threads claim work in chunks of this many elements (a thread the OS delays holds up one chunk, not a
 # static share).
 CHUNK_ELEMENTS = 1 << 16
@@ -32,8 +34,6 @@ CHUNK_ELEMENTS = 1 << 16
 # pushes off its core for a time slice (milliseconds) would hold up a fill that takes a fraction of that.
 MIN_ELEMENTS_PER_THREAD = 1 << 18
 OUT_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
-INVERSE_CDF = (N.CENTRAL_MID, *N.CENTRAL, N.WIDE_MID, *N.WIDE, N.TAIL_NEAR_MID, *N.TAIL_NEAR, N.TAIL_FAR_MID,
-               *N.TAIL_FAR, N.TAIL_SPLIT)
 
 try:
     from . import _native
@@ -48,6 +48,10 @@ else:
     if getattr(_native, "INTERFACE_VERSION", None) != INTERFACE_VERSION:
         unavailable_reason = (f"the built extension has interface {getattr(_native, 'INTERFACE_VERSION', None)}, "
                               f"this package needs {INTERFACE_VERSION}: reinstall to rebuild it")
+        _native = None
+    elif _native.ndtri_coeffs() != {name: getattr(ndtri_coeffs, name) for name in ("CENTRAL", "WIDE", "FAR")}:
+        unavailable_reason = ("the built extension has other inverse-CDF coefficients than kernels/ndtri_coeffs.py: "
+                              "regenerate csrc/ndtri_coeffs.h and reinstall to rebuild it")
         _native = None
 _warned = False
 ISA_ENV = "TRITON_INIT_CPU_ISA"
@@ -82,15 +86,10 @@ def executor() -> str:
 
 @functools.lru_cache(maxsize=1024)
 def trunc_mode(params) -> int:
-    """How the native code inverts the CDF for a trunc_normal call: one fp32 polynomial where it covers every
-    p the call can draw (``_cpu_ndtri``'s CENTRAL and WIDE), float64 otherwise."""
-    p_lo, q_hi, mass = params[2], params[3], params[4]
+    """How the native code inverts the CDF for a trunc_normal call: the kernels' fp32 path
+    (``trunc_paths.choose``) wherever the kernels serve the call, float64 otherwise."""
     if kernel_exact(TRUNC_NORMAL, params):
-        smallest = min(p_lo, q_hi)
-        if smallest > 0.0 and -math.log(4.0 * smallest * (1.0 - smallest)) < N.CENTRAL_W_LIMIT:
-            return TRUNC_CENTRAL
-        if smallest + mass * 2.0 ** -24 >= N.WIDE_P_MIN:
-            return TRUNC_WIDE
+        return trunc_paths.choose(params[2], params[3], params[4])
     return TRUNC_GENERAL
 
 
@@ -104,11 +103,30 @@ def native_fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: 
     """Write the values of ``layout``'s logical indices into the CPU tensor through the extension; returns the
     threads used. ``threads`` (default ``default_threads``), ``chunk`` and ``baseline_isa`` (default: as
     ``TRITON_INIT_CPU_ISA`` says) never change a value."""
-    mode = trunc_mode(params) if dist == TRUNC_NORMAL else TRUNC_CENTRAL
-    return _native.fill(tensor.data_ptr(), OUT_CODES[tensor.dtype], dist, mode, params,
-                        INVERSE_CDF, seed, stream, layout.sizes, layout.mem_strides, layout.logical_strides,
-                        layout.base, default_threads(layout.numel) if threads is None else threads, chunk,
+    mode = trunc_mode(params) if dist == TRUNC_NORMAL else trunc_paths.CENTRAL
+    threads = default_threads(layout.numel) if threads is None else threads
+    return _native.fill(tensor.data_ptr(), OUT_CODES[tensor.dtype], dist, mode, params, seed, stream, layout.sizes,
+                        layout.mem_strides, layout.logical_strides, layout.base, threads, chunk,
                         _isa_code(baseline_isa))
+
+
+def native_compare(stored: torch.Tensor, layout: Layout, dist: int, params, seed: int, stream: int,
+                   positions: torch.Tensor, *, tolerance=None, threads: int | None = None,
+                   chunk: int = CHUNK_ELEMENTS, baseline_isa: bool | None = None) -> int:
+    """Compare the CPU tensor ``stored`` over ``layout`` with the values ``native_fill_`` would write there,
+    regenerating them block by block (nothing the size of the tensor is allocated): elements equal bit for bit
+    pass, and with ``tolerance`` (``contract.native_tolerance``) so do those that a float64 evaluation of the
+    exact value, with a margin for its own error, puts within the contract. The local row-major positions of
+    the others go to ``positions[:count]`` (a contiguous int64 CPU tensor of at least ``layout.numel``
+    elements), in order; returns count. Any element alignment works."""
+    if positions.dtype != torch.int64 or not positions.is_contiguous() or positions.numel() < layout.numel:
+        raise ValueError("positions must be a contiguous int64 tensor with room for every element")
+    mode = trunc_mode(params) if dist == TRUNC_NORMAL else trunc_paths.CENTRAL
+    return _native.compare(stored.data_ptr(), OUT_CODES[stored.dtype], dist, mode, params, seed, stream,
+                           layout.sizes, layout.mem_strides, layout.logical_strides, layout.base, tolerance,
+                           positions.data_ptr(),
+                           default_threads(layout.numel) if threads is None else threads, chunk,
+                           _isa_code(baseline_isa))
 
 
 def runs_natively(tensor: torch.Tensor) -> bool:
@@ -132,4 +150,5 @@ def fill_(tensor: torch.Tensor, layout: Layout, dist: int, params, seed: int, st
     reference.fill_(tensor, layout, dist, params, seed, stream)
 
 
-__all__ = ["available", "executor", "fill_", "isa", "native_fill_", "runs_natively", "trunc_mode"]
+__all__ = ["available", "executor", "fill_", "isa", "native_compare", "native_fill_", "runs_natively",
+           "trunc_mode"]

@@ -11,17 +11,18 @@ The rule for random inits into tensors that are not in the model (temporaries) i
 """
 
 import builtins
+import math
 import os
 import sys
 import threading
 import types
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from . import _dispatch
 from ._fans import kaiming_std, xavier_std
@@ -30,9 +31,10 @@ from ._nn_init import SQRT3
 from ._orthogonal import orthogonal_
 from ._random import normal_, trunc_normal_, uniform_
 from ._validate import check_interval, check_real, check_std, check_tensor
+from ._replay import NOT_VERIFIABLE, RESCALES
 from .manifest import Region
 from .reference import call_params
-from .streams import TensorIndex, UnmappedView
+from .streams import TensorIndex, UnmappedView, named_tensors, stream_name
 
 # torch.nn.init's functions and the parameters this module knows them by (torch 2.5 to 2.13).
 TORCH_INIT_SIGNATURES = {
@@ -64,7 +66,15 @@ class Served:
     strides), and ``function`` is then the distribution
     written there (uniform_, normal_, trunc_normal_ or constant_, with fans already applied), whose values
     at those indices are the ones written. ``via`` is "call" for an init call on the tensor, "copy" for a
-    copy from a temporary that an init had filled (re-served on this tensor's stream).
+    copy from a temporary that an init had filled (re-served on this tensor's stream), "computed" for values
+    computed from one random temporary (redrawn on this tensor's stream, then computed as the framework
+    does), "later" for a later write by the framework, "torch" for random values left to torch.
+
+    Besides triton_init's init functions, ``function`` is one of the manifest's later writes
+    (``triton_init.manifest``): "mul_"/"div_" (the write named by ``args["init"]`` with the rest of
+    ``args``, then multiplied or divided by the scalar ``args["other"]`` in the tensor's dtype), or
+    "not_verifiable" (values no recorded call gives: a copy of values the framework computed, arithmetic
+    other than a scalar rescale, torch's random values; ``args["reason"]`` says which, and where).
     """
 
     stream: str
@@ -96,6 +106,41 @@ class _Taint:
     pending: tuple
     pure: bool
     sites: tuple
+    node: object = field(default=None, compare=False)  # how to compute the values again: _Leaf or _Op
+
+
+class _Leaf:
+    """A random temporary of known distribution (``pending``): drawn again on the stream of the parameter its
+    values flow into."""
+
+    __slots__ = ("pending", "shape", "dtype", "device")
+
+    def __init__(self, pending, tensor):
+        self.pending, self.shape, self.dtype, self.device = pending, tuple(tensor.shape), tensor.dtype, tensor.device
+
+
+class _Op:
+    """An op on tensors computed from one or more ``_Leaf``s: ``func`` with the flat arguments ``items``
+    (a node where a computed tensor was, anything else as it was), run in place on a copy of the first
+    argument when ``in_place``."""
+
+    __slots__ = ("func", "spec", "items", "in_place")
+
+    def __init__(self, func, spec, items, in_place):
+        self.func, self.spec, self.items, self.in_place = func, spec, items, in_place
+
+    def leaves(self) -> set:
+        found, stack, seen = set(), [self], set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, _Leaf):
+                found.add(node)
+            else:
+                stack.extend(x for x in node.items if isinstance(x, (_Leaf, _Op)))
+        return found
 
 
 def _resolve(function: str, shape, args: dict):
@@ -325,6 +370,10 @@ _MOVES = frozenset((
     "concat", "concatenate", "stack", "hstack", "vstack", "movedim", "moveaxis", "swapaxes", "swapdims", "select",
     "index_select", "copy_", "__setitem__", "requires_grad_", "detach_", "to_dense", "to_local", "redistribute",
     "full_tensor", "from_local", "distribute_tensor"))
+# In-place methods that change no value.
+_KEEP_VALUES = frozenset(("requires_grad_", "detach_", "share_memory_", "retain_grad", "pin_memory_"))
+# In-place scalar rescales recorded as replayable writes: method -> manifest fn.
+_RESCALE_OPS = {"mul_": "mul_", "__imul__": "mul_", "div_": "div_", "__itruediv__": "div_"}
 _IN_PLACE_DUNDERS = frozenset(("__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__",
                                "__imod__", "__ipow__", "__iand__", "__ior__", "__ixor__", "__ilshift__",
                                "__irshift__"))
@@ -371,10 +420,25 @@ class Intercept:
     parameter's shape and the copy covers it whole). This serves torchtitan's fused QKV, OLMo-core's
     full-tensor DTensor path, Megatron's CPU master weights and transformers' fp32 ``orthogonal_``.
 
-    Anything else that puts random values into the model (arithmetic on them, a mix of distributions, torch's
-    random ops other than these, a view of the model that is no regular set of its indices) is left as torch
-    computes it: counted, and reported by one warning on exit that names each call site; ``strict=True``
-    raises ``RuntimeError`` at the write instead, before it happens.
+    Values computed from one random temporary through any ops (``torch.rand`` -> exp/clamp/log, an init then
+    ``log_``) and written whole into one tensor are computed again with that temporary drawn on the tensor's
+    stream (logged ``via="computed"``, "not_verifiable": the ops are not recorded).
+
+    Anything else that puts random values into the model (a mix of random temporaries, torch's random ops
+    other than these, a computed write into part of a tensor, a view of the model that is no regular set of
+    its indices) is left as torch computes it: counted, listed in the log ("not_verifiable", ``via="torch"``)
+    and reported by one warning on exit that names each call site; ``strict=True`` raises ``RuntimeError``
+    at the write instead, before it happens.
+
+    Later writes. Each write into a tensor that already has records is logged too (``via="later"``): a scalar
+    ``mul_``/``div_`` as a rescale of the recorded writes, a scalar stored through indexing as ``constant_``,
+    anything else as "not_verifiable" with its call site.
+
+    Ties. A tied tensor is served on its first name in the module tree as the model is when the write
+    happens (a parameter, buffer or submodule registered inside the context makes the next lookup re-read
+    the model); on exit and at ``attach`` the log is brought in line with the model as it is then: records of
+    tensors that left it (the other half of a re-tie) are dropped, and those of a tensor now tied under an
+    earlier name are served again on that name's stream.
     """
 
     def __init__(self, model: nn.Module | None, *, seed, strict: bool = False, prefix: str = ""):
@@ -404,10 +468,13 @@ class Intercept:
         self._taints = _Taints()
         self._temporaries = 0
         self._created = {} if self.model is None else None  # id -> parameter created inside the context
-        self._constructed = {}  # id -> (created parameter, the taint of its values)
-        self._hook = None
-        if self._created is not None:
-            self._hook = nn.modules.module.register_module_parameter_registration_hook(self._parameter_created)
+        self._constructed = {}  # id -> (created parameter, the taint of its values, in-place ops after it)
+        self._targets = []  # the Target each record of ``log`` wrote, in step with it
+        self._recorded = set()  # ids of model tensors with records
+        registration = nn.modules.module
+        self._hooks = [registration.register_module_parameter_registration_hook(self._parameter_created),
+                       registration.register_module_buffer_registration_hook(self._registered),
+                       registration.register_module_module_registration_hook(self._registered)]
         _TORCH_INIT.install()
         try:
             self._mode = _Mode(self)
@@ -429,6 +496,9 @@ class Intercept:
             _TORCH_INIT.uninstall()
             self._remove_hook()
             self._taints = _Taints()
+        if self.model is not None and exc_type is None:
+            self._retie()
+        self._targets, self._recorded = [], set()
         if self.model is None and exc_type is None:
             warnings.warn("triton_init.intercept(None, ...): attach(model) was not called, so nothing built inside "
                           "was served on its stream", stacklevel=2)
@@ -451,29 +521,41 @@ class Intercept:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
-        self._remove_hook()
         self._serving += 1
         try:
             self._index = TensorIndex(model, self.prefix)
-            for param, source in self._constructed.values():
+            for ident, param in self._created.items():  # made from a temporary (nn.Parameter(x)): no write
+                held = self._taints.get(param) or self._taints.of_storage(param)
+                if ident not in self._constructed and held is not None:
+                    self._constructed[ident] = (param, held, ())
+            for param, source, ops in self._constructed.values():
                 target = self._index.locate(param)
                 if target is None:
                     continue
                 if isinstance(source, _Taint):
-                    self._serve_constructed(target, source)
-                else:  # written whole by a deterministic init: already right, recorded
+                    self._serve_constructed(target, source, ops)
+                elif not isinstance(ops, str):  # written whole by deterministic code: already right, recorded
                     self._record(target, *source)
+                    self._record_ops(target, ops)
         finally:
             self._serving -= 1
             self._constructed = {}
             self._created = None
+        self._retie()
 
-    def _serve_constructed(self, target, taint) -> None:
+    def _serve_constructed(self, target, taint, ops) -> None:
         distributions = {p.distribution for p in taint.pending}
         pending = taint.pending[0] if taint.pending else None
+        if isinstance(ops, str):
+            self._left_to_torch(f"{target.stream}: built from random values ({', '.join(taint.sites)}), then "
+                                f"{ops}", target)
+            return
         if not taint.pure or len(distributions) != 1:
-            self._left_to_torch(f"{target.stream}: built from random values that are no single init's "
-                                f"({', '.join(taint.sites)})")
+            if not self._computed_into(target, taint.node, lambda values: target.local.copy_(values.reshape(
+                    target.local.shape))):
+                self._left_to_torch(f"{target.stream}: built from random values that are no single init's "
+                                    f"({', '.join(taint.sites)})", target)
+                return
         elif pending.distribution is not None:
             function, params = pending.distribution[0], dict(pending.distribution[1])
             _fill(target.local, target.layout, function, params, self.seed, target.stream)
@@ -483,36 +565,111 @@ class Intercept:
             _api(pending.function)(target.tensor, **params, seed=self.seed, stream=target.stream)
             self._record(target, pending.function, params, via="copy")
         else:
-            self._left_to_torch(f"{target.stream}: built from a {pending.function} of shape {pending.shape}")
+            self._left_to_torch(f"{target.stream}: built from a {pending.function} of shape {pending.shape}", target)
+            return
+        with torch.no_grad():
+            for func, rest, kwargs, _ in ops:  # the framework's in-place ops on it, again on the served values
+                func(target.local, *rest, **kwargs)
+        self._record_ops(target, ops)
+
+    def _record_ops(self, target, ops) -> None:
+        """Record the in-place scalar ops a parameter built inside the context went through after its init."""
+        for func, rest, kwargs, site in ops:
+            name = getattr(func, "__name__", "")
+            if name in _RESCALE_OPS and len(rest) == 1 and not kwargs:
+                self._record_rescale(target, _RESCALE_OPS[name], rest[0], site)
+            else:
+                self._record(target, NOT_VERIFIABLE, {"reason": f"{name}{rest} at {site}"}, via="later",
+                             region=target.region)
 
     def _parameter_created(self, module, name, param):
-        if param is not None and getattr(_local, "active", None) is self and self._created is not None:
+        if getattr(_local, "active", None) is not self:
+            return
+        self._index.stale = True
+        if param is not None and self._created is not None:
             self._created[id(param)] = param
 
-    def _remove_hook(self) -> None:
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+    def _registered(self, *_):
+        """A buffer or submodule registered while active (a re-tie): the index re-reads the model."""
+        if getattr(_local, "active", None) is self:
+            self._index.stale = True
 
-    def _note_construction(self, dest, taint, deterministic=None) -> None:
+    def _remove_hook(self) -> None:
+        for hook in getattr(self, "_hooks", ()):
+            hook.remove()
+        self._hooks = []
+
+    def _retie(self) -> None:
+        """Bring the log in line with the model as it is now: a record whose tensor left the model (replaced
+        by a re-tie) is dropped; one whose tensor is now tied under an earlier name is re-served on that
+        name's stream (the values it would have got had the tie been there all along)."""
+        if self.model is None or not self.log:
+            return
+        first = TensorIndex(self.model, self.prefix).first_names()
+        log, targets = [], []
+        self._serving += 1
+        try:
+            for record, target in zip(self.log, self._targets, strict=True):
+                stream = first.get(id(target.tensor))
+                if stream is None:
+                    continue
+                if stream != record.stream:
+                    record = replace(record, stream=stream)
+                    self._refill(record, target)
+                log.append(record)
+                targets.append(target)
+        finally:
+            self._serving -= 1
+        self.log[:], self._targets[:] = log, targets
+        self._recorded = {id(t.tensor) for t in targets}
+
+    def _refill(self, record, target) -> None:
+        """Write ``record``'s values again (on its stream now) where ``target`` says it wrote them."""
+        function, args = record.function, dict(record.args)
+        if function in RESCALES:
+            function, other = args.pop("init"), args.pop("other")
+        if function in DETERMINISTIC or function == NOT_VERIFIABLE:
+            return
+        with torch.no_grad():
+            if record.region is None and function not in _DISTRIBUTIONS:
+                _api(function)(target.tensor, **args, seed=self.seed, stream=record.stream)
+            else:
+                _fill(target.local, target.layout, function, args, self.seed, record.stream)
+            if record.function in RESCALES:
+                getattr(target.local, record.function)(other)
+
+    def _note_construction(self, dest, taint, deterministic=None, op=None) -> None:
         """A write into a temporary: if it is (a view of) a parameter created inside the context, remember
         where its values come from: ``taint`` (random), or None (``deterministic``: the (function, args)
-        that wrote it whole, recorded when the model is attached)."""
+        that wrote it whole, recorded when the model is attached). ``op``: the write was an in-place op on
+        the values it held, (func, other args, kwargs, site), replayed after serving them when its other
+        arguments are scalars and it covers the parameter; else it says what changed them."""
         if not self._created or dest.device.type == "meta":
             return
         key = _Taints._key(dest)
         for param in self._created.values():
             if _Taints._key(param) == key:
                 covers = getattr(dest, "_local_tensor", dest).numel() == param.numel()
-                if taint is None and covers and deterministic is not None:
-                    self._constructed[id(param)] = (param, deterministic)
+                entry = self._constructed.get(id(param))
+                if op is not None and entry is not None:  # its values changed in place
+                    _, source, ops = entry
+                    if isinstance(ops, str):
+                        pass
+                    elif covers and all(a is None or isinstance(a, (bool, str)) or _is_scalar(a)
+                                        for a in (*op[1], *op[2].values())):
+                        ops = (*ops, op)
+                    else:
+                        ops = f"{getattr(op[0], '__name__', 'an op')} at {op[3]}"
+                    self._constructed[id(param)] = (param, source, ops)
+                elif taint is None and covers and deterministic is not None:
+                    self._constructed[id(param)] = (param, deterministic, ())
                 elif taint is None and covers:
                     self._constructed.pop(id(param), None)
                 elif taint is not None and covers:
-                    self._constructed[id(param)] = (param, taint)
-                elif isinstance(self._constructed.get(id(param), (None, None))[1], _Taint):
-                    held = self._constructed[id(param)][1]  # part of it written: no longer one init's values
-                    self._constructed[id(param)] = (param, _Taint(held.pending, False, held.sites))
+                    self._constructed[id(param)] = (param, taint, ())
+                elif entry is not None and isinstance(entry[1], _Taint):
+                    held = entry[1]  # part of it written: no longer one init's values
+                    self._constructed[id(param)] = (param, _Taint(held.pending, False, held.sites), entry[2])
                 else:
                     self._constructed.pop(id(param), None)
                 return
@@ -568,6 +725,41 @@ class Intercept:
     def _record(self, target, function, args, via="call", region=None) -> None:
         self.log.append(Served(target.stream, target.logical_shape, target.local.dtype, function, dict(args),
                                self.seed, region, via))
+        self._targets.append(target)
+        self._recorded.add(id(target.tensor))
+
+    def _record_rescale(self, target, op: str, other, site: str) -> None:
+        """A later ``op`` (mul_/div_) by the scalar ``other`` on ``target``: each recorded write it changes
+        again, rescaled (replayable), or "not_verifiable" where that write cannot be rescaled."""
+        other = other.item() if isinstance(other, torch.Tensor) else other
+        records = [r for r, t in zip(self.log, self._targets, strict=True)
+                   if r.stream == target.stream and t.tensor is target.tensor]
+        whole = [k for k, r in enumerate(records) if r.region is None]
+        records = records[whole[-1]:] if whole else records
+        if target.region is not None and (len(records) != 1 or records[0].region is not None):
+            records = [None]  # part of a tensor written by several calls: no one write to rescale
+        for record in records:
+            region = target.region if target.region is not None else record.region
+            if record is None or record.function in RESCALES or record.function == NOT_VERIFIABLE:
+                self._record(target, NOT_VERIFIABLE, {"reason": f"{op}({other}) at {site} of values that are no "
+                                                                "single recorded call's"}, "later", region)
+            else:
+                self._record(target, op, {"other": other, "init": record.function, **record.args}, "later", region)
+
+    def _later_write(self, func, dest, args, kwargs, name: str) -> None:
+        """A deterministic write into a model tensor that already has records: record it."""
+        target = self._write_target(func, dest, args)
+        if target is None or isinstance(target, UnmappedView) or id(target.tensor) not in self._recorded:
+            return
+        site = call_site()
+        if name in _RESCALE_OPS and len(args) == 2 and not kwargs and _is_scalar(args[1]):
+            self._record_rescale(target, _RESCALE_OPS[name], args[1], site)
+        elif name == "__setitem__" and len(args) == 3 and _is_scalar(args[2]):
+            value = args[2].item() if isinstance(args[2], torch.Tensor) else args[2]
+            self._record(target, "constant_", {"val": value}, "later", target.region)
+        else:
+            self._record(target, NOT_VERIFIABLE, {"reason": f"{name} at {site}: values the framework computed"},
+                         "later", target.region)
 
     def _serve_target(self, name, tensor, params, target, original, args) -> None:
         if target.region is None:
@@ -583,7 +775,7 @@ class Intercept:
             original(**args)
             self._record(target, name, params, region=target.region)
         else:
-            self._left_to_torch(f"{name} on part of {target.stream} (region {target.region.to_json()})")
+            self._left_to_torch(f"{name} on part of {target.stream} (region {target.region.to_json()})", target)
             original(**args)
 
     def _serve_temporary(self, name, tensor, params, original, args) -> None:
@@ -609,48 +801,137 @@ class Intercept:
                 return
             distribution = (function, tuple(resolved.items()))
         pending = _Pending(name, tuple(sorted(params.items())), distribution, shape, call_site())
-        taint = _Taint((pending,), True, (pending.site,))
+        taint = _Taint((pending,), True, (pending.site,), _Leaf(pending, tensor) if distribution else None)
         self._taints.set(tensor, taint)
         self._note_construction(tensor, taint)
+
+    # ---- values computed from one random temporary ---------------------------------------------------------
+
+    def _node(self, func, args, kwargs, in_place=False):
+        """An ``_Op`` for ``func`` on these arguments, or None when a random input has no node."""
+        flat, spec = tree_flatten((args, kwargs))
+        items = []
+        for x in flat:
+            taint = self._taints.get(x) if isinstance(x, torch.Tensor) else None
+            if taint is not None and taint.node is None:
+                return None
+            items.append(taint.node if taint is not None else x)
+        if in_place and not isinstance(items[0], (_Leaf, _Op)):
+            return None  # an in-place op into a tensor whose own values are not tracked
+        return _Op(func, spec, items, in_place)
+
+    def _evaluate(self, node, stream: str):
+        """``node``'s values with its one random leaf drawn again on ``stream``, or None (several leaves, a
+        distribution triton_init does not draw in that dtype)."""
+        leaves = node.leaves() if isinstance(node, _Op) else {node}
+        if len(leaves) != 1:
+            return None
+        (leaf,) = leaves
+        if leaf.pending.distribution is None:
+            return None
+        function, params = leaf.pending.distribution
+        drawn = torch.empty(leaf.shape, dtype=leaf.dtype, device=leaf.device)
+        self._serving += 1
+        try:
+            try:
+                _api(function)(drawn, **dict(params), seed=self.seed, stream=stream)
+            except TypeError:
+                return None
+            memo = {id(leaf): drawn}
+
+            def value(x):
+                if not isinstance(x, _Op):
+                    return memo[id(x)] if isinstance(x, _Leaf) else x
+                if id(x) not in memo:
+                    items = [value(i) for i in x.items]
+                    if x.in_place:
+                        items[0] = items[0].clone()
+                    call_args, call_kwargs = tree_unflatten(items, x.spec)
+                    with torch.no_grad():
+                        memo[id(x)] = x.func(*call_args, **call_kwargs)
+                return memo[id(x)]
+
+            return value(node)
+        finally:
+            self._serving -= 1
+
+    def _computed_into(self, target, node, write) -> bool:
+        """Values computed from one random temporary go whole into ``target``: draw it again on the target's
+        stream, compute them as the framework did, ``write(values)`` them; False when that cannot be done."""
+        if target.region is not None or node is None:
+            return False
+        values = self._evaluate(node, target.stream)
+        if not isinstance(values, torch.Tensor) or math.prod(values.shape) != math.prod(target.logical_shape):
+            return False
+        (leaf,) = node.leaves() if isinstance(node, _Op) else {node}
+        self._serving += 1
+        try:
+            with torch.no_grad():
+                write(values)
+        finally:
+            self._serving -= 1
+        self._record(target, NOT_VERIFIABLE, {
+            "reason": f"computed by the framework from a {leaf.pending.function} temporary ({leaf.pending.site}), "
+                      "drawn on this tensor's stream"}, "computed")
+        return True
 
     # ---- watching every other op ----------------------------------------------------------------------------
 
     def _watch(self, func, args, kwargs):
         if func in _RANDOM_IN_PLACE or func in _RANDOM_FACTORIES or func in _OTHER_RANDOM:
             return self._random_op(func, args, kwargs)
-        if not self._taints and not self._constructed:
+        if not self._taints and not self._constructed and not self._recorded:
             return func(*args, **kwargs)
-        dest = _writes_into(func, args, kwargs)
+        name = getattr(func, "__name__", "")
+        dest = None if name in _KEEP_VALUES else _writes_into(func, args, kwargs)
+        if dest is not None and not self._taints and not self._constructed:  # only later writes to record
+            result = func(*args, **kwargs)
+            if self._index.shares_storage(dest):
+                self._later_write(func, dest, args, kwargs, name)
+            return result
+        if dest is None and not self._taints and not self._constructed:
+            return func(*args, **kwargs)
         flat, _ = tree_flatten((args, kwargs))
         taint = self._taints.union(t for t in flat if isinstance(t, torch.Tensor) and t is not dest)
-        name = getattr(func, "__name__", "")
         if dest is None:
             result = func(*args, **kwargs)
             if taint is not None:
                 outputs, _ = tree_flatten(result)
-                moved = _Taint(taint.pending, taint.pure and name in _MOVES, taint.sites)
+                node = self._node(func, args, kwargs) if isinstance(result, torch.Tensor) else None
+                moved = _Taint(taint.pending, taint.pure and name in _MOVES, taint.sites, node)
                 for out in outputs:
                     if isinstance(out, torch.Tensor):
                         self._taints.set(out, moved)
             return result
         held = self._taints.get(dest)
         if taint is None:  # nothing random is written: deterministic, or arithmetic on a temporary
+            node = self._node(func, args, kwargs, in_place=True) if held is not None else None
             result = func(*args, **kwargs)
             if held is not None and name not in _MOVES:
-                self._taints.set(dest, _Taint(held.pending, False, held.sites))
+                self._taints.set(dest, _Taint(held.pending, False, held.sites, node))
             if self._created:
-                self._note_construction(dest, None)
+                overwrites = name == "copy_" or (name == "__setitem__" and dest[args[1]].numel() == dest.numel())
+                op = None if overwrites else (func, tuple(args[1:]), dict(kwargs), call_site())
+                self._note_construction(dest, None, op=op)
+            elif self._recorded and self._index.shares_storage(dest):
+                self._later_write(func, dest, args, kwargs, name)
             return result
         target = self._write_target(func, dest, args)
         if target is not None:
             return self._copy_into_model(func, args, kwargs, target, taint, name)
         # a temporary: it now holds what was written, and what it held unless all of it was overwritten
-        result = func(*args, **kwargs)
         overwritten = name == "copy_" and len(args) > 1 and dest.shape == args[1].shape
+        node = None
+        if overwritten:
+            source = self._taints.get(args[1])
+            node = source.node if source is not None and dest.dtype == args[1].dtype else None
+        elif held is not None:
+            node = self._node(func, args, kwargs, in_place=True)
+        result = func(*args, **kwargs)
         parts = [taint] if overwritten or held is None else [taint, held]
         written = _Taint(tuple(dict.fromkeys(p for t in parts for p in t.pending)),
                          all(t.pure for t in parts) and name in _MOVES,
-                         tuple(dict.fromkeys(s for t in parts for s in t.sites)))
+                         tuple(dict.fromkeys(s for t in parts for s in t.sites)), node)
         self._taints.set(dest, written)
         self._note_construction(dest, written)
         return result
@@ -684,8 +965,21 @@ class Intercept:
             reason = f"{name} of values of different inits ({', '.join(taint.sites)}) into {target.stream}"
         elif pending.distribution is None and (target.region is not None or pending.shape != target.logical_shape):
             reason = f"{name} of a {pending.function} temporary {pending.shape} into part of {target.stream}"
+        if reason is not None and not isinstance(target, UnmappedView) and not taint.pure:
+            flat, spec = tree_flatten((args, kwargs))
+            sources = [k for k, t in enumerate(flat) if k > 0 and isinstance(t, torch.Tensor)
+                       and self._taints.get(t) is not None]
+            outcome = []
+
+            def write(values):
+                swapped = [values if k in sources else t for k, t in enumerate(flat)]
+                call_args, call_kwargs = tree_unflatten(swapped, spec)
+                outcome.append(func(*call_args, **call_kwargs))
+
+            if len(sources) == 1 and self._computed_into(target, self._taints.get(flat[sources[0]]).node, write):
+                return outcome[0]
         if reason is not None:
-            self._left_to_torch(reason)
+            self._left_to_torch(reason, target)
             return func(*args, **kwargs)
         result = func(*args, **kwargs)
         self._serving += 1
@@ -708,7 +1002,7 @@ class Intercept:
             target = self._write_target(func, dest, args)
             if target is not None:
                 what = target.stream if not isinstance(target, UnmappedView) else "the model"
-                self._left_to_torch(f"{func.__name__} into {what}")
+                self._left_to_torch(f"{func.__name__} into {what}", target)
                 return func(*args, **kwargs)
         result = func(*args, **kwargs)
         known = _RANDOM_FACTORIES.get(func)
@@ -720,22 +1014,37 @@ class Intercept:
             else:
                 distribution = (known[0], tuple(known[1].items()))
                 pending = _Pending(getattr(func, "__name__", "random"), (), distribution, tuple(out.shape), site)
-                self._taints.set(out, _Taint((pending,), True, (site,)))
+                self._taints.set(out, _Taint((pending,), True, (site,), _Leaf(pending, out)))
         return result
 
-    def _left_to_torch(self, what: str) -> None:
+    def _left_to_torch(self, what: str, target=None) -> None:
+        """Random values of torch's go into the model: count them (listed in the log as "not_verifiable"
+        where they land in a known tensor), or raise under ``strict``."""
         site = call_site()
         if self.strict:
             raise RuntimeError(f"triton_init.intercept(strict=True): {what} at {site} would leave random values "
                                "of torch's in the model")
         self.left_to_torch[f"{site}: {what}"] = self.left_to_torch.get(f"{site}: {what}", 0) + 1
+        if target is not None and not isinstance(target, UnmappedView):
+            self._record(target, NOT_VERIFIABLE, {"reason": f"left to torch: {what} at {site}"}, "torch",
+                         target.region)
+
+
+def _is_scalar(value) -> bool:
+    """A Python number or a one-element tensor: an in-place op's argument that can be replayed and recorded."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and value.device.type != "meta"
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class _Taints:
-    """Taints of live tensors, by object and by storage (a view made where no op was seen shares it)."""
+    """Taints of live tensors, by object and by storage (a view made where no op was seen shares it); the
+    last taint set in each storage also lives as long as the storage (``of_storage``: a parameter made from
+    a temporary, ``nn.Parameter(torch.log(a))``, outlives the temporary's tensor object)."""
 
     def __init__(self):
         self._by_id: dict = {}  # id -> (weakref, taint, storage key)
+        self._by_storage: dict = {}  # storage key -> (weakref to the storage, taint)
 
     def __bool__(self) -> bool:
         return bool(self._by_id)
@@ -755,10 +1064,22 @@ class _Taints:
             ref = weakref.ref(tensor, lambda _, ident=ident, table=self._by_id: table.pop(ident, None))
         except TypeError:
             return
-        self._by_id[ident] = (ref, taint, self._key(tensor))
+        key = self._key(tensor)
+        self._by_id[ident] = (ref, taint, key)
+        if key is not None:
+            storage = getattr(tensor, "_local_tensor", tensor).untyped_storage()
+            table = self._by_storage
+            sref = weakref.ref(storage, lambda r, key=key: table.pop(key) if table.get(key, (None,))[0] is r else None)
+            table[key] = (sref, taint)
 
     def discard(self, tensor) -> None:
         self._by_id.pop(id(tensor), None)
+        self._by_storage.pop(self._key(tensor), None)
+
+    def of_storage(self, tensor):
+        """The last taint set in ``tensor``'s storage while it lives, or None."""
+        entry = self._by_storage.get(self._key(tensor))
+        return entry[1] if entry is not None and entry[0]() is not None else None
 
     def get(self, tensor):
         entry = self._by_id.get(id(tensor))

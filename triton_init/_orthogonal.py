@@ -8,7 +8,7 @@ when rows < cols. QR runs in fp32 (fp64 for fp64 tensors) on the tensor's device
 sign(diag R), the gain, the transpose back and the cast, and stores only the requested block.
 """
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -40,6 +40,25 @@ def gaussian_prep(rows: int, cols: int, dtype: torch.dtype, device, seed: int, s
     _dispatch.fill_random_(logical, NORMAL, dist_params(NORMAL, dtype, mean=0.0, std=1.0), seed, stream,
                            make_layout(logical))
     return a, transposed
+
+
+@contextmanager
+def _one_intra_op_thread():
+    """torch's intra-op threads set to 1 for the block, then restored (process-wide while it lasts)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def qr(a: torch.Tensor):
+    """Q and R of ``a``, the same bits whatever torch's thread count: LAPACK (MKL, OpenBLAS) splits its
+    blocked QR by thread count, and the rounding of Q with it (even at 64 x 48), so CPU matrices are factored
+    on one thread. CUDA tensors take cuSOLVER as they are."""
+    with _one_intra_op_thread() if a.device.type == "cpu" else nullcontext():
+        return torch.linalg.qr(a)
 
 
 def block_columns(local: torch.Tensor, global_shape, global_offset):
@@ -98,7 +117,7 @@ def orthogonal_(tensor, gain=1, generator=None, *, seed=None, stream=None, globa
         cols *= s
     with torch.no_grad():
         a, transposed = gaussian_prep(rows, cols, compute_dtype(local.dtype), local.device, seed, stream)
-        q, r = torch.linalg.qr(a)
+        q, r = qr(a)
         del a
         col_index, col_mem = block_columns(local, global_shape, global_offset)
         if _dispatch.uses_triton(local):

@@ -5,11 +5,15 @@ whose ``expected`` gives float64 values and the contract's tolerance at int64 lo
 math: Box-Muller and the inverse CDF in float64), and whose ``values`` gives the reference's values in an
 output dtype (what a CPU init writes). Random inits go through the CPU reference's ``values_at`` with the
 (dist, params) the function itself computes (``capture_fills``), so fans, gains and clamps have one source.
+The later writes an intercepted framework makes replay here too: ``mul_``/``div_`` (``RescaledReplay``: the
+recorded init's values in the dtype, then the scalar op) and ``not_verifiable`` (``NotReplayable``, with the
+recorded reason); see ``triton_init.manifest``'s schema.
 Also here, below ``manifest`` and ``verify``, which both use them: the init functions a write can name
 (``init_functions``), and a tensor's local block of the logical tensor (``_Block``) with the writing of a
 region into it.
 """
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -56,12 +60,38 @@ INDEX_LIMIT = 1 << 63  # logical indices are int64 here
 CHUNK = 1 << 20  # positions computed at once: every element checked, a region written
 
 
+NOT_VERIFIABLE = "not_verifiable"  # a later write whose values no recorded call gives
+RESCALES = ("mul_", "div_")  # a later scalar rescale of a recorded write
+
+
 def init_functions() -> dict:
-    """name -> function of every triton_init init function a write can name."""
+    """name -> function of every triton_init init function a write can name, and of the rescales
+    (``mul_``/``div_``: a recorded init, then the scalar op) a later write can name."""
     functions = (uniform_, normal_, trunc_normal_, xavier_uniform_, xavier_normal_, kaiming_uniform_, kaiming_normal_,
                  variance_scaling_, lecun_normal_, lecun_uniform_, orthogonal_, sparse_, constant_, ones_, zeros_, eye_,
                  dirac_)
-    return {fn.__name__: fn for fn in functions}
+    return {fn.__name__: fn for fn in functions} | _RESCALE_FUNCTIONS
+
+
+def _rescale(op: str):
+    def rescale(tensor, other, init, seed=None, stream=None, **args):
+        """``init``'s write (its ``args``) into ``tensor``, then ``tensor.<op>(other)`` in its dtype."""
+        functions = init_functions()
+        if not isinstance(init, str) or init not in functions or init in RESCALES:
+            raise ValueError(f"{op} rescales a triton_init init function, got init={init!r}")
+        if isinstance(other, bool) or not isinstance(other, (int, float)) or not math.isfinite(other):
+            raise ValueError(f"{op} needs a finite number as other, got {other!r}")
+        keyed = {} if init in DETERMINISTIC else {"seed": seed, "stream": stream}
+        functions[init](tensor, **args, **keyed)
+        with torch.no_grad():
+            getattr(tensor, op)(other)
+        return tensor
+
+    rescale.__name__ = rescale.__qualname__ = op
+    return rescale
+
+
+_RESCALE_FUNCTIONS = {op: _rescale(op) for op in RESCALES}
 
 
 class NotReplayable(Exception):
@@ -217,6 +247,33 @@ class SparseReplay(Replay):
         return self.normal.values(logical).masked_fill(self._zeros(logical), 0.0)
 
 
+class RescaledReplay(Replay):
+    """A recorded init's values in the write's dtype, then ``mul_``/``div_`` by a scalar in that dtype (what
+    ``tensor.mul_(other)`` computes); the tolerance is the init's, scaled, plus one unit of the result."""
+
+    def __init__(self, write):
+        super().__init__(write)
+        args = dict(write.args)
+        self.other, init = args.pop("other", None), args.pop("init", None)
+        if isinstance(self.other, bool) or not isinstance(self.other, (int, float)) or not math.isfinite(self.other):
+            raise NotReplayable("invalid entry", f"{write.fn} needs a finite number as other, got {self.other!r}")
+        if not isinstance(init, str) or init in RESCALES:
+            raise NotReplayable("invalid entry", f"{write.fn} rescales a triton_init init function, got {init!r}")
+        self.base = replay(dataclasses.replace(write, fn=init, args=args))
+        self.factor = abs(self.other) if write.fn == "mul_" else 1.0 / abs(self.other) if self.other else math.inf
+
+    def _apply(self, values: torch.Tensor) -> torch.Tensor:
+        return getattr(values, self.write.fn)(self.other)
+
+    def expected(self, logical):
+        values = self.values(logical).double()
+        tolerance = self.base.expected(logical)[1] * self.factor + contract.ulp(values, self.dtype)
+        return values, tolerance
+
+    def values(self, logical):
+        return self._apply(self.base.values(logical).to(self.dtype))
+
+
 def replay(write) -> Replay:
     """A ``Replay`` of ``write``; raises ``NotReplayable`` for writes whose values cannot be recomputed
     (a user callable, another format version, a too large orthogonal_) or whose arguments are invalid."""
@@ -226,6 +283,10 @@ def replay(write) -> Replay:
     if write.args is None:
         raise NotReplayable("not verifiable", f"written by {write.fn}, a user callable: the manifest records its "
                                               "name, not its code or arguments")
+    if write.fn == NOT_VERIFIABLE:
+        raise NotReplayable("not verifiable", f"written by the framework: {write.args.get('reason', 'no reason given')}")
+    if write.fn in RESCALES:
+        return RescaledReplay(write)
     functions = init_functions()
     if write.fn not in functions:
         raise NotReplayable("invalid entry", f"{write.fn!r} is not a triton_init init function")
@@ -302,16 +363,22 @@ def _block_of(tensor, shape, offset) -> _Block:
     return _Block(local, tuple(global_shape), tuple(block_offset))
 
 
-def _write_region(block: _Block, region, replay_) -> None:
-    """Write ``replay_``'s values at the region's logical indices that fall inside ``block``."""
+def region_indices(region, chunk: int = CHUNK):
+    """The logical indices of a manifest ``Region``, in chunks (int64 tensors)."""
     dims = region.dims()
-    lo = list(block.offset)
-    hi = [o + s for o, s in zip(block.offset, block.local.shape, strict=True)]
-    for start in range(0, region.numel, CHUNK):
-        k = torch.arange(start, min(region.numel, start + CHUNK), dtype=torch.int64)
+    for start in range(0, region.numel, chunk):
+        k = torch.arange(start, min(region.numel, start + chunk), dtype=torch.int64)
         logical = torch.full_like(k, region.offset)
         for (_, stride), c in zip(dims, coordinates(k, tuple(size for size, _ in dims)), strict=True):
             logical += c * stride
+        yield logical
+
+
+def _write_region(block: _Block, region, replay_) -> None:
+    """Write ``replay_``'s values at the region's logical indices that fall inside ``block``."""
+    lo = list(block.offset)
+    hi = [o + s for o, s in zip(block.offset, block.local.shape, strict=True)]
+    for logical in region_indices(region, CHUNK):
         coords = coordinates(logical, block.shape)
         inside = torch.ones_like(logical, dtype=torch.bool)
         for c, a, b in zip(coords, lo, hi, strict=True):

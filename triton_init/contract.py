@@ -71,3 +71,10 @@ def contract_units(actual: torch.Tensor, expected: torch.Tensor, tolerance: torc
     same = (actual == expected) | (torch.isnan(actual) & torch.isnan(expected))
     units = torch.where(torch.isnan(diff) | torch.isnan(units), torch.full_like(units, float("inf")), units)
     return torch.where(same, torch.zeros_like(units), units)
+
+
+def native_tolerance(dtype: torch.dtype) -> tuple:
+    """This table for the native executor's float64 check of ``dtype`` outputs (csrc ``ti_tolerance``)."""
+    compute = compute_dtype(dtype)
+    return (Z_TOLERANCE, COMPUTE_ULPS[dtype], ROUNDING_ULPS[dtype], UNIFORM_FP32_ULPS, MANTISSA_BITS[compute],
+            MIN_NORMAL_EXPONENT[compute], MANTISSA_BITS[dtype], MIN_NORMAL_EXPONENT[dtype])

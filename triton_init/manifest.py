@@ -23,6 +23,20 @@ JSON schema (``manifest_version`` 1)::
         "region": {"offset": 768, "shape": [256], "strides": [1]}},   # optional; absent: the whole tensor
        ...]}
 
+Later writes (what a framework does to a tensor after its init, recorded by ``intercept``'s log) use
+three more ``fn`` values, in the same schema::
+
+       {"fn": "mul_", "args": {"other": 0.5, "init": "trunc_normal_", "mean": 0.0, "std": 0.02,
+                               "a": -2.0, "b": 2.0}, ...}            # or "div_"
+       {"fn": "not_verifiable", "args": {"reason": "copy_ at model.py:12 (init): ..."}, ...}
+
+``mul_``/``div_``: the write ``{"fn": args["init"], "args": the other args}`` (same stream, shape, dtype,
+seed, region), then multiplied or divided by the scalar ``args["other"]`` in the tensor's dtype, as
+``tensor.mul_(other)`` computes it (a rescale after an init: BEiT's ``div_(sqrt(2 * layer))``).
+``not_verifiable``: values that no recorded call gives (a copy of values the framework computed, arithmetic
+other than a scalar rescale, torch's own random values); ``args["reason"]`` says which and where. The
+indices it covers are reported "not verifiable", never "mismatch", and cannot be regenerated.
+
 A region is the set of logical row-major indices ``offset + sum(k_d * strides_d)``, ``0 <= k_d < shape_d``:
 any view of the tensor (a row, a column, a slice with steps, a transpose). The values a region gets are
 the call's values at those logical indices of the whole tensor. Non-finite float arguments are written as
@@ -221,7 +235,8 @@ class Write:
 
     @property
     def replayable(self) -> bool:
-        """Whether the write's values can be recomputed: a triton_init function with recorded arguments."""
+        """Whether the write's values can be recomputed: a triton_init function (or a rescale of one) with
+        recorded arguments; "not_verifiable" and user callables are not."""
         return self.args is not None and self.fn in init_functions()
 
     def to_json(self) -> dict:

@@ -111,7 +111,9 @@ class UnmappedView(ValueError):
 
 
 class TensorIndex:
-    """The parameters and buffers of a module by storage, to map any view of them to logical indices."""
+    """The parameters and buffers of a module by storage, to map any view of them to logical indices.
+    Setting ``stale`` (a parameter, buffer or submodule was registered: a re-tie) re-reads the module at the
+    next lookup."""
 
     def __init__(self, module: nn.Module, prefix: str = ""):
         self.module = module
@@ -120,8 +122,9 @@ class TensorIndex:
 
     def refresh(self) -> None:
         """Re-read the module's tensors (after ``to_empty``, re-tying or re-assigned parameters); entries of
-        tensors whose storage did not change are kept."""
+        tensors whose storage and first name did not change are kept."""
         previous = getattr(self, "_entries", {})
+        self.stale = False
         self._entries: dict = {}
         self._by_storage: dict = {}
         for fqn, _, _, tensor, _ in named_tensors(self.module):
@@ -130,18 +133,26 @@ class TensorIndex:
                 continue
             key = (id(tensor), _storage_key(local), local.storage_offset(), tuple(local.shape))
             entry = previous.get(key)
-            if entry is None or entry.tensor is not tensor:
+            stream = stream_name(fqn, self.prefix)
+            if entry is None or entry.tensor is not tensor or entry.stream != stream:
                 if is_dtensor(tensor):
                     _, shape, offset = dtensor_block(tensor)
                     if offset is None:  # this rank is outside the tensor's mesh
                         continue
                 else:
                     shape, offset = tuple(tensor.shape), (0,) * tensor.dim()
-                entry = _Entry(stream_name(fqn, self.prefix), tensor, local, tuple(shape), tuple(offset))
+                entry = _Entry(stream, tensor, local, tuple(shape), tuple(offset))
             self._entries[key] = entry
             self._by_storage.setdefault(_storage_key(local), []).append(entry)
 
+    def first_names(self) -> dict:
+        """id(tensor) -> stream of every parameter and buffer of the module as it is now (tied ones: the
+        first name)."""
+        return {id(tensor): stream_name(fqn, self.prefix) for fqn, _, _, tensor, _ in named_tensors(self.module)}
+
     def shares_storage(self, tensor) -> bool:
+        if self.stale:
+            self.refresh()
         local = _local(tensor)
         return local.device.type != "meta" and local.numel() > 0 and bool(self._current(_storage_key(local)))
 
@@ -157,6 +168,8 @@ class TensorIndex:
 
         Raises ``UnmappedView`` when it does but its elements cannot be mapped to logical indices.
         """
+        if self.stale:
+            self.refresh()
         local = _local(tensor)
         if local.device.type == "meta" or local.numel() == 0:
             return None

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import _fastcheck
+from ._dcp_chunks import DCPCheckpoint, StoredChunks, is_dcp_checkpoint
 from ._format import stream_id
 from ._replay import CHUNK, DETERMINISTIC, NotReplayable, _Block, _block_of, coordinates, replay
 from ._sharding import is_dtensor
@@ -53,7 +55,9 @@ class VerificationError(Exception):
 @dataclass
 class TensorReport:
     """The verdict on one tensor. ``max_error`` is in contract units: at most 1 meets the contract (0 or inf
-    for deterministic inits, which must match exactly); None where nothing was compared."""
+    for deterministic inits, which must match exactly), over the elements compared with their float64 values
+    (``exact`` of them when every element is checked: the others equal the executor's values bit for bit);
+    None where none was."""
 
     name: str
     stream: object
@@ -63,6 +67,8 @@ class TensorReport:
     mismatches: int = 0
     first_mismatch: dict | None = None  # {"index", "coords", "got", "expected"} of the smallest such index
     detail: str = ""
+    exact: int = 0  # of a check of every element: those compared with the float64 values (not bit-equal to the
+    # executor's regenerated ones)
 
     @property
     def failed(self) -> bool:
@@ -73,7 +79,7 @@ class TensorReport:
         first = self.first_mismatch and {k: _finite_or_str(v) for k, v in self.first_mismatch.items()}
         return {"name": self.name, "stream": self.stream, "verdict": self.verdict, "checked": self.checked,
                 "max_error": _finite_or_str(self.max_error), "mismatches": self.mismatches,
-                "first_mismatch": first, "detail": self.detail}
+                "first_mismatch": first, "detail": self.detail, "exact": self.exact}
 
 
 def _finite_or_str(value):
@@ -123,7 +129,8 @@ class VerifyReport:
             verdict = t.verdict + (f": {t.detail}" if t.detail and t.verdict != OK else "")
             lines.append(f"{t.name:<{width}}  {t.checked:>9,}  {_format_error(t.max_error):>9}  {verdict}")
         lines.append("max error: in units of the stream-format contract beyond the output dtype's rounding "
-                     "(0: as close as the exact value rounded once; <= 1 passes; deterministic inits: exactly 0)")
+                     "(0: as close as the exact value rounded once; <= 1 passes; deterministic inits: exactly 0; "
+                     "-: every element equals the executor's regenerated values bit for bit, which meet the contract)")
         return "\n".join(lines + [self.summary()])
 
     def to_json(self) -> dict:
@@ -176,7 +183,8 @@ class _Check:
         tolerance = torch.zeros_like(values)
         checkable = torch.ones_like(logical, dtype=torch.bool)
         problem = None
-        for k in torch.unique(owner).tolist():
+        whole = len(self.record.writes) == 1 and self.record.writes[0].region is None
+        for k in [0] if whole else torch.unique(owner).tolist():
             mask = owner == k
             if k < 0 or self.problems[k] is not None:
                 checkable &= ~mask
@@ -205,56 +213,109 @@ def _sample_positions(block: _Block, samples, generator):
     yield torch.unique(torch.cat([drawn, torch.tensor(extra, dtype=torch.int64)]))
 
 
-def _check_block(check: _Check, name: str, block: _Block, samples, generator) -> tuple:
-    """(TensorReport, a few (logical, actual) pairs of mismatching elements for identification)."""
+def _check_block(check: _Check, name: str, blocks, samples, generator) -> tuple:
+    """(TensorReport, a few (logical, actual) pairs of mismatching elements for identification) of a tensor
+    held as ``blocks`` (an iterable of ``_Block``s, read one at a time: a tensor, a shard, stored chunks)."""
     record = check.record
     report = TensorReport(name, record.stream, OK)
-    if block.local.device.type == "meta":
-        report.verdict, report.detail = MISSING, "on the meta device: it holds no values"
-        return report, None
-    if block.local.dtype != record.dtype:
-        report.verdict = DTYPE
-        report.detail = f"{str(block.local.dtype).removeprefix('torch.')}, the manifest records " \
-                        f"{str(record.dtype).removeprefix('torch.')}"
-        return report, None
-    if block.offset is None:  # a rank outside the DTensor's mesh holds nothing
-        return report, None
-    max_error, evidence, problem = 0.0, [], None
-    for positions in _sample_positions(block, samples, generator):
-        logical = block.logical(positions)
-        for replay_ in check.replays if samples is not None else ():
-            keep = replay_.columns_to_sample(logical, generator) if replay_ is not None else None
-            if keep is not None:
-                positions, logical = positions[keep], logical[keep]
-        expected, tolerance, checkable, problem = check.expected(logical)
-        positions, logical = positions[checkable], logical[checkable]
-        expected, tolerance = expected[checkable], tolerance[checkable]
-        actual = block.read(positions)
-        units = contract_units(actual, expected, tolerance, check.record.dtype)
-        bad = units > 1.0
-        report.checked += positions.numel()
-        max_error = max(max_error, float(units.max())) if units.numel() else max_error
-        n_bad = int(bad.sum())
-        if n_bad:
-            k = int(torch.nonzero(bad)[0])
-            if report.first_mismatch is None:
-                index = int(logical[k])
-                coords = [int(c) for c in coordinates(logical[k:k + 1], record.shape)] if record.shape else []
-                report.first_mismatch = {"index": index, "coords": coords, "got": float(actual[k]),
-                                         "expected": float(expected[k])}
-            report.mismatches += n_bad
-            evidence += list(zip(logical[bad][:16].tolist(), actual[bad][:16].tolist(), strict=True))
-    report.max_error = max_error if report.checked else None
-    if problem is not None and not report.mismatches:
-        report.verdict = problem.verdict
-        report.detail = str(problem) + (f" ({report.checked:,} other elements checked: ok)" if report.checked else "")
+    tally = _Tally(check, report)
+    for block in blocks:
+        if block.local.device.type == "meta":
+            report.verdict, report.detail = MISSING, "on the meta device: it holds no values"
+            return report, None
+        if block.local.dtype != record.dtype:
+            report.verdict = DTYPE
+            report.detail = f"{str(block.local.dtype).removeprefix('torch.')}, the manifest records " \
+                            f"{str(record.dtype).removeprefix('torch.')}"
+            return report, None
+        if block.offset is None:  # a rank outside the DTensor's mesh holds nothing
+            continue
+        tally.block = block
+        fast = _fastcheck.plan(record, check.replays, check.problems) if samples is None else None
+        if fast is not None:
+            _check_every_element(tally, *fast)
+        else:
+            for positions in _sample_positions(block, samples, generator):
+                logical = block.logical(positions)
+                for replay_ in check.replays if samples is not None else ():
+                    keep = replay_.columns_to_sample(logical, generator) if replay_ is not None else None
+                    if keep is not None:
+                        positions, logical = positions[keep], logical[keep]
+                report.checked += tally.compare(positions, logical)
+        tally.block = block = None  # a stored chunk leaves memory before the next is read
+    report.max_error = tally.max_error if tally.measured else None
+    if tally.problem is not None and not report.mismatches:
+        report.verdict = tally.problem.verdict
+        report.detail = str(tally.problem) + (f" ({report.checked:,} other elements checked: ok)"
+                                              if report.checked else "")
     if report.mismatches:
         first = report.first_mismatch
         report.verdict = MISMATCH
         report.detail = (f"{report.mismatches:,} of {report.checked:,} checked elements differ; the first at index "
                          f"{first['index']} {tuple(first['coords'])}: {first['got']!r}, expected "
                          f"{first['expected']!r}")
-    return report, evidence[:16]
+    return report, tally.evidence[:16]
+
+
+def _check_every_element(tally, fast_write: int, plan) -> None:
+    """Every element of the block, slab by slab: the fast path clears those equal bit for bit to the values its
+    executor regenerates; the others, and those of later region writes, get the float64 check."""
+    block, record = tally.block, tally.check.record
+    local_shape = tuple(block.local.shape)
+    covered = _fastcheck.covered_positions([w.region for w in record.writes[fast_write + 1:]], local_shape,
+                                           block.shape, block.offset)
+    scratch = torch.empty(min(block.numel, _fastcheck.slab_limit(block.local)) if block.local.device.type == "cpu"
+                          else 0, dtype=torch.int64)
+    start = 0
+    local = block.local.detach()
+    for slab, offset in _fastcheck.slabs(local if local.dim() else local.reshape(1), block.offset or (0,)):
+        n = slab.numel()
+        positions = plan.differing(slab, block.shape if local.dim() else (1,), offset, scratch) + start
+        if covered.numel():
+            lo, hi = torch.searchsorted(covered, torch.tensor([start, start + n])).tolist()
+            if hi > lo:
+                positions = torch.unique(torch.cat([positions, covered[lo:hi]]))
+        unchecked = positions.numel()
+        if unchecked:
+            unchecked -= tally.compare(positions, block.logical(positions))
+        tally.report.checked += n - unchecked
+        tally.report.exact += positions.numel()
+        start += n
+
+
+class _Tally:
+    """The float64 comparison of chosen elements of a block, accumulated into its report."""
+
+    def __init__(self, check: _Check, report: TensorReport):
+        self.check, self.report = check, report
+        self.block = None  # the block being checked
+        self.max_error, self.evidence, self.problem = 0.0, [], None
+        self.measured = 0  # elements compared with their float64 values
+
+    def compare(self, positions: torch.Tensor, logical: torch.Tensor) -> int:
+        """Compare the elements at local ``positions`` (logical indices ``logical``) with their exact values;
+        returns how many could be (the others' writes cannot be recomputed: ``problem`` says why)."""
+        check, report, record = self.check, self.report, self.check.record
+        expected, tolerance, checkable, problem = check.expected(logical)
+        self.problem = self.problem or problem
+        positions, logical = positions[checkable], logical[checkable]
+        expected, tolerance = expected[checkable], tolerance[checkable]
+        actual = self.block.read(positions)
+        units = contract_units(actual, expected, tolerance, record.dtype)
+        bad = units > 1.0
+        self.max_error = max(self.max_error, float(units.max())) if units.numel() else self.max_error
+        self.measured += units.numel()
+        n_bad = int(bad.sum())
+        if n_bad:
+            k = int(torch.nonzero(bad)[0])
+            if report.first_mismatch is None or int(logical[k]) < report.first_mismatch["index"]:
+                index = int(logical[k])
+                coords = [int(c) for c in coordinates(logical[k:k + 1], record.shape)] if record.shape else []
+                report.first_mismatch = {"index": index, "coords": coords, "got": float(actual[k]),
+                                         "expected": float(expected[k])}
+            report.mismatches += n_bad
+            self.evidence += list(zip(logical[bad][:16].tolist(), actual[bad][:16].tolist(), strict=True))
+        return positions.numel()
 
 
 def _identify(evidence, candidates: list) -> str | None:
@@ -289,6 +350,10 @@ def _targets(target, manifest, segments, offsets, prefix):
             name = record.name if record is not None else str(seg.stream)
             items.append((name, piece, record, None))
         return items, []
+    if isinstance(target, (str, os.PathLike)):
+        if not is_dcp_checkpoint(target):
+            raise ValueError(f"{target}: a path target must be a DCP checkpoint directory (with a .metadata file)")
+        target = DCPCheckpoint(target)
     if isinstance(target, nn.Module):
         named = list(target.named_parameters(remove_duplicate=False))
         named += list(target.named_buffers(remove_duplicate=False))
@@ -359,7 +424,7 @@ def check_stored(name: str, tensor) -> None:
                          "truncated or crafted checkpoint)")
 
 
-def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = None, segments=None,
+def verify_(target, manifest, *, samples: int | None = None, seed: int | None = None, segments=None,
             offsets=None, prefix: str = "", raise_on_failure: bool = False, callback=None) -> VerifyReport:
     """Check ``target``'s tensors against ``manifest``; return a ``VerifyReport`` (one ``TensorReport`` each).
 
@@ -369,10 +434,16 @@ def verify_(target, manifest, *, samples: int | None = 4096, seed: int | None = 
     dropped, ``prefix`` prepended: a pipeline stage checks only the manifest's tensors under its prefix).
     ``offsets`` maps names of plain tensors that are blocks of the recorded tensor to their global offset.
 
-    ``samples`` local elements per tensor are drawn at random (seeded by ``seed``; None draws a seed, which
-    the report gives), plus both ends and, where the tensor reaches them, indices past 2^32; a tensor with
-    fewer elements is checked whole, and ``samples=None`` checks every element (in chunks). Each element
-    is compared with the CPU reference's exact value: random inits within the stream-format contract,
+    By default (``samples=None``) every element is checked, slab by slab (memory bounded by the slab, not
+    the tensor): plain fills (the random inits, constant_/zeros_/ones_) are regenerated by the executor of
+    the device that holds the tensor (the native one on a CPU, the Triton kernels on a GPU) and every
+    element equal to them bit for bit passes, since those executors are proven to meet the contract
+    (``_fastcheck`` says why that is sound); every other element gets the exact check below, so a value
+    written by another executor still passes and a changed one fails. ``samples=N`` is a spot check: N
+    local elements per tensor drawn at random (seeded by ``seed``; None draws a seed, which the report
+    gives), plus both ends and, where the tensor reaches them, indices past 2^32; a tensor with fewer
+    elements is checked whole. The exact check compares with the CPU reference's float64 value: random
+    inits within the stream-format contract,
     deterministic ones exactly, orthogonal_ within ``ORTHOGONAL_TOLERANCE`` of a full recomputation (up to
     ``ORTHOGONAL_FULL_LIMIT`` elements; larger ones are "not sample-verifiable"), sparse_ with each sampled
     column's zero rows recomputed. Tensors written by a user callable are "not verifiable".
@@ -421,6 +492,20 @@ def _check_tensor(check: _Check, name: str, source, offset, samples, seed: int, 
     record = check.record
     tensor = source() if callable(source) else source
     check_stored(name, tensor)
+    generator = torch.Generator().manual_seed(stream_id(f"{seed}/{name}") >> 1)
+    if isinstance(tensor, StoredChunks):
+        if tensor.shape != record.shape:
+            return TensorReport(name, record.stream, SHAPE, detail=f"{tensor.shape}, the manifest records "
+                                f"{record.shape}")
+        try:  # every chunk's place, before any is read
+            for offsets, sizes, _ in tensor.stored:
+                _block_of(torch.empty(sizes, device="meta"), record.shape, offsets)
+        except ValueError as exc:
+            return TensorReport(name, record.stream, SHAPE, detail=f"a stored chunk: {exc}")
+        # each chunk read when the previous one is done with: one in memory at a time
+        blocks = (_block_of(tensor.read(k), record.shape, tensor.stored[k][0]) for k in range(len(tensor.stored)))
+        report, evidence[name] = _check_block(check, name, blocks, samples, generator)
+        return report
     if isinstance(tensor, _Block):
         block = tensor
         if block.shape[0] != math.prod(record.shape):
@@ -436,8 +521,7 @@ def _check_tensor(check: _Check, name: str, source, offset, samples, seed: int, 
             block = _block_of(tensor, record.shape, offset)
         except ValueError as exc:
             return TensorReport(name, record.stream, SHAPE, detail=str(exc))
-    generator = torch.Generator().manual_seed(stream_id(f"{seed}/{name}") >> 1)
-    report, evidence[name] = _check_block(check, name, block, samples, generator)
+    report, evidence[name] = _check_block(check, name, [block], samples, generator)
     return report
 
 
@@ -459,6 +543,3 @@ def _explain(report: VerifyReport, record_names: dict, checks: dict, evidence: d
             len(mismatched) == len(random_ones):
         report.notes.append("every randomly initialized tensor differs and every deterministic one matches: "
                             "were they initialized with another seed than the manifest's?")
-
-
-# ---- regenerate ---------------------------------------------------------------------------------------

@@ -131,3 +131,100 @@ def compare_distribution(name, ours, theirs, *, exact=False):
     if n >= 64:
         p = stats.ks_2samp(ours.numpy(), theirs.numpy()).pvalue
         assert p > 1e-6, f"{name}: KS p-value {p}"
+
+
+# ---- the model-zoo matrix (test_model_zoo.py): one table row per model -----------------------------------------
+
+STD_TOLERANCE = 0.05  # relative, on tensors of at least STD_MIN_NUMEL elements
+STD_MIN_NUMEL = 10_000
+
+
+def zoo_run(build, init, seed, *, strict=True):
+    """(model, context) of one intercepted init: ``init=None`` builds inside ``intercept(None, ...)`` and
+    attaches; otherwise ``build()`` on meta, ``to_empty``, NaN, then ``init(model)`` in the context."""
+    if init is None:
+        with intercept(None, seed=seed, strict=strict) as ctx:
+            model = build()
+            ctx.attach(model)
+        return model, ctx
+    model = materialized(build)
+    with torch.no_grad(), intercept(model, seed=seed, strict=strict) as ctx:
+        init(model)
+    return model, ctx
+
+
+def zoo_reference(build, init):
+    """The framework's own init, without intercept."""
+    torch.manual_seed(0)
+    if init is None:
+        return build()
+    model = materialized(build)
+    with torch.no_grad():
+        init(model)
+    return model
+
+
+def manifest_of(log) -> triton_init.Manifest:
+    manifest = triton_init.Manifest()
+    for r in log:
+        manifest.record(r.stream, r.shape, r.dtype, r.function, r.args, r.seed, r.region)
+    return triton_init.Manifest.loads(manifest.dumps())  # through its JSON, as a checkpoint carries it
+
+
+def _values(model) -> dict:
+    """Every float tensor's values (each run builds its own model: no copies needed)."""
+    return {name: t.full_tensor() if hasattr(t, "full_tensor") else t.detach() for name, t in tensors(model).items()}
+
+
+def _bits(t: torch.Tensor) -> bytes:
+    """A tensor's bytes, to compare runs bit for bit (NaN included)."""
+    return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def check_zoo_model(build, init, *, tied=()):
+    """The matrix's checks on one model; returns the number of tensors whose std was compared.
+
+    Under ``strict=True`` (nothing may be left to torch): every tensor whose values change with the seed is
+    served on its own name's stream (a record under that name, none left to torch) and the rest equal the
+    framework's own values exactly (structural zeros and ones, computed buffers); two runs are bit-identical;
+    stds are within 5% of the framework's own init on tensors of 10k elements or more, and rows the framework
+    leaves zero (padding) stay zero; the manifest from the log verifies with no failure; ``tied`` pairs of
+    names are one tensor, recorded under the first name only.
+    """
+    model, ctx = zoo_run(build, init, SEED)
+    ours = _values(model)
+    again = _values(zoo_run(build, init, SEED)[0])
+    other = _values(zoo_run(build, init, SEED + 1)[0])
+    theirs = _values(zoo_reference(build, init))
+    assert ours.keys() == theirs.keys() == again.keys() == other.keys()
+    served = {}
+    for r in ctx.log:
+        served.setdefault(r.stream, []).append(r)
+    assert not [r for r in ctx.log if r.via == "torch"] and not ctx.left_to_torch
+    compared = 0
+    for name, value in ours.items():
+        reference = theirs[name]
+        assert _bits(value) == _bits(again[name]), f"{name}: two runs differ"
+        if reference.isnan().any():  # the framework itself leaves it unwritten (e.g. a buffer it never sets)
+            continue
+        assert not value.isnan().any(), f"{name}: NaN left"
+        if torch.equal(value, other[name]):  # deterministic: the framework's own values, exactly
+            assert torch.equal(value, reference), f"{name}: deterministic values differ from the framework's"
+            continue
+        assert name in served, f"{name}: random values with no record under its own name (off its stream)"
+        flat, ref = value.double().flatten(), reference.double().flatten()
+        assert ref.min() != ref.max(), f"{name}: random where the framework writes a constant"
+        if value.dim() >= 2:
+            zero_rows = (reference == 0).flatten(1).all(1)
+            if zero_rows.any() and not zero_rows.all():
+                assert (value[zero_rows] == 0).all(), f"{name}: the rows the framework zeroes are not zero"
+        if flat.numel() >= STD_MIN_NUMEL:
+            ratio = flat.std().item() / ref.std().item()
+            assert abs(ratio - 1) < STD_TOLERANCE, f"{name}: std {flat.std().item():.6g} vs {ref.std().item():.6g}"
+            compared += 1
+    for first, second in tied:
+        assert model.get_parameter(first) is model.get_parameter(second), f"{first} and {second} are not tied"
+        assert second not in served, f"{second} is recorded besides its first name {first}"
+    report = triton_init.verify_(model, manifest_of(ctx.log), samples=64)
+    assert not report.failures, report.table()
+    return compared

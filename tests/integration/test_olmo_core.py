@@ -14,22 +14,26 @@ from olmo_core.nn.transformer import InitMethod, TransformerConfig  # noqa: E402
 D_MODEL, N_LAYERS = 64, 2
 
 
+def poisoning(model):
+    """``model`` whose ``to_empty`` (``init_weights`` allocates itself) NaN-fills what it allocates."""
+    to_empty = model.to_empty
+
+    def to_empty_poisoned(*args, **kwargs):
+        out = to_empty(*args, **kwargs)
+        with torch.no_grad():
+            for t in tensors(model).values():
+                t.fill_(float("nan"))
+        return out
+
+    model.to_empty = to_empty_poisoned
+    return model
+
+
 def builder(init_method):
     def build():
         config = TransformerConfig.llama_like(d_model=D_MODEL, vocab_size=256, n_layers=N_LAYERS, n_heads=4,
                                               hidden_size_multiple_of=32)
-        model = dataclasses.replace(config, init_method=init_method).build(init_device="meta")
-        to_empty = model.to_empty
-
-        def to_empty_poisoned(*args, **kwargs):  # init_weights allocates itself: poison what it allocates
-            out = to_empty(*args, **kwargs)
-            with torch.no_grad():
-                for t in tensors(model).values():
-                    t.fill_(float("nan"))
-            return out
-
-        model.to_empty = to_empty_poisoned
-        return model
+        return poisoning(dataclasses.replace(config, init_method=init_method).build(init_device="meta"))
     return build
 
 

@@ -155,6 +155,8 @@ def run(args) -> int:
         return _run(args)
     except OutputPathError as exc:  # found once the model's size is known (a framework's torch.save file)
         raise _common.UsageError(f"argument --save-checkpoint: {exc}") from None
+    except BrokenPipeError:  # stdout's reader went away (| head): main ends quietly
+        raise
     except OSError as exc:  # a write that failed after the checks (a full disk): nothing left under the name
         print(f"triton-init init: error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
