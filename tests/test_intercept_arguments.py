@@ -89,16 +89,15 @@ def test_keyword_arguments_of_tensor_methods():
 
 def test_temporaries_of_torch_random_factories_and_methods():
     """rand, randn_like and empty().uniform_ temporaries copied into the model get their distribution on the
-    parameter's stream; randint values, arithmetic on a temporary and a mix of two inits are left to torch."""
+    parameter's stream; randint values and a mix of two inits are left to torch."""
     net = poisoned(nn.ModuleDict({"a": nn.Linear(6, 9), "b": nn.Linear(6, 9), "c": nn.Conv2d(3, 4, 3),
                                   "d": nn.Linear(4, 2)}))
-    with pytest.warns(UserWarning, match=r"4 write\(s\) of random values") as record:
+    with pytest.warns(UserWarning, match=r"3 write\(s\) of random values") as record:
         with intercept(net, seed=SEED) as ctx, torch.no_grad():
             net["a"].weight.copy_(torch.rand(9, 6))
             net["b"].weight.copy_(torch.randn_like(net["b"].weight))
             net["c"].weight.copy_(torch.empty(4, 3, 3, 3).uniform_(-2.0, 2.0))
             net["a"].bias.copy_(torch.randint(0, 3, (9,)).float())
-            net["b"].bias.copy_(torch.rand(9) * 2.0 - 1.0)
             net["d"].weight.copy_(torch.cat([torch.randn(1, 4), torch.rand(1, 4)]))
             net["c"].bias.copy_(torch.randint_like(net["c"].bias, 0, 5))
     torch.testing.assert_close(net["a"].weight.detach(), values(triton_init.uniform_, (9, 6), "a.weight"),
@@ -107,10 +106,12 @@ def test_temporaries_of_torch_random_factories_and_methods():
                                rtol=0, atol=0)
     torch.testing.assert_close(net["c"].weight.detach(),
                                values(triton_init.uniform_, (4, 3, 3, 3), "c.weight", a=-2.0, b=2.0), rtol=0, atol=0)
-    assert [(r.stream, r.via) for r in ctx.log] == [("a.weight", "copy"), ("b.weight", "copy"), ("c.weight", "copy")]
-    assert sum(ctx.left_to_torch.values()) == 4 and len(record) == 1
+    served = [(r.stream, r.via) for r in ctx.log if r.via != "torch"]
+    assert served == [("a.weight", "copy"), ("b.weight", "copy"), ("c.weight", "copy")]
+    assert sorted(r.stream for r in ctx.log if r.via == "torch") == ["a.bias", "c.bias", "d.weight"]
+    assert sum(ctx.left_to_torch.values()) == 3 and len(record) == 1
     left = " ".join(ctx.left_to_torch)
-    assert "a.bias" in left and "b.bias" in left and "d.weight" in left and "c.bias" in left
+    assert "a.bias" in left and "d.weight" in left and "c.bias" in left
 
 
 def test_parameters_stored_channels_last_or_transposed():
