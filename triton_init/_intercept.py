@@ -142,6 +142,8 @@ def _fill(local: torch.Tensor, layout, function: str, args: dict, seed: int, str
             local.fill_(args["val"])
             return
         check_tensor(local)
+        if local.device.type == "meta":  # a plan recorded on the meta device: nothing to write
+            return
         dist, params = call_params(_DISTRIBUTIONS[function], local.dtype, **args)
         _dispatch.fill_random_(local, dist, params, seed, stream_id(stream), layout)
 
@@ -554,9 +556,7 @@ class Intercept:
         return self._serve_call(name, {"tensor": tensor, **params}, lambda **_: func(*args, **kwargs))
 
     def _locate(self, tensor, name, original, args):
-        """The tensor's ``Target``, None for a temporary, False when it was handled here (meta, unmappable)."""
-        if tensor.device.type == "meta":
-            return False
+        """The tensor's ``Target``, None for a temporary, False when it was handled here (unmappable)."""
         try:
             target = self._index.locate(tensor, refresh=name not in DETERMINISTIC)
         except UnmappedView as err:
