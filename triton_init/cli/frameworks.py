@@ -143,7 +143,7 @@ def init_framework_model(framework: FrameworkModel, *, dtype=torch.float32, devi
             from torch.distributed.fsdp import fully_shard
 
             stack.enter_context(_fake_world(world_size, rank))
-            fully_shard(model, mesh=init_device_mesh("cpu", (world_size,)))
+            fully_shard(model, mesh=init_device_mesh(torch.device(device).type, (world_size,)))
         model.to_empty(device=device)
         _sync(device)
         started = time.perf_counter()
