@@ -98,9 +98,11 @@ def _written(build, plan, shard=None) -> dict:
 def _fully_shard(mesh):
     from torch.distributed.fsdp import fully_shard
 
-    def shard(model):
-        for child in model.modules():
-            if child is not model and isinstance(child, torch.nn.ModuleList):
+    def shard(model):  # each block of the outermost ModuleLists (T5's blocks hold ModuleLists too), then the root
+        lists = []
+        for name, child in model.named_modules():
+            if isinstance(child, torch.nn.ModuleList) and not any(name.startswith(f"{n}.") for n in lists):
+                lists.append(name)
                 for block in child:
                     fully_shard(block, mesh=mesh)
         fully_shard(model, mesh=mesh)
