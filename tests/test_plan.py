@@ -1,7 +1,7 @@
 """triton_init.plan on plain torch modules: a framework-style init recorded on the meta device and applied after
 ``to_empty`` gives the values the same init gives under intercept on the materialized model, for whole tensors,
 a padding row, a tied weight and a buffer copied from a real tensor; a plan that does not fit writes nothing.
-(Sharded models, world sizes 1 to 3 on gloo: tests/integration/test_plan.py.)"""
+(Sharded models, world sizes 1 to 3 on gloo: tests/integration/test_plan_world_sizes.py.)"""
 
 import math
 
