@@ -9,8 +9,9 @@ CPU: ``python bench/frameworks.py`` (small sizes). GPU: ``python bench/framework
 
 ``--scale``: the sizes users run, a 1.5B-parameter transformers Llama (Llama-3.2-1B's shapes, untied) and a
 torchtitan llama3 flavor of about 1B, in fp32 and bf16 (``--dtypes``): the framework's own init, the same under
-``intercept``, and the plain triton_init fills of the same tensors (each whole-tensor write of the intercept's
-log as a direct call, the floor intercept can reach); ratios own / intercept and intercept / fills.
+``intercept``, the plain triton_init fills of the same tensors (each whole-tensor write of the intercept's
+log as a direct call, the floor intercept can reach), and ``apply_plan`` of the init recorded on the meta
+device (``record_plan``, the sharded path); ratios own / intercept and intercept / fills.
 """
 
 import argparse
@@ -23,7 +24,7 @@ import types
 
 import torch
 
-from triton_init import intercept
+from triton_init import apply_plan, intercept, record_plan
 from triton_init.manifest import init_functions
 from triton_init.streams import named_tensors, stream_name
 
@@ -169,9 +170,16 @@ def measure(framework: str, size_name: str, size, device: str, repeats: int, dty
         log[:] = ctx.log
 
     paths = [("own", own), ("intercept", served)]
-    if dtype is not None:  # --scale: the plain fills of the tensors intercept wrote
+    if dtype is not None:  # --scale: the plain fills of the tensors intercept wrote, and the plan's writes
         served()
         paths.append(("fills", _plain_fills(model, log)))
+        torch.set_default_dtype(dtype)
+        try:
+            with torch.device("meta"):
+                plan = record_plan(build(), init, seed=SEED)
+        finally:
+            torch.set_default_dtype(previous)
+        paths.append(("plan", lambda: apply_plan(model, plan)))
     times = {name: [] for name, _ in paths}
     for step in range(repeats + 1):
         for name, fn in paths:
@@ -189,7 +197,7 @@ def measure(framework: str, size_name: str, size, device: str, repeats: int, dty
     if dtype is not None:
         fills_s = statistics.median(times["fills"])
         record.update(dtype=str(dtype).removeprefix("torch."), fills_s=fills_s, speedup=own_s / served_s,
-                      over_fills=served_s / fills_s)
+                      over_fills=served_s / fills_s, plan_s=statistics.median(times["plan"]))
     return record
 
 
@@ -197,7 +205,7 @@ def scale(args) -> int:
     """``--scale``: own init, intercept and plain fills at the sizes users run, per dtype."""
     records = []
     print(f"{'framework':<13} {'size':<5} {'dtype':<9} {'params':>14} {'own s':>8} {'intercept s':>12} "
-          f"{'fills s':>8} {'own/intercept':>14} {'intercept/fills':>16}")
+          f"{'fills s':>8} {'plan s':>7} {'own/intercept':>14} {'intercept/fills':>16}")
     for framework in args.frameworks.split(","):
         if framework not in SCALE:
             continue
@@ -211,7 +219,8 @@ def scale(args) -> int:
                 break
             records.append(r)
             print(f"{framework:<13} {size_name:<5} {dtype_name:<9} {r['parameters']:>14,} {r['own_s']:>8.3f} "
-                  f"{r['intercept_s']:>12.3f} {r['fills_s']:>8.3f} {r['speedup']:>13.2f}x {r['over_fills']:>15.2f}x")
+                  f"{r['intercept_s']:>12.3f} {r['fills_s']:>8.3f} {r['plan_s']:>7.3f} {r['speedup']:>13.2f}x "
+                  f"{r['over_fills']:>15.2f}x")
             sys.stdout.flush()
             if args.json:
                 with open(args.json, "w") as f:
