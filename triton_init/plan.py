@@ -67,13 +67,15 @@ def record_plan(model: nn.Module, init, *, seed, prefix: str = "", strict: bool 
     """Run ``init(model)`` (the framework's own init code) under ``intercept(model, seed=seed)`` on a model
     whose tensors are on the meta device, before any sharding or wrapping, and return its ``Plan``.
 
-    Nothing is allocated or written. Each tensor's writes are kept from its last whole-tensor write on
-    (earlier ones are overwritten). Raises ``ValueError`` if a parameter is not on the meta device; random
-    writes intercept leaves to torch are reported as ``intercept`` reports them (``strict``).
+    Nothing is allocated or written (buffers the model holds for real are written, as under ``intercept``).
+    Each tensor's writes are kept from its last whole-tensor write on (earlier ones are overwritten). Raises
+    ``ValueError`` if a parameter is not on the meta device; random writes intercept leaves to torch are
+    reported as ``intercept`` reports them (``strict``), and ``apply_plan`` then finds no write for them.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    real = [stream_name(fqn, prefix) for fqn, _, _, t, _ in named_tensors(model) if t.device.type != "meta"]
+    real = [stream_name(fqn, prefix) for fqn, _, _, t, is_buffer in named_tensors(model)
+            if not is_buffer and t.device.type != "meta"]
     if real:
         raise ValueError(f"record_plan needs a model on the meta device; {', '.join(real[:3])}"
                          f"{' ...' if len(real) > 3 else ''} hold real storage")
