@@ -112,3 +112,14 @@ def test_record_plan_needs_a_meta_model():
         record_plan(Tied(), framework_init, seed=SEED)
     with pytest.raises(TypeError, match="plan must be a triton_init Plan"):
         apply_plan(Tied(), triton_init.Manifest())
+
+
+def test_a_write_that_cannot_be_replayed_in_the_tensors_dtype_writes_nothing():
+    plan = record_plan(meta_model(), framework_init, seed=SEED)
+    model = meta_model().to_empty(device="cpu")
+    with torch.no_grad():
+        model.embed.weight.fill_(7.0)
+    model.proj.weight = nn.Parameter(torch.zeros(8, 8, dtype=torch.int32), requires_grad=False)
+    with pytest.raises(ValueError, match=r"cannot write proj\.weight \(normal_"):
+        apply_plan(model, plan)
+    assert bool((model.embed.weight == 7.0).all())

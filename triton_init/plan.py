@@ -15,6 +15,7 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from ._intercept import intercept
+from ._replay import NotReplayable, replay
 from ._sharding import dtensor_block, is_dtensor
 from .manifest import Manifest
 from .streams import named_tensors, stream_name
@@ -104,13 +105,15 @@ def apply_plan(model: nn.Module, plan: Plan, *, prefix: str = "") -> list:
     names get their first name's values, whether the tie survived ``to_empty`` or not.
 
     Checks everything before writing anything: raises ``ValueError`` naming parameters the plan does not
-    record or whose logical shape differs. Returns the names of buffers left as they were (the plan holds
-    no write for them: buffers a framework computes on the meta device, e.g. torchtitan's RoPE cache).
+    record, tensors whose logical shape differs, and writes that cannot be replayed in the tensor's dtype
+    (a random init into an integer buffer, a user callable). Returns the names of buffers left as they were
+    (the plan holds no write for them: buffers a framework computes on the meta device, e.g. torchtitan's RoPE
+    cache).
     """
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be a triton_init Plan (record_plan), got {type(plan).__name__}")
     manifest = plan.manifest
-    jobs, missing, mismatched, unwritten, seen = [], [], [], [], set()
+    jobs, missing, mismatched, invalid, unwritten, seen = [], [], [], [], [], set()
     for fqn, tensor in chain(model.named_parameters(remove_duplicate=False),
                              model.named_buffers(remove_duplicate=False)):
         if id(tensor) in seen:
@@ -131,11 +134,18 @@ def apply_plan(model: nn.Module, plan: Plan, *, prefix: str = "") -> list:
             dtype = _local_block(tensor)[0].dtype
             record = dataclasses.replace(record, dtype=dtype,
                                          writes=tuple(dataclasses.replace(w, dtype=dtype) for w in record.writes))
+            try:
+                for write in record.writes:
+                    replay(write)  # validates the call in this dtype, on the meta device
+            except NotReplayable as exc:
+                invalid.append(f"{name} ({exc})")
+                continue
         jobs.append((tensor, record, values))
-    if missing or mismatched:
+    if missing or mismatched or invalid:
         raise ValueError("the plan does not fit the model: "
                          + "; ".join(([f"no write for {', '.join(missing)}"] if missing else [])
-                                     + ([f"other shapes: {', '.join(mismatched)}"] if mismatched else [])))
+                                     + ([f"other shapes: {', '.join(mismatched)}"] if mismatched else [])
+                                     + ([f"cannot write {', '.join(invalid)}"] if invalid else [])))
     with torch.no_grad():
         for tensor, record, values in jobs:
             local, offset = _local_block(tensor)
