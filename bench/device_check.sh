@@ -9,14 +9,17 @@
 #   $OUT/pytest_gpu.log      pytest -m gpu (the target's approximate math over every u, > 2^31 elements, ...)
 #   $OUT/throughput.json     bench/throughput.py records; $OUT/throughput.png its plot (if matplotlib)
 #   $OUT/shard_bench.json    bench/shard_bench.py: one rank's 1/8 shard of Llama-3-70B in bf16 vs torch
+#   $OUT/shard_8b.log        triton-init init --hf-config (Llama-3-8B's config): transformers' own init recorded
+#                            on the meta device, one rank's FSDP2 1/8 shard written from that plan, in bf16
 #   $OUT/verify.json         bench/verify_check.py: models materialized here, verified against their manifests
 #   $OUT/verify_bench.json   bench/verify_bench.py: every-element verify on the device vs the kernels' generation
 #   $OUT/isa.json            bench/isa_report.py for this GPU's architecture, under this machine's triton
 #   $OUT/frameworks.json     bench/frameworks.py: each installed framework's init, own vs under intercept
 #   $OUT/<device>-<date>.json  the summary to commit as bench/results/<device>-<date>.json
-# Budget: under 6 minutes (pytest <= 110 s, throughput <= 75 s, shard bench <= 45 s, verify <= 30 s, verify bench <= 60 s,
-# ISA report <= 25 s, frameworks <= 15 s; throughput.json and frameworks.json are rewritten after every row,
-# so a timeout keeps what was measured; frameworks not installed on the machine are skipped by name).
+# Budget: under 6.5 minutes (pytest <= 110 s, throughput <= 75 s, shard bench <= 45 s, 8B shard <= 40 s,
+# verify <= 30 s, verify bench <= 60 s, ISA report <= 25 s, frameworks <= 15 s; throughput.json and
+# frameworks.json are rewritten after every row, so a timeout keeps what was measured; frameworks not installed
+# on the machine are skipped by name, the 8B shard without transformers exits 2).
 set -u -o pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,6 +73,13 @@ timeout 45 "$PYTHON" -P "$REPO/bench/shard_bench.py" --model llama-3-70b --dtype
 shard_rc=$?
 echo "shard bench rc=$shard_rc in $((SECONDS - start)) s"
 
+echo "== 8B shard (transformers Llama-3-8B: its init recorded on meta, rank 0 of 8 written from the plan, bf16)"
+start=$SECONDS
+timeout 40 "$PYTHON" -P -m triton_init init --hf-config "$REPO/bench/configs/llama-3-8b" --device cuda --dtype bf16 \
+    --world-size 8 --rank 0 --no-progress 2>&1 | tee "$OUT/shard_8b.log"
+shard_8b_rc=$?
+echo "8B shard rc=$shard_8b_rc in $((SECONDS - start)) s"
+
 echo "== verify (llama-3-8b bf16 and every init, materialized here, against their manifests)"
 start=$SECONDS
 timeout 30 "$PYTHON" -P "$REPO/bench/verify_check.py" --json "$OUT/verify.json"
@@ -97,10 +107,10 @@ frameworks_rc=$?
 echo "frameworks rc=$frameworks_rc in $((SECONDS - start)) s"
 
 "$PYTHON" -P - "$OUT" "$pytest_rc" "$throughput_rc" "$isa_rc" "$shard_rc" "$verify_rc" "$frameworks_rc" \
-    "$verify_bench_rc" <<'EOF'
+    "$verify_bench_rc" "$shard_8b_rc" <<'EOF'
 import datetime, json, re, sys
 from pathlib import Path
-out, pytest_rc, throughput_rc, isa_rc, shard_rc, verify_rc, frameworks_rc, verify_bench_rc = (
+out, pytest_rc, throughput_rc, isa_rc, shard_rc, verify_rc, frameworks_rc, verify_bench_rc, shard_8b_rc = (
     Path(sys.argv[1]), *map(int, sys.argv[2:]))
 import torch, triton
 device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no-gpu"
@@ -116,6 +126,8 @@ record = {
     "pytest_gpu": {"rc": pytest_rc, "summary": summary[-1:] }, "throughput_rc": throughput_rc, "isa_rc": isa_rc,
     "throughput": load("throughput.json"), "isa": load("isa.json"),
     "shard_bench_rc": shard_rc, "shard_bench": load("shard_bench.json"),
+    "shard_8b_rc": shard_8b_rc, "shard_8b": [line for line in ((out / "shard_8b.log").read_text().splitlines()
+                                                if (out / "shard_8b.log").exists() else []) if "rank" in line],
     "verify_rc": verify_rc, "verify": load("verify.json"),
     "verify_bench_rc": verify_bench_rc, "verify_bench": load("verify_bench.json"),
     "frameworks_rc": frameworks_rc, "frameworks": load("frameworks.json"),
@@ -124,6 +136,6 @@ name = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower() + "-" + datetime
 (out / name).write_text(json.dumps(record, indent=1) + "\n")
 print(f"summary -> {out / name}")
 EOF
-echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, verify rc=$verify_rc, \
-verify bench rc=$verify_bench_rc, isa rc=$isa_rc, frameworks rc=$frameworks_rc"
+echo "== done: pytest rc=$pytest_rc, throughput rc=$throughput_rc, shard bench rc=$shard_rc, 8B shard rc=$shard_8b_rc, \
+verify rc=$verify_rc, verify bench rc=$verify_bench_rc, isa rc=$isa_rc, frameworks rc=$frameworks_rc"
 exit $(( pytest_rc != 0 || throughput_rc != 0 || verify_rc != 0 || verify_bench_rc != 0 ))

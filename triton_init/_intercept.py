@@ -30,11 +30,11 @@ from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, resolve_seed, stream_id
 from ._nn_init import SQRT3
 from ._orthogonal import orthogonal_
 from ._random import normal_, trunc_normal_, uniform_
-from ._validate import check_interval, check_real, check_std, check_tensor
 from ._replay import NOT_VERIFIABLE, RESCALES
+from ._validate import check_interval, check_real, check_std, check_tensor
 from .manifest import Region
 from .reference import call_params
-from .streams import TensorIndex, UnmappedView, named_tensors, stream_name
+from .streams import TensorIndex, UnmappedView
 
 # torch.nn.init's functions and the parameters this module knows them by (torch 2.5 to 2.13).
 TORCH_INIT_SIGNATURES = {
@@ -187,6 +187,8 @@ def _fill(local: torch.Tensor, layout, function: str, args: dict, seed: int, str
             local.fill_(args["val"])
             return
         check_tensor(local)
+        if local.device.type == "meta":  # a plan recorded on the meta device: nothing to write
+            return
         dist, params = call_params(_DISTRIBUTIONS[function], local.dtype, **args)
         _dispatch.fill_random_(local, dist, params, seed, stream_id(stream), layout)
 
@@ -711,9 +713,7 @@ class Intercept:
         return self._serve_call(name, {"tensor": tensor, **params}, lambda **_: func(*args, **kwargs))
 
     def _locate(self, tensor, name, original, args):
-        """The tensor's ``Target``, None for a temporary, False when it was handled here (meta, unmappable)."""
-        if tensor.device.type == "meta":
-            return False
+        """The tensor's ``Target``, None for a temporary, False when it was handled here (unmappable)."""
         try:
             target = self._index.locate(tensor, refresh=name not in DETERMINISTIC)
         except UnmappedView as err:

@@ -16,7 +16,6 @@ import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
 
 import torch
 from torch.distributed.checkpoint import StorageReader
@@ -47,7 +46,6 @@ from ._files import (
 )
 from ._sharding import dtensor_block, is_dtensor, local_block
 from .manifest import Manifest, TensorRecord, regenerate_
-from .streams import stream_name
 
 SAFETENSORS_BLOCK = 256 << 20  # bytes generated and written at once into a safetensors file
 DCP_VERSION = "1.0.0"  # torch.distributed.checkpoint's metadata version these directories follow
@@ -122,23 +120,6 @@ def tensor_sources(state_dict) -> list:
     return [TensorSource(name, tuple(t.shape), t.dtype,
                          lambda offset, size, t=t: _copied(t, (0,) * t.dim(), offset, size))
             for name, t in state_dict.items() if isinstance(t, torch.Tensor)]
-
-
-def manifest_from_log(log, model=None) -> Manifest:
-    """The ``Manifest`` of an ``intercept`` context's ``log`` (its ``Served`` writes, in order), with the tied
-    names of ``model``'s parameters and buffers as aliases of the first."""
-    manifest = Manifest()
-    for served in log:
-        manifest.record(served.stream, served.shape, served.dtype, served.function, served.args, served.seed,
-                        served.region)
-    if model is not None:
-        first = {}
-        for fqn, tensor in chain(model.named_parameters(remove_duplicate=False),
-                                 model.named_buffers(remove_duplicate=False)):
-            if id(tensor) in first and stream_name(first[id(tensor)]) in manifest:
-                manifest.alias(stream_name(fqn), stream_name(first[id(tensor)]))
-            first.setdefault(id(tensor), fqn)
-    return manifest
 
 
 def local_chunks(state_dict, rank: int = 0) -> list:

@@ -102,7 +102,9 @@ def _local(tensor) -> torch.Tensor:
 
 
 def _storage_key(local: torch.Tensor):
-    return local.device, local.untyped_storage().data_ptr()
+    """The storage ``local`` views: its address, or on the meta device (no data) the storage object itself."""
+    storage = local.untyped_storage()
+    return local.device, storage._cdata if local.device.type == "meta" else storage.data_ptr()
 
 
 class UnmappedView(ValueError):
@@ -129,7 +131,7 @@ class TensorIndex:
         self._by_storage: dict = {}
         for fqn, _, _, tensor, _ in named_tensors(self.module):
             local = _local(tensor)
-            if local.device.type == "meta" or local.numel() == 0:
+            if local.numel() == 0:
                 continue
             key = (id(tensor), _storage_key(local), local.storage_offset(), tuple(local.shape))
             entry = previous.get(key)
@@ -154,7 +156,7 @@ class TensorIndex:
         if self.stale:
             self.refresh()
         local = _local(tensor)
-        return local.device.type != "meta" and local.numel() > 0 and bool(self._current(_storage_key(local)))
+        return local.numel() > 0 and bool(self._current(_storage_key(local)))
 
     def _current(self, key) -> list:
         """The entries in storage ``key`` that still hold it (``to_empty`` gives tensors new storage, and
@@ -171,7 +173,7 @@ class TensorIndex:
         if self.stale:
             self.refresh()
         local = _local(tensor)
-        if local.device.type == "meta" or local.numel() == 0:
+        if local.numel() == 0:
             return None
         key = _storage_key(local)
         entries = self._current(key)

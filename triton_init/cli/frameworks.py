@@ -1,11 +1,15 @@
 """Framework models for ``triton-init init``: a transformers model from a local ``config.json`` or a torchtitan
-``MODEL:FLAVOR``, built on the meta device and initialized by the framework's own code under ``intercept``.
+``MODEL:FLAVOR``, built on the meta device, initialized by the framework's own code under ``intercept``.
 
-For one rank of a world, the model is sharded with FSDP2 (``fully_shard``, every parameter ``Shard(0)``) over
-a fake process group, so that each rank's shards are initialized with no peers, each rank in a fresh process
-(DTensor keeps the first of equal meshes it saw, whose coordinate would be another rank's). The checksum of
-each rank's shards (``checksum.block_checksum`` at their logical offsets) adds up to the whole model's, the
-same for every world size. Nothing is downloaded: configs are local files.
+The framework's init runs once, on the unsharded meta model, and records a ``Plan`` (``triton_init.plan``):
+its class checks and module walks see the model as it was written (under FSDP2, transformers renames the root
+class and skips modules without direct parameters). For one rank of a world, the model is then sharded with
+FSDP2 (``fully_shard``, every parameter ``Shard(0)``) over a fake process group, so that each rank's shards are
+written with no peers, each rank in a fresh process (DTensor keeps the first of equal meshes it saw, whose
+coordinate would be another rank's), materialized with ``to_empty`` and written from the plan. The checksum
+of each rank's shards (``checksum.block_checksum`` at their logical offsets, every logical tensor once: tied
+names under their first name) adds up to the whole model's, the same for every world size. Nothing is
+downloaded: configs are local files.
 """
 
 import argparse
@@ -20,12 +24,11 @@ import time
 import torch
 
 from .._files import DCP, atomic_directory, checkpoint_format
-from .._intercept import intercept
 from .._sharding import dtensor_block, is_dtensor
 from ..manifest import Manifest
+from ..plan import apply_plan, record_plan
 from ..seed_checkpoint import (
     local_chunks,
-    manifest_from_log,
     save_checkpoint,
     save_manifest,
     tensor_sources,
@@ -39,7 +42,7 @@ from .checksum import block_checksum, combine
 
 class FrameworkModel:
     """How to build a framework's model and run its own init: ``build()`` (on the current default device)
-    and ``init(model)`` after ``to_empty``."""
+    and ``init(model)``, recorded on the meta device."""
 
     def __init__(self, name: str, build, init):
         self.name, self.build, self.init = name, build, init
@@ -75,8 +78,7 @@ def hf_model(path: str) -> FrameworkModel:
             return transformers.AutoModel.from_config(config)
 
     def init(model):
-        with torch.no_grad():
-            model.initialize_weights()
+        model.initialize_weights()
 
     return FrameworkModel(f"{fields['model_type']} ({os.path.basename(os.path.dirname(path)) or path})", build, init)
 
@@ -100,8 +102,7 @@ def torchtitan_model(spec: str) -> FrameworkModel:
         raise _common.UsageError(f"argument --torchtitan: torchtitan {model_name} has no flavor {flavor!r}") from None
 
     def init(model):
-        with torch.no_grad():
-            model.init_weights(buffer_device=None)
+        model.init_weights(buffer_device=None)
 
     return FrameworkModel(f"torchtitan {spec}", model_spec.model.build, init)
 
@@ -137,10 +138,11 @@ def _fake_world(world_size: int, rank: int):
 
 def init_framework_model(framework: FrameworkModel, *, dtype=torch.float32, device="cpu", world_size: int = 1,
                          rank: int = 0, seed: int = 0, save=None) -> dict:
-    """Build ``framework``'s model on meta, shard it FSDP2-style for ``rank`` of ``world_size``, materialize it on
-    ``device`` and run the framework's init under ``intercept``; returns seconds, bytes, elements and this rank's
-    partial checksum of the parameters, and under "saved" what ``save(model, log)`` returns (run after the init
-    with the intercept's log, while the model and its process group exist)."""
+    """Build ``framework``'s model on meta and record its own init there (a ``Plan``), shard it FSDP2-style for
+    ``rank`` of ``world_size``, materialize it on ``device`` and write it from the plan; returns the seconds of
+    the write, bytes, elements and this rank's partial checksum of the parameters, and under "saved" what
+    ``save(model, manifest)`` returns (run after the write with the plan's manifest, while the model and its
+    process group exist)."""
     if world_size < 1:
         raise ValueError(f"world_size must be at least 1, got {world_size}")
     if not 0 <= rank < world_size:
@@ -148,32 +150,33 @@ def init_framework_model(framework: FrameworkModel, *, dtype=torch.float32, devi
     with contextlib.ExitStack() as stack:
         with _default_dtype(dtype), torch.device("meta"):
             model = framework.build()
+        plan = record_plan(model, framework.init, seed=seed)
         if world_size > 1:
             from torch.distributed.device_mesh import init_device_mesh
             from torch.distributed.fsdp import fully_shard
 
             stack.enter_context(_fake_world(world_size, rank))
-            fully_shard(model, mesh=init_device_mesh("cpu", (world_size,)))
+            fully_shard(model, mesh=init_device_mesh(torch.device(device).type, (world_size,)))
         model.to_empty(device=device)
         _sync(device)
         started = time.perf_counter()
-        with intercept(model, seed=seed) as ctx:
-            framework.init(model)
+        apply_plan(model, plan)
         _sync(device)
         seconds = time.perf_counter() - started
         partials, n_bytes, elements = [], 0, 0
         for fqn, _, _, tensor, is_buffer in named_tensors(model):
-            if is_buffer:
+            stream = stream_name(fqn)
+            if is_buffer or stream in plan.manifest.aliases:  # a tie that to_empty undid: counted once
                 continue
             if is_dtensor(tensor):
                 local, shape, offset = dtensor_block(tensor)
             else:
                 local, shape, offset = tensor, None, None
             local = local.detach()
-            partials.append(block_checksum(local, stream_name(fqn), shape, offset))
+            partials.append(block_checksum(local, stream, shape, offset))
             n_bytes += local.numel() * local.element_size()
             elements += local.numel()
-        saved = save(model, ctx.log) if save is not None else None
+        saved = save(model, plan.manifest) if save is not None else None
     return {"model": framework.name, "seconds": seconds, "bytes": n_bytes, "elements": elements,
             "checksum": combine(partials), "saved": saved}
 
@@ -191,12 +194,12 @@ _RANK_FIELDS = ("hf_config", "torchtitan", "dtype", "world_size", "seed", "save_
                 "overwrite")  # what a rank's process needs
 
 
-def _save_outputs(args, staging, rank: int, model, log) -> dict:
-    """A rank's share of the outputs: the manifest of its log (as JSON text) and its checkpoint chunks (into the
+def _save_outputs(args, staging, rank: int, model, manifest) -> dict:
+    """A rank's share of the outputs: the plan's manifest (as JSON text) and its checkpoint chunks (into the
     DCP directory being written, ``staging``; or, for one rank, the whole safetensors or torch.save file)."""
     saved = {"chunks": []}
     if args.save_manifest:
-        saved["manifest"] = manifest_from_log(log, model).dumps()
+        saved["manifest"] = manifest.dumps()
     if args.save_checkpoint and staging is not None:
         saved["chunks"] = write_dcp_rank(staging, rank, local_chunks(model.state_dict(), rank))
     elif args.save_checkpoint:
