@@ -8,10 +8,10 @@ time and peak RSS, then ``triton-init verify`` of what it wrote (default setting
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -31,14 +31,17 @@ def manifest_sizes() -> None:
 
 
 def _timed(cmd) -> tuple:
-    """(wall seconds, peak RSS in GiB, exit status, last output line) of ``cmd`` in a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    lines = (run.stdout + run.stderr).strip().splitlines()
-    return seconds, (peak if peak > before else float("nan")) / 2**20, run.returncode, lines[-1] if lines else ""
+    """(wall seconds, peak RSS in GiB, exit status, last output line) of ``cmd`` in a fresh process: its own
+    peak (``wait4``'s usage of that child alone), not the largest of every child so far."""
+    with tempfile.TemporaryFile(mode="w+") as output:
+        started = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=output, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        lines = output.read().strip().splitlines()
+    return seconds, usage.ru_maxrss / 2**20, child.returncode, lines[-1] if lines else ""
 
 
 def save_and_verify(name: str, path: str, dtype: str) -> None:
