@@ -119,10 +119,9 @@ static PyObject *py_fill(PyObject *self, PyObject *args)
                           &stream, &sizes, &mem_strides, &logical_strides, &base, &threads, &chunk, &isa))
         return NULL;
     ti_call call;
-    if (read_call(&call, out, dist, trunc_mode, params, seed, stream) < 0)
-        return NULL;
     ti_layout layout;
-    if (read_layout(&layout, sizes, mem_strides, logical_strides, base) < 0)
+    if (read_call(&call, out, dist, trunc_mode, params, seed, stream) < 0 ||
+        read_layout(&layout, sizes, mem_strides, logical_strides, base) < 0)
         return NULL;
     int used;
     Py_BEGIN_ALLOW_THREADS
@@ -159,10 +158,9 @@ static PyObject *py_compare(PyObject *self, PyObject *args)
         tolerance = (ti_tolerance){t[0], t[1], t[2], t[3], (int)t[4], (int)t[5], (int)t[6], (int)t[7]};
     }
     ti_call call;
-    if (read_call(&call, out, dist, trunc_mode, params, seed, stream) < 0)
-        return NULL;
     ti_layout layout;
-    if (read_layout(&layout, sizes, mem_strides, logical_strides, base) < 0)
+    if (read_call(&call, out, dist, trunc_mode, params, seed, stream) < 0 ||
+        read_layout(&layout, sizes, mem_strides, logical_strides, base) < 0)
         return NULL;
     int64_t found;
     Py_BEGIN_ALLOW_THREADS

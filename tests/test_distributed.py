@@ -7,11 +7,11 @@ block comes from torch itself: ``distribute_tensor(whole, mesh, placements).to_l
 
 import math
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
+from _ranks import free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -284,14 +284,8 @@ def _worker(rank, world_size, port):
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("world_size", [2, 4])
 def test_dtensor_shards_equal_single_process_init(world_size):
     import torch.multiprocessing as mp
 
-    mp.spawn(_worker, args=(world_size, _free_port()), nprocs=world_size, join=True)
+    mp.spawn(_worker, args=(world_size, free_port()), nprocs=world_size, join=True)

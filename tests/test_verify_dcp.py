@@ -3,12 +3,12 @@ materialized under FSDP2 on 2 gloo ranks and under FSDP2 x TP on 4, saved with `
 checkpoint verifies; one changed byte in a .distcp file fails, naming the tensor and the logical index."""
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from _ranks import free_port
 from test_verify_every_element import flip_data_byte
 
 import triton_init as ti
@@ -58,12 +58,6 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("world_size", [2, 4], ids=["fsdp2", "fsdp2xtp"])
 def test_sharded_dcp_checkpoint_verifies_chunk_by_chunk(world_size, tmp_path, capsys):
     import torch.multiprocessing as mp
@@ -71,7 +65,7 @@ def test_sharded_dcp_checkpoint_verifies_chunk_by_chunk(world_size, tmp_path, ca
     from triton_init._dcp_chunks import DCPCheckpoint
 
     checkpoint = tmp_path / "ckpt"
-    mp.spawn(_worker, args=(world_size, _free_port(), str(checkpoint)), nprocs=world_size, join=True)
+    mp.spawn(_worker, args=(world_size, free_port(), str(checkpoint)), nprocs=world_size, join=True)
     manifest = ti.Manifest.load(checkpoint / "manifest.json")
     stored = DCPCheckpoint(checkpoint)
     assert len(stored["up.weight"].stored) > 1  # sharded: several chunks at their offsets

@@ -5,13 +5,13 @@ OLMo-core, each with FSDP2. One spawn of 3 ranks; world size 2 is a mesh of rank
 """
 
 import os
-import socket
 import sys
 import types
 
 import pytest
 import torch
 import torch.distributed as dist
+from _ranks import free_port
 from framework_checks import require
 
 pytestmark = [
@@ -161,16 +161,10 @@ def _worker(rank: int, port: int) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_plan_gives_the_same_tensors_for_world_sizes_1_2_3():
     for module, package in (("transformers", "transformers 5.24"), ("torchtitan", "torchtitan 0.3.0"),
                             ("litgpt", "litgpt 0.5.13"), ("olmo_core", "ai2-olmo-core 3.0.0")):
         require(module, package)
     import torch.multiprocessing as mp
 
-    mp.spawn(_worker, args=(_free_port(),), nprocs=3, join=True)
+    mp.spawn(_worker, args=(free_port(),), nprocs=3, join=True)

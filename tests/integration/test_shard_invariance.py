@@ -7,12 +7,12 @@ spawn per world size; every rank also initializes the unsharded model, the refer
 """
 
 import os
-import socket
 import tempfile
 
 import pytest
 import torch
 import torch.distributed as dist
+from _ranks import free_port
 from framework_checks import require
 
 pytestmark = [
@@ -116,16 +116,10 @@ def _worker(rank: int, world_size: int, port: int) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("world_size", [2, 4])
 def test_sharded_init_equals_single_process(world_size):
     require("torchtitan", "torchtitan 0.3.0")
     require("transformers", "transformers 5.24")
     import torch.multiprocessing as mp
 
-    mp.spawn(_worker, args=(world_size, _free_port()), nprocs=world_size, join=True)
+    mp.spawn(_worker, args=(world_size, free_port()), nprocs=world_size, join=True)
