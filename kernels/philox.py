@@ -13,8 +13,8 @@ import triton
 import triton.language as tl
 
 from . import ndtri_coeffs as C
-from .trunc_paths import TAIL_FAR_FROM_S
 from .transcendentals import cos_angle, full_turn, log2, sin_angle, sqrt
+from .trunc_paths import TAIL_FAR_FROM_S
 
 # Philox4x32-10 constants (Salmon et al., Random123).
 PHILOX_M0 = tl.constexpr(0xD2511F53)

@@ -6,12 +6,11 @@ block comes from torch itself: ``distribute_tensor(whole, mesh, placements).to_l
 """
 
 import math
-import os
 
 import pytest
 import torch
 import torch.distributed as dist
-from _ranks import free_port
+from _ranks import run_ranks
 
 pytestmark = [
     pytest.mark.slow,
@@ -242,50 +241,42 @@ def _check_verify_and_regenerate(mesh):
         assert torch.equal(block, original), name
 
 
-def _worker(rank, world_size, port):
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.tensor import Replicate, Shard
+def _worker(rank, world_size):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard
 
-        import triton_init
+    import triton_init
 
-        functions = _functions()
-        mesh = init_device_mesh("cpu", (world_size,))
-        uneven = [(7, 5), (3, 6), (7,), (6, 4, 3, 3)]  # (3, 6) leaves a rank empty on 4 ranks
-        for placements in ((Shard(0),), (Shard(1),), (Shard(-1),), (Replicate(),)):
-            _check_placements(mesh, placements, uneven if placements != (Shard(1),) else uneven[:2] + uneven[3:],
-                              functions)
-        _check_block_of_larger_tensor(mesh, (Shard(0),))
-        _check_block_of_larger_tensor(mesh, (Shard(1),))
-        _check_orthogonal(mesh, (Shard(0),))
-        _check_orthogonal(mesh, (Shard(1),))
-        _check_fsdp2(mesh, "llama")
-        if world_size == 2:
-            _check_fsdp2(mesh, "torch")
-            _check_fsdp1("llama")
-            _check_verify_and_regenerate(mesh)
-            if not torch.cuda.is_available():  # the kernels through the interpreter, on gloo's CPU tensors
-                with triton_init.backend("triton"):
-                    _check_placements(mesh, (Shard(1),), [(5, 9)], functions[:3])
-                    _check_fsdp2(mesh, "gpt2")  # FSDP2 shards through the batched segment-table kernel
-                _check_across_backends(mesh, (Shard(0),))
-        if world_size == 4:
-            mesh2 = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
-            for placements in ((Shard(0), Shard(1)), (Shard(0), Shard(0)), (Shard(1), Shard(0)),
-                               (Replicate(), Shard(1)), (Shard(1), Replicate())):
-                _check_placements(mesh2, placements, [(7, 5), (9, 11)], functions)
-            _check_orthogonal(mesh2, (Shard(0), Shard(1)))
-            _check_fsdp2(mesh2["dp"], "megatron")
-            _check_fsdp2_over_tensor_parallel(mesh2)
-    finally:
-        dist.destroy_process_group()
+    functions = _functions()
+    mesh = init_device_mesh("cpu", (world_size,))
+    uneven = [(7, 5), (3, 6), (7,), (6, 4, 3, 3)]  # (3, 6) leaves a rank empty on 4 ranks
+    for placements in ((Shard(0),), (Shard(1),), (Shard(-1),), (Replicate(),)):
+        _check_placements(mesh, placements, uneven if placements != (Shard(1),) else uneven[:2] + uneven[3:],
+                          functions)
+    _check_block_of_larger_tensor(mesh, (Shard(0),))
+    _check_block_of_larger_tensor(mesh, (Shard(1),))
+    _check_orthogonal(mesh, (Shard(0),))
+    _check_orthogonal(mesh, (Shard(1),))
+    _check_fsdp2(mesh, "llama")
+    if world_size == 2:
+        _check_fsdp2(mesh, "torch")
+        _check_fsdp1("llama")
+        _check_verify_and_regenerate(mesh)
+        if not torch.cuda.is_available():  # the kernels through the interpreter, on gloo's CPU tensors
+            with triton_init.backend("triton"):
+                _check_placements(mesh, (Shard(1),), [(5, 9)], functions[:3])
+                _check_fsdp2(mesh, "gpt2")  # FSDP2 shards through the batched segment-table kernel
+            _check_across_backends(mesh, (Shard(0),))
+    if world_size == 4:
+        mesh2 = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
+        for placements in ((Shard(0), Shard(1)), (Shard(0), Shard(0)), (Shard(1), Shard(0)),
+                           (Replicate(), Shard(1)), (Shard(1), Replicate())):
+            _check_placements(mesh2, placements, [(7, 5), (9, 11)], functions)
+        _check_orthogonal(mesh2, (Shard(0), Shard(1)))
+        _check_fsdp2(mesh2["dp"], "megatron")
+        _check_fsdp2_over_tensor_parallel(mesh2)
 
 
 @pytest.mark.parametrize("world_size", [2, 4])
 def test_dtensor_shards_equal_single_process_init(world_size):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_worker, args=(world_size, free_port()), nprocs=world_size, join=True)
+    run_ranks(_worker, world_size)

@@ -518,8 +518,9 @@ def test_parameter_built_inside_and_changed_in_place_stays_on_its_stream():
     assert torch.equal(net[1].weight.detach(), kaiming.clamp(-0.1, 0.1))
     assert torch.equal(net[0].bias.detach(), torch.full((9,), 0.125))
     log = [(r.stream, r.function, r.via) for r in ctx.log]
-    assert log[:5] == [("0.weight", "trunc_normal_", "copy"), ("0.weight", "mul_", "later"), ("0.bias", "zeros_", "call"),
-                       ("0.bias", "not_verifiable", "later"), ("1.weight", "uniform_", "copy")], log
+    assert log[:5] == [("0.weight", "trunc_normal_", "copy"), ("0.weight", "mul_", "later"),
+                       ("0.bias", "zeros_", "call"), ("0.bias", "not_verifiable", "later"),
+                       ("1.weight", "uniform_", "copy")], log
     assert ("1.weight", "not_verifiable", "later") in log
     verified(net, ctx)
     with pytest.raises(RuntimeError, match=r"strict=True.*1\.weight.*mul_"), intercept(None, seed=SEED,

@@ -5,7 +5,6 @@ into a plain model and a 2-rank FSDP2 model; the output checks, and atomic write
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from _ranks import run_ranks
 
 import triton_init
 from triton_init.cli import main
@@ -116,51 +116,41 @@ def test_manifest_reader_fills_a_model_exactly(saved):
 # ---- FSDP2 on 2 gloo ranks ----------------------------------------------------------------------------
 
 
-def _fsdp2_worker(rank, world_size, port, paths):
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-        from torch.distributed.tensor import Shard, distribute_tensor
+def _fsdp2_worker(rank, world_size, paths):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import Shard, distribute_tensor
 
-        mesh = init_device_mesh("cpu", (world_size,))
-        expected = _expected()
-        model = build(MODEL)
-        for block in model.layers.values():
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)
-        model.to_empty(device="cpu")
-        readers = [triton_init.ManifestReader(paths["manifest"]), dcp.FileSystemReader(paths["dcp"]),
-                   dcp.FileSystemReader(paths["dcp3"])]
-        for reader in readers:
-            with torch.no_grad():
-                for p in model.parameters():
-                    p.to_local().fill_(float("nan"))
-            dcp.load(model.state_dict(), storage_reader=reader)
-            for name, param in model.named_parameters():
-                block = distribute_tensor(expected[name], mesh, param.placements, src_data_rank=None).to_local()
-                assert torch.equal(param.to_local(), block), (type(reader).__name__, name)
-        # tensor-parallel style column shards (Shard(1)): chunks at offsets along the second dim
-        columns = {name: distribute_tensor(torch.full(v.shape, float("nan")), mesh, [Shard(1)], src_data_rank=None)
-                   for name, v in expected.items() if v.dim() == 2}
-        dcp.load(columns, storage_reader=triton_init.ManifestReader(paths["manifest"]))
-        for name, value in columns.items():
-            block = distribute_tensor(expected[name], mesh, [Shard(1)], src_data_rank=None).to_local()
-            assert torch.equal(value.to_local(), block), name
-    finally:
-        dist.destroy_process_group()
+    mesh = init_device_mesh("cpu", (world_size,))
+    expected = _expected()
+    model = build(MODEL)
+    for block in model.layers.values():
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    model.to_empty(device="cpu")
+    readers = [triton_init.ManifestReader(paths["manifest"]), dcp.FileSystemReader(paths["dcp"]),
+               dcp.FileSystemReader(paths["dcp3"])]
+    for reader in readers:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.to_local().fill_(float("nan"))
+        dcp.load(model.state_dict(), storage_reader=reader)
+        for name, param in model.named_parameters():
+            block = distribute_tensor(expected[name], mesh, param.placements, src_data_rank=None).to_local()
+            assert torch.equal(param.to_local(), block), (type(reader).__name__, name)
+    # tensor-parallel style column shards (Shard(1)): chunks at offsets along the second dim
+    columns = {name: distribute_tensor(torch.full(v.shape, float("nan")), mesh, [Shard(1)], src_data_rank=None)
+               for name, v in expected.items() if v.dim() == 2}
+    dcp.load(columns, storage_reader=triton_init.ManifestReader(paths["manifest"]))
+    for name, value in columns.items():
+        block = distribute_tensor(expected[name], mesh, [Shard(1)], src_data_rank=None).to_local()
+        assert torch.equal(value.to_local(), block), name
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 def test_manifest_reader_fills_fsdp2_and_column_shards_on_two_ranks(saved):
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_fsdp2_worker, args=(2, port, {k: str(v) for k, v in saved.items()}), nprocs=2, join=True)
+    run_ranks(_fsdp2_worker, 2, {k: str(v) for k, v in saved.items()})
 
 
 # ---- output checks and atomic writes ------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from _ranks import free_port
+from _ranks import run_ranks
 from test_verify_every_element import flip_data_byte
 
 import triton_init as ti
@@ -32,40 +32,34 @@ class _Block(nn.Module):
         self.norm = nn.LayerNorm(24)
 
 
-def _worker(rank: int, world_size: int, port: int, out: str) -> None:
+def _worker(rank: int, world_size: int, out: str) -> None:
     import torch.distributed.checkpoint as dcp
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        with torch.device("meta"):
-            model = _Block()
-        if world_size == 4:
-            mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
-            parallelize_module(model, mesh["tp"], {"up": ColwiseParallel(), "down": RowwiseParallel()})
-            fully_shard(model, mesh=mesh["dp"])
-        else:
-            fully_shard(model, mesh=init_device_mesh("cpu", (world_size,)))
-        manifest = ti.Manifest()
-        ti.materialize_(model, "cpu", seed=SEED, manifest=manifest)
-        dcp.save(model.state_dict(), checkpoint_id=out)
-        if rank == 0:
-            manifest.save(os.path.join(out, "manifest.json"))
-    finally:
-        dist.destroy_process_group()
+    with torch.device("meta"):
+        model = _Block()
+    if world_size == 4:
+        mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
+        parallelize_module(model, mesh["tp"], {"up": ColwiseParallel(), "down": RowwiseParallel()})
+        fully_shard(model, mesh=mesh["dp"])
+    else:
+        fully_shard(model, mesh=init_device_mesh("cpu", (world_size,)))
+    manifest = ti.Manifest()
+    ti.materialize_(model, "cpu", seed=SEED, manifest=manifest)
+    dcp.save(model.state_dict(), checkpoint_id=out)
+    if rank == 0:
+        manifest.save(os.path.join(out, "manifest.json"))
 
 
 @pytest.mark.parametrize("world_size", [2, 4], ids=["fsdp2", "fsdp2xtp"])
 def test_sharded_dcp_checkpoint_verifies_chunk_by_chunk(world_size, tmp_path, capsys):
-    import torch.multiprocessing as mp
 
     from triton_init._dcp_chunks import DCPCheckpoint
 
     checkpoint = tmp_path / "ckpt"
-    mp.spawn(_worker, args=(world_size, free_port(), str(checkpoint)), nprocs=world_size, join=True)
+    run_ranks(_worker, world_size, str(checkpoint))
     manifest = ti.Manifest.load(checkpoint / "manifest.json")
     stored = DCPCheckpoint(checkpoint)
     assert len(stored["up.weight"].stored) > 1  # sharded: several chunks at their offsets

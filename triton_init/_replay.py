@@ -284,7 +284,8 @@ def replay(write) -> Replay:
         raise NotReplayable("not verifiable", f"written by {write.fn}, a user callable: the manifest records its "
                                               "name, not its code or arguments")
     if write.fn == NOT_VERIFIABLE:
-        raise NotReplayable("not verifiable", f"written by the framework: {write.args.get('reason', 'no reason given')}")
+        reason = write.args.get("reason", "no reason given")
+        raise NotReplayable("not verifiable", f"written by the framework: {reason}")
     if write.fn in RESCALES:
         return RescaledReplay(write)
     functions = init_functions()

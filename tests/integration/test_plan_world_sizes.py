@@ -11,7 +11,7 @@ import types
 import pytest
 import torch
 import torch.distributed as dist
-from _ranks import free_port
+from _ranks import run_ranks
 from framework_checks import require
 
 pytestmark = [
@@ -126,45 +126,37 @@ def _parallelize_llama(model):
                              compile_config=CompileConfig(), ac_config=None, dump_folder=tempfile.mkdtemp())
 
 
-def _worker(rank: int, port: int) -> None:
+def _worker(rank: int, _ranks: int) -> None:
     sys.path.insert(0, HERE)
     from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
     from triton_init import record_plan
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE="3")
-    dist.init_process_group("gloo", rank=rank, world_size=3)
-    try:
-        meshes = {2: DeviceMesh("cpu", [0, 1]), 3: init_device_mesh("cpu", (3,))}
-        for what, case in CASES.items():
-            print(f"rank {rank}: {what}", flush=True)
-            build, init = case()
-            with torch.device("meta"):
-                model = build()
-            plan = record_plan(model, init, seed=SEED)
-            reference = _written(build, plan)
-            assert not any(t.isnan().any() for t in reference.values()), what
-            if what.startswith("t5"):  # the init FSDP2 made transformers skip: std (d_model * d_kv)^-0.5, not 1
-                std = float(reference["encoder.block.0.layer.0.SelfAttention.q.weight"].std())
-                assert abs(std / (64 * 16) ** -0.5 - 1) < 0.1, std
-            for world_size, mesh in meshes.items():
-                if rank >= world_size:
-                    continue
-                shard = _parallelize_llama if what.startswith("torchtitan") and world_size == 3 else \
-                    _fully_shard(mesh)
-                got = _written(build, plan, shard)
-                assert got.keys() == reference.keys(), what
-                for name, value in reference.items():
-                    assert torch.equal(got[name], value), f"{what} world size {world_size}: {name}"
-    finally:
-        dist.destroy_process_group()
+    meshes = {2: DeviceMesh("cpu", [0, 1]), 3: init_device_mesh("cpu", (3,))}
+    for what, case in CASES.items():
+        print(f"rank {rank}: {what}", flush=True)
+        build, init = case()
+        with torch.device("meta"):
+            model = build()
+        plan = record_plan(model, init, seed=SEED)
+        reference = _written(build, plan)
+        assert not any(t.isnan().any() for t in reference.values()), what
+        if what.startswith("t5"):  # the init FSDP2 made transformers skip: std (d_model * d_kv)^-0.5, not 1
+            std = float(reference["encoder.block.0.layer.0.SelfAttention.q.weight"].std())
+            assert abs(std / (64 * 16) ** -0.5 - 1) < 0.1, std
+        for world_size, mesh in meshes.items():
+            if rank >= world_size:
+                continue
+            shard = _parallelize_llama if what.startswith("torchtitan") and world_size == 3 else \
+                _fully_shard(mesh)
+            got = _written(build, plan, shard)
+            assert got.keys() == reference.keys(), what
+            for name, value in reference.items():
+                assert torch.equal(got[name], value), f"{what} world size {world_size}: {name}"
 
 
 def test_plan_gives_the_same_tensors_for_world_sizes_1_2_3():
     for module, package in (("transformers", "transformers 5.24"), ("torchtitan", "torchtitan 0.3.0"),
                             ("litgpt", "litgpt 0.5.13"), ("olmo_core", "ai2-olmo-core 3.0.0")):
         require(module, package)
-    import torch.multiprocessing as mp
-
-    mp.spawn(_worker, args=(free_port(),), nprocs=3, join=True)
+    run_ranks(_worker, 3)

@@ -6,13 +6,12 @@ torchtitan's llama3 (the debug model's builders, tiny) through torchtitan's own 
 spawn per world size; every rank also initializes the unsharded model, the reference.
 """
 
-import os
 import tempfile
 
 import pytest
 import torch
 import torch.distributed as dist
-from _ranks import free_port
+from _ranks import run_ranks
 from framework_checks import require
 
 pytestmark = [
@@ -101,25 +100,17 @@ def _transformers_fsdp2(world_size: int) -> None:
     _assert_equal(initialized(model), reference, "transformers Llama FSDP2")
 
 
-def _worker(rank: int, world_size: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world_size))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        if world_size == 2:
-            _torchtitan(2, dp=2, tp=1)
-            _torchtitan(2, dp=1, tp=2)
-            _transformers_fsdp2(2)
-        else:
-            _torchtitan(4, dp=2, tp=2)
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world_size: int) -> None:
+    if world_size == 2:
+        _torchtitan(2, dp=2, tp=1)
+        _torchtitan(2, dp=1, tp=2)
+        _transformers_fsdp2(2)
+    else:
+        _torchtitan(4, dp=2, tp=2)
 
 
 @pytest.mark.parametrize("world_size", [2, 4])
 def test_sharded_init_equals_single_process(world_size):
     require("torchtitan", "torchtitan 0.3.0")
     require("transformers", "transformers 5.24")
-    import torch.multiprocessing as mp
-
-    mp.spawn(_worker, args=(world_size, free_port()), nprocs=world_size, join=True)
+    run_ranks(_worker, world_size)
