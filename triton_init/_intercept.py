@@ -11,6 +11,7 @@ The rule for random inits into tensors that are not in the model (temporaries) i
 """
 
 import builtins
+import functools
 import math
 import os
 import sys
@@ -27,9 +28,10 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from . import _dispatch
 from ._fans import kaiming_std, xavier_std
 from ._format import NORMAL, TRUNC_NORMAL, UNIFORM, resolve_seed, stream_id
+from ._lazy import Fill, Lazy, covers_storage, storage_key
 from ._nn_init import SQRT3
 from ._orthogonal import orthogonal_
-from ._random import normal_, trunc_normal_, uniform_
+from ._random import capture_fills, normal_, trunc_normal_, uniform_
 from ._replay import NOT_VERIFIABLE, RESCALES
 from ._validate import check_interval, check_real, check_std, check_tensor
 from .manifest import Region
@@ -374,6 +376,17 @@ _MOVES = frozenset((
     "full_tensor", "from_local", "distribute_tensor"))
 # In-place methods that change no value.
 _KEEP_VALUES = frozenset(("requires_grad_", "detach_", "share_memory_", "retain_grad", "pin_memory_"))
+# Ops that read no values of their tensor arguments (attributes, sizes, new tensors of a shape), and ops that
+# return views when they can: an unfilled temporary (``_lazy``) stays unfilled through them.
+_READS_NOTHING = frozenset(("__get__", "size", "dim", "ndimension", "stride", "numel", "nelement",
+                            "storage_offset", "is_contiguous", "element_size", "new_empty", "new_zeros",
+                            "new_ones", "new_full", "empty_like", "zeros_like", "ones_like", "full_like",
+                            "__len__")) | _KEEP_VALUES
+_VIEWS = frozenset(("view", "view_as", "reshape", "reshape_as", "__getitem__", "t", "transpose", "permute",
+                    "narrow", "split", "split_with_sizes", "chunk", "tensor_split", "unbind", "flatten",
+                    "unflatten", "squeeze", "unsqueeze", "movedim", "moveaxis", "swapaxes", "swapdims", "select",
+                    "detach", "expand", "expand_as", "contiguous", "as_strided", "to", "type"))
+_CATS = frozenset(("cat", "concat", "concatenate"))
 # In-place scalar rescales recorded as replayable writes: method -> manifest fn.
 _RESCALE_OPS = {"mul_": "mul_", "__imul__": "mul_", "div_": "div_", "__itruediv__": "div_"}
 _IN_PLACE_DUNDERS = frozenset(("__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__",
@@ -405,6 +418,7 @@ class _Mode(TorchFunctionMode):
             return func(*args, **kwargs)
         method = _METHODS.get(func)
         if method is not None and args and isinstance(args[0], torch.Tensor):
+            owner._realize([*args[1:], *kwargs.values()])  # a value it reads (``fill_(tensor)``)
             return owner._serve_method(func, method, args, kwargs)
         return owner._watch(func, args, kwargs)
 
@@ -425,6 +439,11 @@ class Intercept:
     Values computed from one random temporary through any ops (``torch.rand`` -> exp/clamp/log, an init then
     ``log_``) and written whole into one tensor are computed again with that temporary drawn on the tensor's
     stream (logged ``via="computed"``, "not_verifiable": the ops are not recorded).
+
+    A random init into a whole plain temporary is validated at the call and written when something first reads
+    it (``triton_init._lazy``): ops that only view it, read its sizes or concatenate such temporaries leave it
+    unwritten, and a copy into the model that is re-served is skipped; what is still unwritten at exit is
+    written then. Every read sees the values the call would have written.
 
     Anything else that puts random values into the model (a mix of random temporaries, torch's random ops
     other than these, a computed write into part of a tensor, a view of the model that is no regular set of
@@ -468,6 +487,7 @@ class Intercept:
                                "supported (one intercept serves the whole model; other threads may have their own)")
         self._index = TensorIndex(self.model if self.model is not None else nn.Module(), self.prefix)
         self._taints = _Taints()
+        self._lazy = Lazy()
         self._temporaries = 0
         self._created = {} if self.model is None else None  # id -> parameter created inside the context
         self._constructed = {}  # id -> (created parameter, the taint of its values, in-place ops after it)
@@ -490,8 +510,15 @@ class Intercept:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        _local.active = None
-        self._entered = False
+        try:
+            self._serving += 1
+            try:
+                self._lazy.realize_all()  # temporaries that outlive the context hold their values
+            finally:
+                self._serving -= 1
+        finally:
+            _local.active = None
+            self._entered = False
         try:
             self._mode.__exit__(None, None, None)
         finally:
@@ -546,6 +573,7 @@ class Intercept:
         self._retie()
 
     def _serve_constructed(self, target, taint, ops) -> None:
+        self._realize([target.local])
         distributions = {p.distribution for p in taint.pending}
         pending = taint.pending[0] if taint.pending else None
         if isinstance(ops, str):
@@ -627,6 +655,7 @@ class Intercept:
 
     def _refill(self, record, target) -> None:
         """Write ``record``'s values again (on its stream now) where ``target`` says it wrote them."""
+        self._realize([target.local])
         function, args = record.function, dict(record.args)
         if function in RESCALES:
             function, other = args.pop("init"), args.pop("other")
@@ -686,6 +715,7 @@ class Intercept:
         params = {k: v for k, v in args.items() if k not in ("tensor", "generator")}
         self._serving += 1
         try:
+            self._realize([tensor, *params.values()])  # what the call reads, and what it writes into
             target = self._locate(tensor, name, original, args)
             if target is False:
                 return tensor
@@ -785,8 +815,16 @@ class Intercept:
             self._note_construction(tensor, None, (name, params))
             return
         shape = tuple(tensor.shape)
+        stream = f"temporary/{self._temporaries}"
         try:
-            _api(name)(tensor, **params, seed=self.seed, stream=f"temporary/{self._temporaries}")
+            if name in ELEMENTWISE and covers_storage(tensor):
+                with capture_fills() as fills:  # validates the call and writes nothing
+                    _api(name)(tensor, **params, seed=self.seed, stream=stream)
+                if fills:  # filled when something reads it (``_lazy``)
+                    self._lazy.defer(tensor, Fill(tensor, functools.partial(_api(name), **params, seed=self.seed,
+                                                                           stream=stream)))
+            else:
+                _api(name)(tensor, **params, seed=self.seed, stream=stream)
         except TypeError:  # a dtype triton_init does not fill: torch draws it
             original(**args)
             taint = _Taint((), False, (call_site(),))
@@ -877,24 +915,67 @@ class Intercept:
 
     # ---- watching every other op ----------------------------------------------------------------------------
 
-    def _watch(self, func, args, kwargs):
-        if func in _RANDOM_IN_PLACE or func in _RANDOM_FACTORIES or func in _OTHER_RANDOM:
-            return self._random_op(func, args, kwargs)
-        if not self._taints and not self._constructed and not self._recorded:
+    def _realize(self, tensors) -> None:
+        """Fill the unfilled temporaries (``_lazy``) among ``tensors``, now."""
+        if self._lazy:
+            self._serving += 1
+            try:
+                self._lazy.realize(tensors)
+            finally:
+                self._serving -= 1
+
+    def _lazy_call(self, func, args, kwargs):
+        """How to run ``func`` when some of its arguments are unfilled temporaries (``_lazy``): a callable
+        that fills the ones it reads first, or returns their deferred result (a view of one, a ``cat`` of
+        them); None when none of its arguments is unfilled."""
+        flat = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        unfilled = [t for t in flat if self._lazy.recipe(t) is not None]
+        if not unfilled:
+            return None
+        name = getattr(func, "__name__", "")
+        dest = None if name in _KEEP_VALUES else _writes_into(func, args, kwargs)
+        if dest is None and name in _READS_NOTHING:
+            return lambda: func(*args, **kwargs)
+        if dest is None and name in _CATS and "out" not in kwargs and isinstance(args[0], (list, tuple)):
+            made = self._lazy.cat(list(args[0]), args[1] if len(args) > 1 else kwargs.get("dim", 0))
+            if made is not None:
+                return lambda: made
+        if dest is None and name in _VIEWS:
+            result = func(*args, **kwargs)
+            keys = {storage_key(t) for t in unfilled}
+            if all(storage_key(out) in keys for out in tree_flatten(result)[0] if isinstance(out, torch.Tensor)):
+                return lambda: result  # views of the unfilled storages: nothing was read
+        if dest is not None:
+            self._realize([dest])
+
+        def call():
+            self._realize(unfilled)
             return func(*args, **kwargs)
+
+        return call
+
+    def _watch(self, func, args, kwargs):
+        call = self._lazy_call(func, args, kwargs) if self._lazy else None
+        if call is None:
+            def call():
+                return func(*args, **kwargs)
+        if func in _RANDOM_IN_PLACE or func in _RANDOM_FACTORIES or func in _OTHER_RANDOM:
+            return self._random_op(func, args, kwargs, call)
+        if not self._taints and not self._constructed and not self._recorded:
+            return call()
         name = getattr(func, "__name__", "")
         dest = None if name in _KEEP_VALUES else _writes_into(func, args, kwargs)
         if dest is not None and not self._taints and not self._constructed:  # only later writes to record
-            result = func(*args, **kwargs)
+            result = call()
             if self._index.shares_storage(dest):
                 self._later_write(func, dest, args, kwargs, name)
             return result
         if dest is None and not self._taints and not self._constructed:
-            return func(*args, **kwargs)
+            return call()
         flat, _ = tree_flatten((args, kwargs))
         taint = self._taints.union(t for t in flat if isinstance(t, torch.Tensor) and t is not dest)
         if dest is None:
-            result = func(*args, **kwargs)
+            result = call()
             if taint is not None:
                 outputs, _ = tree_flatten(result)
                 node = self._node(func, args, kwargs) if isinstance(result, torch.Tensor) else None
@@ -906,7 +987,7 @@ class Intercept:
         held = self._taints.get(dest)
         if taint is None:  # nothing random is written: deterministic, or arithmetic on a temporary
             node = self._node(func, args, kwargs, in_place=True) if held is not None else None
-            result = func(*args, **kwargs)
+            result = call()
             if held is not None and name not in _MOVES:
                 self._taints.set(dest, _Taint(held.pending, False, held.sites, node))
             if self._created:
@@ -918,7 +999,7 @@ class Intercept:
             return result
         target = self._write_target(func, dest, args)
         if target is not None:
-            return self._copy_into_model(func, args, kwargs, target, taint, name)
+            return self._copy_into_model(func, args, kwargs, target, taint, name, call)
         # a temporary: it now holds what was written, and what it held unless all of it was overwritten
         overwritten = name == "copy_" and len(args) > 1 and dest.shape == args[1].shape
         node = None
@@ -927,7 +1008,7 @@ class Intercept:
             node = source.node if source is not None and dest.dtype == args[1].dtype else None
         elif held is not None:
             node = self._node(func, args, kwargs, in_place=True)
-        result = func(*args, **kwargs)
+        result = call()
         parts = [taint] if overwritten or held is None else [taint, held]
         written = _Taint(tuple(dict.fromkeys(p for t in parts for p in t.pending)),
                          all(t.pure for t in parts) and name in _MOVES,
@@ -953,7 +1034,7 @@ class Intercept:
         finally:
             self._serving -= 1
 
-    def _copy_into_model(self, func, args, kwargs, target, taint, name):
+    def _copy_into_model(self, func, args, kwargs, target, taint, name, call):
         distributions = {p.distribution for p in taint.pending}
         pending = taint.pending[0] if taint.pending else None
         reason = None
@@ -980,10 +1061,15 @@ class Intercept:
                 return outcome[0]
         if reason is not None:
             self._left_to_torch(reason, target)
-            return func(*args, **kwargs)
-        result = func(*args, **kwargs)
+            return call()
+        dest = args[0]
+        if name == "copy_" and len(args) > 1 and _broadcasts(args[1], dest):
+            result = dest  # what it would copy is overwritten below: skip it (the source may be unfilled)
+        else:
+            result = call()
         self._serving += 1
         try:
+            self._realize([target.local])
             if pending.distribution is None:
                 params = dict(pending.args)
                 _api(pending.function)(target.tensor, **params, seed=self.seed, stream=target.stream)
@@ -996,15 +1082,15 @@ class Intercept:
             self._serving -= 1
         return result
 
-    def _random_op(self, func, args, kwargs):
+    def _random_op(self, func, args, kwargs, call):
         dest = args[0] if func in _RANDOM_IN_PLACE else None
         if dest is not None:
             target = self._write_target(func, dest, args)
             if target is not None:
                 what = target.stream if not isinstance(target, UnmappedView) else "the model"
                 self._left_to_torch(f"{func.__name__} into {what}", target)
-                return func(*args, **kwargs)
-        result = func(*args, **kwargs)
+                return call()
+        result = call()
         known = _RANDOM_FACTORIES.get(func)
         outputs = [dest] if dest is not None else [t for t in tree_flatten(result)[0] if isinstance(t, torch.Tensor)]
         site = call_site()
@@ -1028,6 +1114,16 @@ class Intercept:
         if target is not None and not isinstance(target, UnmappedView):
             self._record(target, NOT_VERIFIABLE, {"reason": f"left to torch: {what} at {site}"}, "torch",
                          target.region)
+
+
+def _broadcasts(source, dest) -> bool:
+    """``dest.copy_(source)`` is a valid copy (``source`` broadcasts to ``dest``'s shape)."""
+    if not isinstance(source, torch.Tensor):
+        return False
+    try:
+        return torch.broadcast_shapes(source.shape, dest.shape) == dest.shape
+    except RuntimeError:
+        return False
 
 
 def _is_scalar(value) -> bool:

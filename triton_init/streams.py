@@ -127,6 +127,8 @@ class TensorIndex:
         tensors whose storage and first name did not change are kept."""
         previous = getattr(self, "_entries", {})
         self.stale = False
+        self._modules = list(self.module.modules())
+        self._seen = self._snapshot()
         self._entries: dict = {}
         self._by_storage: dict = {}
         for fqn, _, _, tensor, _ in named_tensors(self.module):
@@ -146,6 +148,19 @@ class TensorIndex:
                 entry = _Entry(stream, tensor, local, tuple(shape), tuple(offset))
             self._entries[key] = entry
             self._by_storage.setdefault(_storage_key(local), []).append(entry)
+
+    def _snapshot(self) -> list:
+        """What ``refresh`` read, cheaply, without walking the module tree: each module's children, and each
+        parameter and buffer object with its storage. It differs when a tensor was re-assigned or got new
+        storage (``.data =``, ``to_empty``, a swap) or a child module was replaced, even without a
+        registration hook."""
+        seen = []
+        for m in self._modules:
+            seen.extend(map(id, m._modules.values()))
+            for table in (m._parameters, m._buffers):
+                for t in table.values():
+                    seen.append(None if t is None else (id(t), _local(t).data_ptr()))
+        return seen
 
     def first_names(self) -> dict:
         """id(tensor) -> stream of every parameter and buffer of the module as it is now (tied ones: the
@@ -177,7 +192,7 @@ class TensorIndex:
             return None
         key = _storage_key(local)
         entries = self._current(key)
-        if not entries and refresh:
+        if not entries and refresh and self._snapshot() != self._seen:
             self.refresh()
             entries = self._current(key)
         if not entries:
