@@ -48,7 +48,8 @@ NATIVE_TESTS = tuple(f"tests/test_native.py::test_{name}" for name in (
     "every_u_box_muller", "every_u_trunc_normal", "far_tail_by_newton_steps",
     "memory_offsets_past_2_to_the_31_elements",
     "large_flat_fills_store_around_the_caches", "torch_thread_count_does_not_change_bits", "an_unknown_isa_is_refused"))
-INTERCEPT_TESTS = ("tests/test_intercept_arguments.py", "tests/test_intercept.py", "tests/test_module.py")
+INTERCEPT_TESTS = ("tests/test_intercept_lazy.py", "tests/test_intercept_arguments.py", "tests/test_intercept.py",
+                   "tests/test_module.py")
 VERIFY_TESTS = ("tests/test_verify_inputs.py", "tests/test_verify.py", "tests/test_verify_cmd.py")
 CLI_TESTS = ("tests/test_verify_inputs.py", "tests/test_verify_cmd.py", "tests/test_cli.py", "tests/test_init_cmd.py")
 
@@ -68,6 +69,7 @@ class Mutation:
 FILL, PHILOX, FLAT, PATHS = "kernels/fill.py", "kernels/philox.py", "kernels/flat.py", "kernels/trunc_paths.py"
 PATH_TESTS = ("tests/test_trunc_paths.py", *KERNEL_TESTS)
 C, INTERCEPT, STREAMS = "csrc/stream_v1.c", "triton_init/_intercept.py", "triton_init/streams.py"
+LAZY = "triton_init/_lazy.py"
 VERIFY, REPLAY, MANIFEST = "triton_init/verify.py", "triton_init/_replay.py", "triton_init/manifest.py"
 CLI_VERIFY = "triton_init/cli/verify.py"
 CLAMP = "\n".join(f"            v{k} = tl.minimum(tl.maximum(v{k}, lo), hi)" for k in range(4))
@@ -303,7 +305,25 @@ MUTATIONS = [
     Mutation("intercept: timm's trunc_normal_tf_ bounds not scaled by std", INTERCEPT,
              '"a": mean + a * std, "b": mean + b * std}', '"a": mean + a, "b": mean + b}',
              ("tests/integration/test_timm.py",)),
+    # ---- unfilled temporaries ----
+    Mutation("lazy: every view-like op trusted as a view (a copying one reads unfilled values)", INTERCEPT,
+             "if all(storage_key(out) in keys for out in tree_flatten(result)[0] if isinstance(out, torch.Tensor)):",
+             "if True:", INTERCEPT_TESTS),
+    Mutation("lazy: temporaries still unfilled at exit left unfilled", INTERCEPT,
+             "                self._lazy.realize_all()", "                pass", INTERCEPT_TESTS),
+    Mutation("lazy: a read forgets the recipe without writing it", LAZY,
+             "                recipe.into(ref())", "                ref()", INTERCEPT_TESTS),
+    Mutation("lazy: a cat recipe joins its parts in reverse order", LAZY,
+             "torch.cat(views, self.dim, out=", "torch.cat(views[::-1], self.dim, out=", INTERCEPT_TESTS),
+    Mutation("lazy: the deferred fill drawn on the next temporary's stream", INTERCEPT,
+             'stream = f"temporary/{self._temporaries}"', 'stream = f"temporary/{self._temporaries + 1}"',
+             INTERCEPT_TESTS),
     # ---- the stream mapping ----
+    Mutation("streams: a miss never re-reads the model (new storage without a registration missed)", STREAMS,
+             "if not entries and refresh and self._snapshot() != self._seen:", "if not entries and refresh and False:",
+             INTERCEPT_TESTS),
+    Mutation("streams: the snapshot ignores storage (a tensor given new storage by .data = missed)", STREAMS,
+             "(id(t), _local(t).data_ptr())", "id(t)", INTERCEPT_TESTS),
     Mutation("streams: activation-checkpoint wrappers kept in stream names", STREAMS,
              'WRAPPER_NAMES = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module")',
              'WRAPPER_NAMES = ("_orig_mod", "_fsdp_wrapped_module")', INTERCEPT_TESTS),

@@ -134,3 +134,19 @@ def test_parameters_built_from_unfilled_temporaries_are_served_on_their_streams(
     assert sum(filled) <= 2 * (30 + 5)  # never more than the eager path's fills
     assert torch.equal(block.w.detach(), drawn(triton_init.normal_, (6, 5), "w", 0.0, 0.3))
     assert torch.equal(block.v.detach(), drawn(triton_init.uniform_, (5,), "v", -0.1, 0.1) * 2.0)
+
+
+def test_a_tensor_given_new_storage_without_a_registration_is_still_found():
+    """The index re-reads the model after a miss only when a snapshot of it changed: ``.data =`` and a direct
+    ``_parameters`` assignment change it without any registration hook."""
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    with intercept(model, seed=SEED) as ctx:
+        scratch = torch.empty(8)
+        nn.init.normal_(scratch)  # a miss: the model is unchanged, nothing re-read
+        model[0].weight.data = torch.empty(3, 4)
+        nn.init.normal_(model[0].weight, 0.0, 0.5)
+        model[1]._parameters["weight"] = nn.Parameter(torch.empty(2, 3))
+        nn.init.uniform_(model[1].weight, -2.0, 2.0)
+    assert torch.equal(model[0].weight.detach(), drawn(triton_init.normal_, (3, 4), "0.weight", 0.0, 0.5))
+    assert torch.equal(model[1].weight.detach(), drawn(triton_init.uniform_, (2, 3), "1.weight", -2.0, 2.0))
+    assert [r.stream for r in ctx.log] == ["0.weight", "1.weight"]
