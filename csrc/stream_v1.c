@@ -178,25 +178,31 @@ TI_INLINE uint16_t f32_to_f16(float x)
 
 /* ln x for a normal fp32 x > 0: x = 2^e m with m in [sqrt(1/2), sqrt(2)), f = m - 1 exact, s = f / (2 + f),
    ln m = 2 atanh(s) = f - s (f - s^2 (2/3 + 2/5 s^2 + 2/7 s^4)) (|s| < 0.172: the next term is 8e-8 relative).
-   Relative accuracy holds near x = 1 too, where Box-Muller's small radii need it. */
-TI_INLINE float ln_f32(float x)
+   Relative accuracy holds near x = 1 too, where Box-Muller's small radii need it. In two steps, which
+   normal_values runs as separate loops: ln_split returns s and gives f and e (as a float), ln_join the log. */
+TI_INLINE float ln_split(float x, float *f_out, float *e_out)
 {
     uint32_t bits = f32_bits(x);
     int32_t e = (int32_t)(bits - 0x3F3504F3u) >> 23;
     float m = bits_f32(bits - ((uint32_t)e << 23));
     float f = m - 1.0f;
-    float s = f / (2.0f + f);
+    *f_out = f;
+    *e_out = (float)e;
+    return f / (2.0f + f);
+}
+
+TI_INLINE float ln_join(float s, float f, float ef)
+{
     float s2 = s * s;
     float tail = s2 * ((float)(2.0 / 3.0) + s2 * ((float)(2.0 / 5.0) + s2 * (float)(2.0 / 7.0)));
     float ln_m = f - s * (f - tail);
-    float ef = (float)e;
     return ef * LN2_HI + (ln_m + ef * LN2_LO);
 }
 
 /* log2 x for a normal fp32 x > 0, for the inverse CDF's variable, whose pieces need it to about 1e-5 absolute
-   (tests/test_native.py): x = 2^e m as in ln_f32, log2 m = f P(f) for f = m - 1 in [-0.293, 0.415], P the
+   (tests/test_native.py): x = 2^e m as in ln_split, log2 m = f P(f) for f = m - 1 in [-0.293, 0.415], P the
    degree-5 minimax fit of log2(1 + f) / f (fp32 coefficients; at most 2.3e-6 off evaluated in fp32). No
-   division: a third cheaper than ln_f32's series. */
+   division: a third cheaper than ln_join's series and ln_split's division. */
 #define LOG2_P0 1.44271362f
 #define LOG2_P1 -0.721133769f
 #define LOG2_P2 0.479338467f
@@ -216,7 +222,8 @@ TI_INLINE float log2_f32(float x)
 
 /* cos and sin of 2 pi u for u = u(w): quadrant k = round(4u) and f = 4u - k in [-1/2, 1/2] are exact (4u is
    an odd multiple of 2^-22), then Taylor polynomials of cos and sin of (pi/2) f, |(pi/2) f| <= pi/4 (the
-   first terms left out are below 3e-8 and 2e-9), and the quadrant's swap and signs. */
+   first terms left out are below 3e-8 and 2e-9), and the quadrant's swap and signs: three steps, which
+   normal_values runs as separate loops. */
 #define SIN_C1 ((float)HALF_PI)
 #define SIN_C3 ((float)(-HALF_PI * HALF_PI * HALF_PI / 6.0))
 #define SIN_C5 ((float)(HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 120.0))
@@ -228,14 +235,28 @@ TI_INLINE float log2_f32(float x)
 #define COS_C6 ((float)(-HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 720.0))
 #define COS_C8 ((float)(HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 40320.0))
 
-TI_INLINE void sincos_2pi_u(float u, float *cos_out, float *sin_out)
+TI_INLINE float quarter_turns(float u, int32_t *k_out)
 {
     float x = 4.0f * u;
     int32_t k = (int32_t)(x + 0.5f);
-    float f = x - (float)k;
+    *k_out = k;
+    return x - (float)k;
+}
+
+TI_INLINE float sin_quarter(float f)
+{
     float f2 = f * f;
-    float sin_f = f * (SIN_C1 + f2 * (SIN_C3 + f2 * (SIN_C5 + f2 * (SIN_C7 + f2 * SIN_C9))));
-    float cos_f = 1.0f + f2 * (COS_C2 + f2 * (COS_C4 + f2 * (COS_C6 + f2 * COS_C8)));
+    return f * (SIN_C1 + f2 * (SIN_C3 + f2 * (SIN_C5 + f2 * (SIN_C7 + f2 * SIN_C9))));
+}
+
+TI_INLINE float cos_quarter(float f)
+{
+    float f2 = f * f;
+    return 1.0f + f2 * (COS_C2 + f2 * (COS_C4 + f2 * (COS_C6 + f2 * COS_C8)));
+}
+
+TI_INLINE void quadrant(int32_t k, float sin_f, float cos_f, float *cos_out, float *sin_out)
+{
     /* cos(kpi/2 + t), sin(kpi/2 + t) for k = 0, 1, 2, 3: (c, s), (-s, c), (-c, -s), (s, -c) */
     uint32_t odd = (uint32_t)k & 1u;
     float c = odd ? sin_f : cos_f;
@@ -283,6 +304,8 @@ typedef struct {
     uint32_t w[4][BLOCK_GROUPS] TI_ALIGNED;  /* Philox words, by lane */
     float f[4][BLOCK_GROUPS] TI_ALIGNED;     /* values by lane for fp32, bf16 and fp16 outputs */
     double d[4][BLOCK_GROUPS] TI_ALIGNED;    /* values by lane for float64 outputs */
+    float t[2][BLOCK_GROUPS] TI_ALIGNED;     /* normal_values' steps between its loops */
+    int32_t k[BLOCK_GROUPS] TI_ALIGNED;
 } scratch;
 
 /* Polynomials by Estrin's scheme (pairs c[k] + c[k+1] x, then pairs of those with x^2, x^4, x^8): its
@@ -338,27 +361,40 @@ TI_INLINE void uniform_values(const prepared *pc, int groups, scratch *restrict 
     }
 }
 
-/* Box-Muller in fp32: lanes (0, 1) from the pair (w0, w1), lanes (2, 3) from (w2, w3). The radius of each
-   pair goes to the even lane's slot first (times std for fp32 outputs), then the angle's loop finishes both. */
+/* Box-Muller in fp32: lanes (0, 1) from the pair (w0, w1), lanes (2, 3) from (w2, w3). Each pair in five
+   loops with short dependency chains (a CPU overlaps the iterations of a loop only as far as its scheduler
+   holds them, and one chain through a whole log or sincos left most of its vector pipes idle: a third of the
+   time on Zen 5): ln's division, the rest of the radius (times std for fp32 outputs) to the even lane's slot,
+   the angle's quadrant, its polynomials, and the values. Every step is the same fp32 arithmetic as in one loop. */
 TI_INLINE void normal_values(const prepared *pc, int groups, scratch *restrict s)
 {
     const int f64 = pc->out == TI_OUT_F64;
     const float scale = f64 ? 1.0f : pc->std32;
+    float *restrict t0 = s->t[0], *restrict t1 = s->t[1];
+    int32_t *restrict quadrants = s->k;
     for (int lane = 0; lane < 4; lane += 2) {
         const uint32_t *restrict w = s->w[lane];
         float *restrict radius = s->f[lane];
         for (int i = 0; i < groups; i++)
-            radius[i] = scale * sqrtf(-2.0f * ln_f32(u01_f32(w[i])));
+            t0[i] = ln_split(u01_f32(w[i]), &t1[i], &radius[i]);
+        for (int i = 0; i < groups; i++)
+            radius[i] = scale * sqrtf(-2.0f * ln_join(t0[i], t1[i], radius[i]));
     }
     for (int lane = 0; lane < 4; lane += 2) {
         const uint32_t *restrict w = s->w[lane + 1];
+        for (int i = 0; i < groups; i++)
+            t0[i] = quarter_turns(u01_f32(w[i]), &quadrants[i]);
+        for (int i = 0; i < groups; i++) {
+            t1[i] = sin_quarter(t0[i]);
+            t0[i] = cos_quarter(t0[i]);
+        }
         if (f64) {
             const double mean = pc->mean, std = pc->std;
             const float *restrict radius = s->f[lane];
             double *restrict even = s->d[lane], *restrict odd = s->d[lane + 1];
             for (int i = 0; i < groups; i++) {
                 float c, sn;
-                sincos_2pi_u(u01_f32(w[i]), &c, &sn);
+                quadrant(quadrants[i], t1[i], t0[i], &c, &sn);
                 even[i] = mean + std * (double)(radius[i] * c);
                 odd[i] = mean + std * (double)(radius[i] * sn);
             }
@@ -367,7 +403,7 @@ TI_INLINE void normal_values(const prepared *pc, int groups, scratch *restrict s
             float *restrict even = s->f[lane], *restrict odd = s->f[lane + 1];
             for (int i = 0; i < groups; i++) {
                 float c, sn;
-                sincos_2pi_u(u01_f32(w[i]), &c, &sn);
+                quadrant(quadrants[i], t1[i], t0[i], &c, &sn);
                 float r = even[i];
                 even[i] = mean + r * c;
                 odd[i] = mean + r * sn;
