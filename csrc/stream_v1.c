@@ -304,7 +304,7 @@ typedef struct {
     uint32_t w[4][BLOCK_GROUPS] TI_ALIGNED;  /* Philox words, by lane */
     float f[4][BLOCK_GROUPS] TI_ALIGNED;     /* values by lane for fp32, bf16 and fp16 outputs */
     double d[4][BLOCK_GROUPS] TI_ALIGNED;    /* values by lane for float64 outputs */
-    float t[2][BLOCK_GROUPS] TI_ALIGNED;     /* normal_values' steps between its loops */
+    float t[4][BLOCK_GROUPS] TI_ALIGNED;     /* normal_values' and trunc_path_values' steps between loops */
     int32_t k[BLOCK_GROUPS] TI_ALIGNED;
 } scratch;
 
@@ -417,45 +417,64 @@ TI_INLINE void normal_values(const prepared *pc, int groups, scratch *restrict s
    The arithmetic differs where the kernels use fused multiply-adds: 1 - x^2 = (1 - x)(1 + x), one factor
    exact where |x| >= 1/2; 4096 (1 - x^2) = 128 p * 128 q, one rounding. tests/test_native.py checks every
    path over every u(w) against the exact values.
-   z' (times std and the path's sign, folded into the coefficients) of one u: */
-TI_INLINE float trunc_z(const trunc_fp32 *t, int path, uint32_t w)
+   z' (times std and the path's sign, folded into the coefficients) of one u, in two steps that
+   trunc_path_values runs as separate loops (as normal_values does): trunc_variable returns the variable of the
+   path's polynomial piece (log2 of 1 - x^2 or of 4096 p q) and gives the factor that the piece multiplies (x or
+   64 x); trunc_piece returns z' = factor F. */
+TI_INLINE float trunc_variable(const trunc_fp32 *t, int path, uint32_t w, float *factor)
 {
     if (path == TI_TRUNC_CENTRAL) {  /* every p and q above about 0.0034: x = 2p - 1, F in log2(1 - x^2) */
         float x = t->k0 + t->k1 * mantissa_f32(w);  /* k0 = 2 p_lo - 1 - 2 mass (1 - 2^-24), see prepare */
-        return x * estrin6_f32(log2_f32((1.0f - x) * (1.0f + x)), t->poly);
+        *factor = x;
+        return log2_f32((1.0f - x) * (1.0f + x));
     }
     const float u = u01_f32(w);
-    if (path == TI_TRUNC_TAIL) {  /* one tail, pp down to 2^-126: WIDE below s = sqrt(w) = 4, FAR from there */
+    if (path == TI_TRUNC_TAIL) {  /* one tail, pp down to 2^-126 */
         float pp = t->k0 + t->k1 * (t->k2 != 0.0f ? 1.0f - u : u);  /* 1 - u is exact */
-        float v = log2_f32((128.0f - pp) * pp);
-        float s = sqrtf((12.0f - v) * LN2_F32);
-        float f = s >= (float)TI_NDTRI_TAIL_FAR_FROM_S ? estrin6_f32(s, t->far) : estrin10_f32(v, t->poly);
-        return (pp - 64.0f) * f;
+        *factor = pp - 64.0f;
+        return log2_f32((128.0f - pp) * pp);
     }
     /* UNTRUNCATED (p = u: 128 p = 128 m - (128 - 2^-17) and 128 q = 128 - 128 p, both exact) and WIDE: every p
        and q at least about 2.8e-8; F / 64 in log2(128 p * 128 q) = log2(4096 (1 - x^2)), times 64 x = 128 p - 64 */
     float p = path == TI_TRUNC_UNTRUNCATED ? bits_f32((w >> 9) | 0x43000000u) - 127.99999237060547f
                                            : t->k0 + t->k2 * u;
     float q = path == TI_TRUNC_UNTRUNCATED ? 128.0f - p : t->k1 + t->k2 * (1.0f - u);
-    return (p - 64.0f) * estrin10_f32(log2_f32(p * q), t->poly);
+    *factor = p - 64.0f;
+    return log2_f32(p * q);
 }
 
-/* The values of an fp32 path, all four lanes in one loop (four independent dependency chains per iteration):
-   mean + z', clamped into the outermost output-dtype values inside [a, b] (float64 outputs: mean + std z in
-   float64). ``path`` is a constant where this is inlined: one loop each. */
+TI_INLINE float trunc_piece(const trunc_fp32 *t, int path, float v, float factor)
+{
+    if (path == TI_TRUNC_CENTRAL)
+        return factor * estrin6_f32(v, t->poly);
+    if (path == TI_TRUNC_TAIL) {  /* WIDE below s = sqrt(w) = 4, FAR from there */
+        float s = sqrtf((12.0f - v) * LN2_F32);
+        return factor * (s >= (float)TI_NDTRI_TAIL_FAR_FROM_S ? estrin6_f32(s, t->far) : estrin10_f32(v, t->poly));
+    }
+    return factor * estrin10_f32(v, t->poly);
+}
+
+/* The values of an fp32 path, all four lanes in each loop (four independent dependency chains per iteration):
+   the variables to the lanes' value slots and the factors to s->t, then mean + z', clamped into the outermost
+   output-dtype values inside [a, b] (float64 outputs: mean + std z in float64). ``path`` is a constant where
+   this is inlined: loops of their own for each. */
 TI_INLINE void trunc_path_values(const prepared *pc, int path, int groups, scratch *restrict s)
 {
     const trunc_fp32 t = pc->trunc;  /* a local copy: the stores cannot alias it */
+    for (int i = 0; i < groups; i++)
+        for (int lane = 0; lane < 4; lane++)
+            s->f[lane][i] = trunc_variable(&t, path, s->w[lane][i], &s->t[lane][i]);
     if (pc->out == TI_OUT_F64) {
         const double mean = pc->mean, std = pc->std, lo = pc->lo, hi = pc->hi;
         for (int i = 0; i < groups; i++)
             for (int lane = 0; lane < 4; lane++)
-                s->d[lane][i] = clamp_f64(mean + std * (double)trunc_z(&t, path, s->w[lane][i]), lo, hi);
+                s->d[lane][i] = clamp_f64(mean + std * (double)trunc_piece(&t, path, s->f[lane][i], s->t[lane][i]),
+                                          lo, hi);
     } else {
         const float mean = pc->mean32, lo = pc->lo32, hi = pc->hi32;
         for (int i = 0; i < groups; i++)
             for (int lane = 0; lane < 4; lane++)
-                s->f[lane][i] = clamp_f32(mean + trunc_z(&t, path, s->w[lane][i]), lo, hi);
+                s->f[lane][i] = clamp_f32(mean + trunc_piece(&t, path, s->f[lane][i], s->t[lane][i]), lo, hi);
     }
 }
 
