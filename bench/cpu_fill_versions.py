@@ -5,9 +5,11 @@ it beside this tree's built extension (``triton_init._native``), and times each 
 alternately (``triton_init._cpu._native`` switched before each call; cpu_fill.py's ``_alternating``: medians
 after one warm-up call each, the load average before and after each row). Each row also checks that the two
 write the same bits. The ops are cpu_fill.py's (``uniform``, ``normal``, ``trunc_2std``, ``trunc_titan``).
+``--llama`` adds a row per dtype: ``normal_(0, 0.02)`` on every weight of the 1.5B-parameter transformers Llama
+of frameworks.py --scale (Llama-3.2-1B's shapes, untied: 146 tensors), one stream each, the whole set timed.
 
     python bench/cpu_fill_versions.py --base REV [--sizes 24,27] [--dtypes fp32,bf16]
-                                      [--ops uniform,normal,trunc_titan] [--threads 2] [--out FILE.json]
+                                      [--ops uniform,normal,trunc_titan] [--threads 2] [--llama] [--out FILE.json]
 """
 
 import argparse
@@ -26,6 +28,10 @@ from cpu_fill import _alternating, _cpu_model, _ops
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("module.c", "stream_v1.c")
+# the weights of frameworks.py's --scale transformers Llama (hidden 2048, 16 layers, GQA 32/8 heads of 64, ffn
+# 8192, vocab 128256, untied): embedding, lm_head, and per layer q, k, v, o, gate, up, down
+LLAMA_SHAPES = [(128256, 2048)] * 2 + [(2048, 2048), (512, 2048), (512, 2048), (2048, 2048), (8192, 2048),
+                                       (8192, 2048), (2048, 8192)] * 16
 HEADERS = ("stream_v1.h", "ndtri_coeffs.h")
 
 
@@ -67,6 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", default="fp32,bf16")
     parser.add_argument("--ops", default="uniform,normal,trunc_titan")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--llama", action="store_true", help="also normal_ over the 1.5B Llama's weights")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     import torch
@@ -92,6 +99,33 @@ def main(argv=None) -> int:
         return call
 
     ops = _ops()
+    import triton_init
+
+    def llama_normal(weights):
+        def fill(_):
+            for k, weight in enumerate(weights):
+                triton_init.normal_(weight, 0.0, 0.02, seed=1, stream=f"weight{k}")
+        return fill
+
+    def bits(tensor):
+        return tensor.view(torch.int16 if tensor.element_size() == 2 else torch.int32)
+
+    def compare(name, dtype_name, size, fill, tensors):
+        """One row: ``fill`` (of ``tensors``) with either executor, alternating, then the bits of each."""
+        this_t, base_t, row = _alternating(using(current, fill), using(base, fill), tensors[0])
+        using(current, fill)(tensors[0])
+        expected = [bits(t).clone() for t in tensors]
+        using(base, fill)(tensors[0])
+        same = all(torch.equal(bits(t), e) for t, e in zip(tensors, expected, strict=True))
+        n = sum(t.numel() for t in tensors)
+        record = {"op": name, "dtype": dtype_name, "elements": n, "same_bits": same,
+                  "base_gps": n / statistics.median(base_t) / 1e9, "this_gps": n / statistics.median(this_t) / 1e9,
+                  **row}
+        rows.append(record)
+        print(f"| {name} | {dtype_name} | {size} | {record['base_gps']:.3f} | {record['this_gps']:.3f} "
+              f"| {row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) | {same} "
+              f"| {row['load_before']:.2f}-{row['load_after']:.2f} |", flush=True)
+
     print(f"{_cpu_model()}, {args.threads} threads, {_cpu.executor()}; base {base_rev} against this tree")
     print("| op | dtype | n | base G/s | this G/s | speedup | same bits | load before-after |")
     print("|---|---|---|---|---|---|---|---|")
@@ -100,23 +134,15 @@ def main(argv=None) -> int:
         for dtype_name in args.dtypes.split(","):
             dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
             for log2 in (int(s) for s in args.sizes.split(",")):
-                tensor = torch.zeros(1 << log2, dtype=dtype)
+                tensor = torch.zeros(1 << log2, dtype=dtype)  # every page touched before timing
                 for name in args.ops.split(","):
-                    ours = ops[name][0]
-                    this_t, base_t, row = _alternating(using(current, ours), using(base, ours), tensor)
-                    using(current, ours)(tensor)
-                    expected = tensor.clone()
-                    using(base, ours)(tensor)
-                    same = torch.equal(tensor.view(torch.int16 if tensor.element_size() == 2 else torch.int32),
-                                       expected.view(torch.int16 if tensor.element_size() == 2 else torch.int32))
-                    n = tensor.numel()
-                    record = {"op": name, "dtype": dtype_name, "log2": log2, "same_bits": same,
-                              "base_gps": n / statistics.median(base_t) / 1e9,
-                              "this_gps": n / statistics.median(this_t) / 1e9, **row}
-                    rows.append(record)
-                    print(f"| {name} | {dtype_name} | 2^{log2} | {record['base_gps']:.3f} | {record['this_gps']:.3f} "
-                          f"| {row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) | {same} "
-                          f"| {row['load_before']:.2f}-{row['load_after']:.2f} |", flush=True)
+                    compare(name, dtype_name, f"2^{log2}", ops[name][0], [tensor])
+                del tensor
+            if args.llama:
+                weights = [torch.zeros(shape, dtype=dtype) for shape in LLAMA_SHAPES]
+                compare("normal (1.5B Llama's weights)", dtype_name, f"{sum(w.numel() for w in weights):,}",
+                        llama_normal(weights), weights)
+                del weights
     finally:
         _cpu._native = current
     if args.out is not None:
