@@ -178,25 +178,31 @@ TI_INLINE uint16_t f32_to_f16(float x)
 
 /* ln x for a normal fp32 x > 0: x = 2^e m with m in [sqrt(1/2), sqrt(2)), f = m - 1 exact, s = f / (2 + f),
    ln m = 2 atanh(s) = f - s (f - s^2 (2/3 + 2/5 s^2 + 2/7 s^4)) (|s| < 0.172: the next term is 8e-8 relative).
-   Relative accuracy holds near x = 1 too, where Box-Muller's small radii need it. */
-TI_INLINE float ln_f32(float x)
+   Relative accuracy holds near x = 1 too, where Box-Muller's small radii need it. In two steps, which
+   normal_values runs as separate loops: ln_split returns s and gives f and e (as a float), ln_join the log. */
+TI_INLINE float ln_split(float x, float *f_out, float *e_out)
 {
     uint32_t bits = f32_bits(x);
     int32_t e = (int32_t)(bits - 0x3F3504F3u) >> 23;
     float m = bits_f32(bits - ((uint32_t)e << 23));
     float f = m - 1.0f;
-    float s = f / (2.0f + f);
+    *f_out = f;
+    *e_out = (float)e;
+    return f / (2.0f + f);
+}
+
+TI_INLINE float ln_join(float s, float f, float ef)
+{
     float s2 = s * s;
     float tail = s2 * ((float)(2.0 / 3.0) + s2 * ((float)(2.0 / 5.0) + s2 * (float)(2.0 / 7.0)));
     float ln_m = f - s * (f - tail);
-    float ef = (float)e;
     return ef * LN2_HI + (ln_m + ef * LN2_LO);
 }
 
 /* log2 x for a normal fp32 x > 0, for the inverse CDF's variable, whose pieces need it to about 1e-5 absolute
-   (tests/test_native.py): x = 2^e m as in ln_f32, log2 m = f P(f) for f = m - 1 in [-0.293, 0.415], P the
+   (tests/test_native.py): x = 2^e m as in ln_split, log2 m = f P(f) for f = m - 1 in [-0.293, 0.415], P the
    degree-5 minimax fit of log2(1 + f) / f (fp32 coefficients; at most 2.3e-6 off evaluated in fp32). No
-   division: a third cheaper than ln_f32's series. */
+   division: a third cheaper than ln_join's series and ln_split's division. */
 #define LOG2_P0 1.44271362f
 #define LOG2_P1 -0.721133769f
 #define LOG2_P2 0.479338467f
@@ -216,7 +222,8 @@ TI_INLINE float log2_f32(float x)
 
 /* cos and sin of 2 pi u for u = u(w): quadrant k = round(4u) and f = 4u - k in [-1/2, 1/2] are exact (4u is
    an odd multiple of 2^-22), then Taylor polynomials of cos and sin of (pi/2) f, |(pi/2) f| <= pi/4 (the
-   first terms left out are below 3e-8 and 2e-9), and the quadrant's swap and signs. */
+   first terms left out are below 3e-8 and 2e-9), and the quadrant's swap and signs: three steps, which
+   normal_values runs as separate loops. */
 #define SIN_C1 ((float)HALF_PI)
 #define SIN_C3 ((float)(-HALF_PI * HALF_PI * HALF_PI / 6.0))
 #define SIN_C5 ((float)(HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 120.0))
@@ -228,14 +235,28 @@ TI_INLINE float log2_f32(float x)
 #define COS_C6 ((float)(-HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 720.0))
 #define COS_C8 ((float)(HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI * HALF_PI / 40320.0))
 
-TI_INLINE void sincos_2pi_u(float u, float *cos_out, float *sin_out)
+TI_INLINE float quarter_turns(float u, int32_t *k_out)
 {
     float x = 4.0f * u;
     int32_t k = (int32_t)(x + 0.5f);
-    float f = x - (float)k;
+    *k_out = k;
+    return x - (float)k;
+}
+
+TI_INLINE float sin_quarter(float f)
+{
     float f2 = f * f;
-    float sin_f = f * (SIN_C1 + f2 * (SIN_C3 + f2 * (SIN_C5 + f2 * (SIN_C7 + f2 * SIN_C9))));
-    float cos_f = 1.0f + f2 * (COS_C2 + f2 * (COS_C4 + f2 * (COS_C6 + f2 * COS_C8)));
+    return f * (SIN_C1 + f2 * (SIN_C3 + f2 * (SIN_C5 + f2 * (SIN_C7 + f2 * SIN_C9))));
+}
+
+TI_INLINE float cos_quarter(float f)
+{
+    float f2 = f * f;
+    return 1.0f + f2 * (COS_C2 + f2 * (COS_C4 + f2 * (COS_C6 + f2 * COS_C8)));
+}
+
+TI_INLINE void quadrant(int32_t k, float sin_f, float cos_f, float *cos_out, float *sin_out)
+{
     /* cos(kpi/2 + t), sin(kpi/2 + t) for k = 0, 1, 2, 3: (c, s), (-s, c), (-c, -s), (s, -c) */
     uint32_t odd = (uint32_t)k & 1u;
     float c = odd ? sin_f : cos_f;
@@ -283,6 +304,8 @@ typedef struct {
     uint32_t w[4][BLOCK_GROUPS] TI_ALIGNED;  /* Philox words, by lane */
     float f[4][BLOCK_GROUPS] TI_ALIGNED;     /* values by lane for fp32, bf16 and fp16 outputs */
     double d[4][BLOCK_GROUPS] TI_ALIGNED;    /* values by lane for float64 outputs */
+    float t[4][BLOCK_GROUPS] TI_ALIGNED;     /* normal_values' and trunc_path_values' steps between loops */
+    int32_t k[BLOCK_GROUPS] TI_ALIGNED;
 } scratch;
 
 /* Polynomials by Estrin's scheme (pairs c[k] + c[k+1] x, then pairs of those with x^2, x^4, x^8): its
@@ -338,27 +361,40 @@ TI_INLINE void uniform_values(const prepared *pc, int groups, scratch *restrict 
     }
 }
 
-/* Box-Muller in fp32: lanes (0, 1) from the pair (w0, w1), lanes (2, 3) from (w2, w3). The radius of each
-   pair goes to the even lane's slot first (times std for fp32 outputs), then the angle's loop finishes both. */
+/* Box-Muller in fp32: lanes (0, 1) from the pair (w0, w1), lanes (2, 3) from (w2, w3). Each pair in five
+   loops with short dependency chains (a CPU overlaps the iterations of a loop only as far as its scheduler
+   holds them, and one chain through a whole log or sincos left most of its vector pipes idle: a third of the
+   time on Zen 5): ln's division, the rest of the radius (times std for fp32 outputs) to the even lane's slot,
+   the angle's quadrant, its polynomials, and the values. Every step is the same fp32 arithmetic as in one loop. */
 TI_INLINE void normal_values(const prepared *pc, int groups, scratch *restrict s)
 {
     const int f64 = pc->out == TI_OUT_F64;
     const float scale = f64 ? 1.0f : pc->std32;
+    float *restrict t0 = s->t[0], *restrict t1 = s->t[1];
+    int32_t *restrict quadrants = s->k;
     for (int lane = 0; lane < 4; lane += 2) {
         const uint32_t *restrict w = s->w[lane];
         float *restrict radius = s->f[lane];
         for (int i = 0; i < groups; i++)
-            radius[i] = scale * sqrtf(-2.0f * ln_f32(u01_f32(w[i])));
+            t0[i] = ln_split(u01_f32(w[i]), &t1[i], &radius[i]);
+        for (int i = 0; i < groups; i++)
+            radius[i] = scale * sqrtf(-2.0f * ln_join(t0[i], t1[i], radius[i]));
     }
     for (int lane = 0; lane < 4; lane += 2) {
         const uint32_t *restrict w = s->w[lane + 1];
+        for (int i = 0; i < groups; i++)
+            t0[i] = quarter_turns(u01_f32(w[i]), &quadrants[i]);
+        for (int i = 0; i < groups; i++) {
+            t1[i] = sin_quarter(t0[i]);
+            t0[i] = cos_quarter(t0[i]);
+        }
         if (f64) {
             const double mean = pc->mean, std = pc->std;
             const float *restrict radius = s->f[lane];
             double *restrict even = s->d[lane], *restrict odd = s->d[lane + 1];
             for (int i = 0; i < groups; i++) {
                 float c, sn;
-                sincos_2pi_u(u01_f32(w[i]), &c, &sn);
+                quadrant(quadrants[i], t1[i], t0[i], &c, &sn);
                 even[i] = mean + std * (double)(radius[i] * c);
                 odd[i] = mean + std * (double)(radius[i] * sn);
             }
@@ -367,7 +403,7 @@ TI_INLINE void normal_values(const prepared *pc, int groups, scratch *restrict s
             float *restrict even = s->f[lane], *restrict odd = s->f[lane + 1];
             for (int i = 0; i < groups; i++) {
                 float c, sn;
-                sincos_2pi_u(u01_f32(w[i]), &c, &sn);
+                quadrant(quadrants[i], t1[i], t0[i], &c, &sn);
                 float r = even[i];
                 even[i] = mean + r * c;
                 odd[i] = mean + r * sn;
@@ -381,45 +417,64 @@ TI_INLINE void normal_values(const prepared *pc, int groups, scratch *restrict s
    The arithmetic differs where the kernels use fused multiply-adds: 1 - x^2 = (1 - x)(1 + x), one factor
    exact where |x| >= 1/2; 4096 (1 - x^2) = 128 p * 128 q, one rounding. tests/test_native.py checks every
    path over every u(w) against the exact values.
-   z' (times std and the path's sign, folded into the coefficients) of one u: */
-TI_INLINE float trunc_z(const trunc_fp32 *t, int path, uint32_t w)
+   z' (times std and the path's sign, folded into the coefficients) of one u, in two steps that
+   trunc_path_values runs as separate loops (as normal_values does): trunc_variable returns the variable of the
+   path's polynomial piece (log2 of 1 - x^2 or of 4096 p q) and gives the factor that the piece multiplies (x or
+   64 x); trunc_piece returns z' = factor F. */
+TI_INLINE float trunc_variable(const trunc_fp32 *t, int path, uint32_t w, float *factor)
 {
     if (path == TI_TRUNC_CENTRAL) {  /* every p and q above about 0.0034: x = 2p - 1, F in log2(1 - x^2) */
         float x = t->k0 + t->k1 * mantissa_f32(w);  /* k0 = 2 p_lo - 1 - 2 mass (1 - 2^-24), see prepare */
-        return x * estrin6_f32(log2_f32((1.0f - x) * (1.0f + x)), t->poly);
+        *factor = x;
+        return log2_f32((1.0f - x) * (1.0f + x));
     }
     const float u = u01_f32(w);
-    if (path == TI_TRUNC_TAIL) {  /* one tail, pp down to 2^-126: WIDE below s = sqrt(w) = 4, FAR from there */
+    if (path == TI_TRUNC_TAIL) {  /* one tail, pp down to 2^-126 */
         float pp = t->k0 + t->k1 * (t->k2 != 0.0f ? 1.0f - u : u);  /* 1 - u is exact */
-        float v = log2_f32((128.0f - pp) * pp);
-        float s = sqrtf((12.0f - v) * LN2_F32);
-        float f = s >= (float)TI_NDTRI_TAIL_FAR_FROM_S ? estrin6_f32(s, t->far) : estrin10_f32(v, t->poly);
-        return (pp - 64.0f) * f;
+        *factor = pp - 64.0f;
+        return log2_f32((128.0f - pp) * pp);
     }
     /* UNTRUNCATED (p = u: 128 p = 128 m - (128 - 2^-17) and 128 q = 128 - 128 p, both exact) and WIDE: every p
        and q at least about 2.8e-8; F / 64 in log2(128 p * 128 q) = log2(4096 (1 - x^2)), times 64 x = 128 p - 64 */
     float p = path == TI_TRUNC_UNTRUNCATED ? bits_f32((w >> 9) | 0x43000000u) - 127.99999237060547f
                                            : t->k0 + t->k2 * u;
     float q = path == TI_TRUNC_UNTRUNCATED ? 128.0f - p : t->k1 + t->k2 * (1.0f - u);
-    return (p - 64.0f) * estrin10_f32(log2_f32(p * q), t->poly);
+    *factor = p - 64.0f;
+    return log2_f32(p * q);
 }
 
-/* The values of an fp32 path, all four lanes in one loop (four independent dependency chains per iteration):
-   mean + z', clamped into the outermost output-dtype values inside [a, b] (float64 outputs: mean + std z in
-   float64). ``path`` is a constant where this is inlined: one loop each. */
+TI_INLINE float trunc_piece(const trunc_fp32 *t, int path, float v, float factor)
+{
+    if (path == TI_TRUNC_CENTRAL)
+        return factor * estrin6_f32(v, t->poly);
+    if (path == TI_TRUNC_TAIL) {  /* WIDE below s = sqrt(w) = 4, FAR from there */
+        float s = sqrtf((12.0f - v) * LN2_F32);
+        return factor * (s >= (float)TI_NDTRI_TAIL_FAR_FROM_S ? estrin6_f32(s, t->far) : estrin10_f32(v, t->poly));
+    }
+    return factor * estrin10_f32(v, t->poly);
+}
+
+/* The values of an fp32 path, all four lanes in each loop (four independent dependency chains per iteration):
+   the variables to the lanes' value slots and the factors to s->t, then mean + z', clamped into the outermost
+   output-dtype values inside [a, b] (float64 outputs: mean + std z in float64). ``path`` is a constant where
+   this is inlined: loops of their own for each. */
 TI_INLINE void trunc_path_values(const prepared *pc, int path, int groups, scratch *restrict s)
 {
     const trunc_fp32 t = pc->trunc;  /* a local copy: the stores cannot alias it */
+    for (int i = 0; i < groups; i++)
+        for (int lane = 0; lane < 4; lane++)
+            s->f[lane][i] = trunc_variable(&t, path, s->w[lane][i], &s->t[lane][i]);
     if (pc->out == TI_OUT_F64) {
         const double mean = pc->mean, std = pc->std, lo = pc->lo, hi = pc->hi;
         for (int i = 0; i < groups; i++)
             for (int lane = 0; lane < 4; lane++)
-                s->d[lane][i] = clamp_f64(mean + std * (double)trunc_z(&t, path, s->w[lane][i]), lo, hi);
+                s->d[lane][i] = clamp_f64(mean + std * (double)trunc_piece(&t, path, s->f[lane][i], s->t[lane][i]),
+                                          lo, hi);
     } else {
         const float mean = pc->mean32, lo = pc->lo32, hi = pc->hi32;
         for (int i = 0; i < groups; i++)
             for (int lane = 0; lane < 4; lane++)
-                s->f[lane][i] = clamp_f32(mean + trunc_z(&t, path, s->w[lane][i]), lo, hi);
+                s->f[lane][i] = clamp_f32(mean + trunc_piece(&t, path, s->f[lane][i], s->t[lane][i]), lo, hi);
     }
 }
 
@@ -648,20 +703,31 @@ static const isa_kernels BASELINE = {"baseline", words_baseline, transform_basel
 #ifdef TI_X86_AVX2
 #define TI_AVX2 __attribute__((target("avx2,fma")))
 
-/* (hi, lo) words of the eight products a * m: vpmuludq multiplies the even lanes, and the odd ones after a
-   shift; blends put the halves back in place without crossing lanes. */
-TI_AVX2 static inline __attribute__((always_inline)) void mulhilo_avx2(__m256i a, __m256i m, __m256i *hi,
-                                                                     __m256i *lo)
+/* The high words of the eight products a * m: vpmuludq multiplies the even lanes, and the odd ones after a
+   shift; a blend puts the halves back in place without crossing lanes. (The low words are one vpmulld.) */
+TI_AVX2 static inline __attribute__((always_inline)) __m256i mulhi_avx2(__m256i a, __m256i m)
 {
     __m256i even = _mm256_mul_epu32(a, m);
     __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
-    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
 }
 
+/* x, as a value the compiler cannot see into: it keeps c ^ key apart from the product's high word, which
+   GCC would otherwise reassociate into (hi ^ c) ^ key, one more step on each round's dependency chain. */
+TI_AVX2 static inline __attribute__((always_inline)) __m256i opaque_avx2(__m256i x)
+{
+    __asm__("" : "+x"(x));
+    return x;
+}
+
+/* Vectors of 8 groups that words_avx2 takes through the rounds together: the rounds are a chain of
+   dependent multiplies, and only several independent chains keep the CPU's vector pipes busy (2: 0.44 ns per
+   value on Zen 5, 4: 0.35, 8: 0.34; BLOCK_GROUPS a multiple of 8 times this). */
+#define PHILOX_VECTORS 4
+_Static_assert(BLOCK_GROUPS % (8 * PHILOX_VECTORS) == 0, "whole iterations of words_avx2 per block");
+
 /* philox_block with AVX2 intrinsics: GCC's own vectorization of the 32x32 -> 64-bit products shuffles the
-   halves across lanes and runs at half this speed. Two vectors of 8 groups at a time, so that the rounds'
-   dependency chains overlap. */
+   halves across lanes and runs at half this speed. */
 TI_AVX2 static void words_avx2(const prepared *pc, uint64_t first_group, int groups, scratch *s)
 {
     const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0), m1 = _mm256_set1_epi32((int)PHILOX_M1);
@@ -672,38 +738,37 @@ TI_AVX2 static void words_avx2(const prepared *pc, uint64_t first_group, int gro
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i stream_lo = _mm256_set1_epi32((int)pc->stream_lo);
     const __m256i stream_hi = _mm256_set1_epi32((int)pc->stream_hi);
-    for (int i = 0; i < whole_vectors(groups); i += 16) {
-        __m256i a0 = _mm256_add_epi32(_mm256_set1_epi32((int)(lo + (uint32_t)i)), lane);
-        __m256i b0 = _mm256_add_epi32(_mm256_set1_epi32((int)(lo + (uint32_t)i + 8u)), lane);
-        /* the carry into the high word where the low word wrapped: c0 < lo, unsigned (-1 there) */
-        __m256i a1 = _mm256_sub_epi32(hi, _mm256_cmpgt_epi32(lo_biased, _mm256_xor_si256(a0, sign)));
-        __m256i b1 = _mm256_sub_epi32(hi, _mm256_cmpgt_epi32(lo_biased, _mm256_xor_si256(b0, sign)));
-        __m256i a2 = stream_lo, a3 = stream_hi, b2 = stream_lo, b3 = stream_hi;
+    for (int i = 0; i < whole_vectors(groups); i += 8 * PHILOX_VECTORS) {
+        __m256i c0[PHILOX_VECTORS], c1[PHILOX_VECTORS], c2[PHILOX_VECTORS], c3[PHILOX_VECTORS];
+#pragma GCC unroll 8
+        for (int v = 0; v < PHILOX_VECTORS; v++) {
+            c0[v] = _mm256_add_epi32(_mm256_set1_epi32((int)(lo + (uint32_t)(i + 8 * v))), lane);
+            /* the carry into the high word where the low word wrapped: c0 < lo, unsigned (-1 there) */
+            c1[v] = _mm256_sub_epi32(hi, _mm256_cmpgt_epi32(lo_biased, _mm256_xor_si256(c0[v], sign)));
+            c2[v] = stream_lo;
+            c3[v] = stream_hi;
+        }
+#pragma GCC unroll 10
         for (int r = 0; r < PHILOX_ROUNDS; r++) {
             const __m256i k0 = _mm256_set1_epi32((int)pc->round_key0[r]);
             const __m256i k1 = _mm256_set1_epi32((int)pc->round_key1[r]);
-            __m256i ahi0, alo0, ahi1, alo1, bhi0, blo0, bhi1, blo1;
-            mulhilo_avx2(a0, m0, &ahi0, &alo0);
-            mulhilo_avx2(a2, m1, &ahi1, &alo1);
-            mulhilo_avx2(b0, m0, &bhi0, &blo0);
-            mulhilo_avx2(b2, m1, &bhi1, &blo1);
-            a0 = _mm256_xor_si256(_mm256_xor_si256(ahi1, a1), k0);
-            a2 = _mm256_xor_si256(_mm256_xor_si256(ahi0, a3), k1);
-            a1 = alo1;
-            a3 = alo0;
-            b0 = _mm256_xor_si256(_mm256_xor_si256(bhi1, b1), k0);
-            b2 = _mm256_xor_si256(_mm256_xor_si256(bhi0, b3), k1);
-            b1 = blo1;
-            b3 = blo0;
+#pragma GCC unroll 8
+            for (int v = 0; v < PHILOX_VECTORS; v++) {
+                __m256i next0 = _mm256_xor_si256(mulhi_avx2(c2[v], m1), opaque_avx2(_mm256_xor_si256(c1[v], k0)));
+                __m256i next2 = _mm256_xor_si256(mulhi_avx2(c0[v], m0), opaque_avx2(_mm256_xor_si256(c3[v], k1)));
+                c1[v] = _mm256_mullo_epi32(c2[v], m1);
+                c3[v] = _mm256_mullo_epi32(c0[v], m0);
+                c0[v] = next0;
+                c2[v] = next2;
+            }
         }
-        _mm256_store_si256((__m256i *)&s->w[0][i], a0);
-        _mm256_store_si256((__m256i *)&s->w[1][i], a1);
-        _mm256_store_si256((__m256i *)&s->w[2][i], a2);
-        _mm256_store_si256((__m256i *)&s->w[3][i], a3);
-        _mm256_store_si256((__m256i *)&s->w[0][i + 8], b0);
-        _mm256_store_si256((__m256i *)&s->w[1][i + 8], b1);
-        _mm256_store_si256((__m256i *)&s->w[2][i + 8], b2);
-        _mm256_store_si256((__m256i *)&s->w[3][i + 8], b3);
+#pragma GCC unroll 8
+        for (int v = 0; v < PHILOX_VECTORS; v++) {
+            _mm256_store_si256((__m256i *)&s->w[0][i + 8 * v], c0[v]);
+            _mm256_store_si256((__m256i *)&s->w[1][i + 8 * v], c1[v]);
+            _mm256_store_si256((__m256i *)&s->w[2][i + 8 * v], c2[v]);
+            _mm256_store_si256((__m256i *)&s->w[3][i + 8 * v], c3[v]);
+        }
     }
 }
 
