@@ -150,3 +150,24 @@ def test_a_tensor_given_new_storage_without_a_registration_is_still_found():
     assert torch.equal(model[0].weight.detach(), drawn(triton_init.normal_, (3, 4), "0.weight", 0.0, 0.5))
     assert torch.equal(model[1].weight.detach(), drawn(triton_init.uniform_, (2, 3), "1.weight", -2.0, 2.0))
     assert [r.stream for r in ctx.log] == ["0.weight", "1.weight"]
+
+
+def test_registrations_inside_the_context_are_taken_in_and_a_broken_tie_renames():
+    """A buffer or parameter registered inside the context (torchtitan's RoPE cache, once per layer) is
+    taken into the index in place; replacing one half of a tie re-reads the model, so the other half is
+    then served on its own (now first) name."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    model[1].weight = model[0].weight  # tied: first name 0.weight
+    with intercept(model, seed=SEED) as ctx:
+        model[0].register_buffer("cache", torch.empty(3))
+        nn.init.uniform_(model[0].cache)
+        model[0].cache = torch.empty(5)  # a new tensor under the same name
+        nn.init.normal_(model[0].cache)
+        old = model[0].weight
+        model[0].weight = nn.Parameter(torch.empty(4, 4))  # the tie broken: `old` is 1.weight alone now
+        nn.init.normal_(old, 0.0, 0.1)
+        nn.init.normal_(model[0].weight, 0.0, 0.2)
+    assert torch.equal(model[0].cache, drawn(triton_init.normal_, (5,), "0.cache"))
+    assert torch.equal(model[1].weight.detach(), drawn(triton_init.normal_, (4, 4), "1.weight", 0.0, 0.1))
+    assert torch.equal(model[0].weight.detach(), drawn(triton_init.normal_, (4, 4), "0.weight", 0.0, 0.2))
+    assert [r.stream for r in ctx.log] == ["0.cache", "1.weight", "0.weight"]  # the first cache left the model

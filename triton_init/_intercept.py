@@ -495,7 +495,7 @@ class Intercept:
         self._recorded = set()  # ids of model tensors with records
         registration = nn.modules.module
         self._hooks = [registration.register_module_parameter_registration_hook(self._parameter_created),
-                       registration.register_module_buffer_registration_hook(self._registered),
+                       registration.register_module_buffer_registration_hook(self._buffer_registered),
                        registration.register_module_module_registration_hook(self._registered)]
         _TORCH_INIT.install()
         try:
@@ -615,12 +615,18 @@ class Intercept:
     def _parameter_created(self, module, name, param):
         if getattr(_local, "active", None) is not self:
             return
-        self._index.stale = True
+        self._index.registered(module, name, module._parameters, param)
         if param is not None and self._created is not None:
             self._created[id(param)] = param
 
+    def _buffer_registered(self, module, name, buffer):
+        """A buffer registered while active: the index takes it in at its next lookup (re-reading the model
+        when it may be a re-tie)."""
+        if getattr(_local, "active", None) is self:
+            self._index.registered(module, name, module._buffers, buffer)
+
     def _registered(self, *_):
-        """A buffer or submodule registered while active (a re-tie): the index re-reads the model."""
+        """A submodule registered while active: the index re-reads the model."""
         if getattr(_local, "active", None) is self:
             self._index.stale = True
 

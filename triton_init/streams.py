@@ -7,6 +7,7 @@ slice, a reshaped view, a DTensor's local shard) to that tensor's stream and the
 covers, as a ``Layout`` the kernels and the reference fill.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -107,6 +108,25 @@ def _storage_key(local: torch.Tensor):
     return local.device, storage._cdata if local.device.type == "meta" else storage.data_ptr()
 
 
+def _metadata_only(method):
+    """``method`` reads only tensors' metadata (storage, shape, strides): run it with ``__torch_function__``
+    off, so that a mode active around it (intercept's) does not see each of its many small calls."""
+
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with torch._C.DisableTorchFunction():
+            return method(*args, **kwargs)
+    return run
+
+
+def _address(tensor):
+    """Where ``tensor``'s (local) data starts; None for none (a None slot, a sparse tensor)."""
+    try:
+        return getattr(tensor, "_local_tensor", tensor).data_ptr()
+    except (RuntimeError, AttributeError):
+        return None
+
+
 class UnmappedView(ValueError):
     """A tensor shares storage with a model tensor but its elements are no set of that tensor's indices
     that a stride per dim describes (another dtype, an overlapping or irregular view)."""
@@ -114,62 +134,101 @@ class UnmappedView(ValueError):
 
 class TensorIndex:
     """The parameters and buffers of a module by storage, to map any view of them to logical indices.
-    Setting ``stale`` (a parameter, buffer or submodule was registered: a re-tie) re-reads the module at the
-    next lookup."""
+    Setting ``stale`` (a submodule was registered, a re-tie) re-reads the module at the next lookup;
+    ``registered`` takes a parameter or buffer registration, which the next lookup applies in place when
+    it can (a new tensor under a name that held an untied one) and otherwise re-reads the module for."""
 
     def __init__(self, module: nn.Module, prefix: str = ""):
         self.module = module
         self.prefix = prefix
+        self._pending = []  # (module, name, table, tensor it held, tensor registered), in order
         self.refresh()
 
+    @_metadata_only
     def refresh(self) -> None:
         """Re-read the module's tensors (after ``to_empty``, re-tying or re-assigned parameters); entries of
         tensors whose storage and first name did not change are kept."""
         previous = getattr(self, "_entries", {})
-        self.stale = False
-        self._modules = list(self.module.modules())
+        self.stale, self._pending = False, []
+        self._module_names = {id(m): name for name, m in self.module.named_modules()}
+        modules = list(self.module.modules())
+        self._tables = [t for m in modules for t in (m._modules, m._parameters, m._buffers)]
+        self._tensor_tables = [t for m in modules for t in (m._parameters, m._buffers) if t]
         self._seen = self._snapshot()
         self._entries: dict = {}
         self._by_storage: dict = {}
+        self._names = {}  # id(tensor) -> how many (module, name) slots hold it
+        for table in self._tensor_tables:
+            for t in table.values():
+                self._names[id(t)] = self._names.get(id(t), 0) + 1
         for fqn, _, _, tensor, _ in named_tensors(self.module):
-            local = _local(tensor)
-            if local.numel() == 0:
-                continue
-            key = (id(tensor), _storage_key(local), local.storage_offset(), tuple(local.shape))
-            entry = previous.get(key)
-            stream = stream_name(fqn, self.prefix)
-            if entry is None or entry.tensor is not tensor or entry.stream != stream:
-                if is_dtensor(tensor):
-                    _, shape, offset = dtensor_block(tensor)
-                    if offset is None:  # this rank is outside the tensor's mesh
-                        continue
-                else:
-                    shape, offset = tuple(tensor.shape), (0,) * tensor.dim()
-                entry = _Entry(stream, tensor, local, tuple(shape), tuple(offset))
-            self._entries[key] = entry
-            self._by_storage.setdefault(_storage_key(local), []).append(entry)
+            self._add(tensor, stream_name(fqn, self.prefix), previous)
+
+    def _add(self, tensor, stream: str, previous=None) -> None:
+        """Index ``tensor`` under ``stream`` (kept from ``previous`` when nothing about it changed)."""
+        local = _local(tensor)
+        if local.numel() == 0:
+            return
+        key = (id(tensor), _storage_key(local), local.storage_offset(), tuple(local.shape))
+        entry = previous.get(key) if previous else None
+        if entry is None or entry.tensor is not tensor or entry.stream != stream:
+            if is_dtensor(tensor):
+                _, shape, offset = dtensor_block(tensor)
+                if offset is None:  # this rank is outside the tensor's mesh
+                    return
+            else:
+                shape, offset = tuple(tensor.shape), (0,) * tensor.dim()
+            entry = _Entry(stream, tensor, local, tuple(shape), tuple(offset))
+        self._entries[key] = entry
+        self._by_storage.setdefault(_storage_key(local), []).append(entry)
+
+    def registered(self, module, name: str, table: dict, tensor) -> None:
+        """``tensor`` is being registered as ``module``'s parameter or buffer ``name`` (``table`` is
+        ``module._parameters`` or ``module._buffers``, not yet set)."""
+        if not self.stale:
+            self._pending.append((module, name, table, table.get(name), tensor))
+
+    def _catch_up(self) -> None:
+        """Apply the registrations since the last lookup; re-read the module where one may be a re-tie."""
+        if self._pending and not self.stale:
+            pending, self._pending = self._pending, []
+            for module, name, table, old, new in pending:
+                prefix = self._module_names.get(id(module))
+                if (prefix is None or table.get(name) is not new or (new is not None and id(new) in self._names)
+                        or (old is not None and self._names.get(id(old), 0) != 1)):
+                    self.stale = True  # an unknown module, a value replaced again, a tie made or broken
+                    break
+                if old is not None:
+                    del self._names[id(old)]
+                    for key in [k for k, e in self._entries.items() if e.tensor is old]:
+                        entry = self._entries.pop(key)
+                        self._by_storage[key[1]].remove(entry)
+                if new is not None:
+                    self._names[id(new)] = 1
+                    self._add(new, stream_name(f"{prefix}.{name}" if prefix else name, self.prefix))
+            if not self.stale:
+                self._seen = self._snapshot()
+        if self.stale:
+            self.refresh()
 
     def _snapshot(self) -> list:
-        """What ``refresh`` read, cheaply, without walking the module tree: each module's children, and each
-        parameter and buffer object with its storage. It differs when a tensor was re-assigned or got new
-        storage (``.data =``, ``to_empty``, a swap) or a child module was replaced, even without a
-        registration hook."""
-        seen = []
-        for m in self._modules:
-            seen.extend(map(id, m._modules.values()))
-            for table in (m._parameters, m._buffers):
-                for t in table.values():
-                    seen.append(None if t is None else (id(t), _local(t).data_ptr()))
+        """What ``refresh`` read, cheaply, without walking the module tree: the objects in each module's
+        tables of children, parameters and buffers, and where each tensor's data is. It differs when a tensor
+        was re-assigned or got new storage (``.data =``, ``to_empty``, a swap) or a child module was
+        replaced, even without a registration hook."""
+        seen = [tuple(map(id, table.values())) for table in self._tables]
+        seen.append(tuple(_address(t) for table in self._tensor_tables for t in table.values()))
         return seen
 
+    @_metadata_only
     def first_names(self) -> dict:
         """id(tensor) -> stream of every parameter and buffer of the module as it is now (tied ones: the
         first name)."""
         return {id(tensor): stream_name(fqn, self.prefix) for fqn, _, _, tensor, _ in named_tensors(self.module)}
 
+    @_metadata_only
     def shares_storage(self, tensor) -> bool:
-        if self.stale:
-            self.refresh()
+        self._catch_up()
         local = _local(tensor)
         return local.numel() > 0 and bool(self._current(_storage_key(local)))
 
@@ -179,14 +238,14 @@ class TensorIndex:
         entries = self._by_storage.get(key, ())
         return [e for e in entries if _local(e.tensor) is e.local and _storage_key(e.local) == key]
 
+    @_metadata_only
     def locate(self, tensor, *, refresh: bool = True) -> Target | None:
         """The ``Target`` of a write into ``tensor``, None if it shares no storage with the model (looked up
         again after a ``refresh`` when it seems not to: the module may have new storage).
 
         Raises ``UnmappedView`` when it does but its elements cannot be mapped to logical indices.
         """
-        if self.stale:
-            self.refresh()
+        self._catch_up()
         local = _local(tensor)
         if local.numel() == 0:
             return None
