@@ -201,6 +201,15 @@ def measure(framework: str, size_name: str, size, device: str, repeats: int, dty
     return record
 
 
+def _keep(records: list, record: dict, path, line: str) -> None:
+    """Add ``record``, print its ``line`` at once, and rewrite the JSON at ``path`` (if any) with all so far."""
+    records.append(record)
+    print(line, flush=True)
+    if path:
+        with open(path, "w") as f:
+            json.dump(records, f, indent=1)
+
+
 def scale(args) -> int:
     """``--scale``: own init, intercept and plain fills at the sizes users run, per dtype."""
     records = []
@@ -217,14 +226,10 @@ def scale(args) -> int:
             except ImportError as err:
                 print(f"{framework:<13} skipped: {err}")
                 break
-            records.append(r)
-            print(f"{framework:<13} {size_name:<5} {dtype_name:<9} {r['parameters']:>14,} {r['own_s']:>8.3f} "
+            _keep(records, r, args.json,
+                  f"{framework:<13} {size_name:<5} {dtype_name:<9} {r['parameters']:>14,} {r['own_s']:>8.3f} "
                   f"{r['intercept_s']:>12.3f} {r['fills_s']:>8.3f} {r['plan_s']:>7.3f} {r['speedup']:>13.2f}x "
                   f"{r['over_fills']:>15.2f}x")
-            sys.stdout.flush()
-            if args.json:
-                with open(args.json, "w") as f:
-                    json.dump(records, f, indent=1)
     return 0 if records else 1
 
 
@@ -252,13 +257,9 @@ def main(argv=None) -> int:
             except ImportError as err:
                 print(f"{framework:<13} skipped: {err}")
                 break
-            records.append(record)
-            print(f"{framework:<13} {size_name:<7} {record['parameters']:>10,} {record['own_s']:>9.4f} "
+            _keep(records, record, args.json,
+                  f"{framework:<13} {size_name:<7} {record['parameters']:>10,} {record['own_s']:>9.4f} "
                   f"{record['intercept_s']:>12.4f} {record['ratio']:>7.2f}")
-            sys.stdout.flush()
-            if args.json:
-                with open(args.json, "w") as f:
-                    json.dump(records, f, indent=1)
     return 0 if records else 1
 
 

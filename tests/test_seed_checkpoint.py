@@ -226,17 +226,23 @@ def test_bench_json_directory_is_one_line(tmp_path, capsys):
     assert exc.value.code == 2 and "is a directory" in err and len(err.strip().splitlines()) == 1
 
 
+def _old_target(target):
+    """An existing checkpoint at ``target`` (a DCP directory when it is named "dcp", else a file) holding
+    b"old": returns the file that holds it."""
+    if target.name == "dcp":
+        target.mkdir()
+        target = target / ".metadata"
+    target.write_bytes(b"old")
+    return target
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, "c.safetensors"), (signal.SIGINT, "dcp")])
 def test_a_killed_save_leaves_the_old_checkpoint(tmp_path, signum, kind):
     """Kill the save once its temporary file has data: the target keeps its old contents, nothing is left
     beside it."""
     target = tmp_path / kind
-    if kind == "dcp":
-        target.mkdir()
-        (target / ".metadata").write_bytes(b"old")
-    else:
-        target.write_bytes(b"old")
+    old = _old_target(target)
     cmd = [sys.executable, "-m", "triton_init", "init", "--model", "gpt2-small", "--device", "cpu", "--dtype",
            "fp32", "--no-progress", "--save-checkpoint", str(target), "--overwrite"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -255,7 +261,6 @@ def test_a_killed_save_leaves_the_old_checkpoint(tmp_path, signum, kind):
     finally:
         proc.kill()
     assert proc.returncode != 0
-    old = target / ".metadata" if kind == "dcp" else target
     assert old.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == [kind]
     assert "Traceback" not in proc.stderr.read().decode()
@@ -270,14 +275,10 @@ def test_a_failed_save_leaves_the_old_target_and_no_temporaries(tmp_path, name):
 
     good = TensorSource("a", (4, 3), torch.float32, lambda offset, size: torch.ones(size))
     target = tmp_path / name
-    if name == "dcp":
-        target.mkdir()
-        (target / ".metadata").write_bytes(b"old")
-    else:
-        target.write_bytes(b"old")
+    old = _old_target(target)
     with pytest.raises(RuntimeError, match="generation failed"):
         save_checkpoint(target, [good, TensorSource("b", (2,), torch.float32, failing)], overwrite=True)
-    assert (target / ".metadata" if name == "dcp" else target).read_bytes() == b"old"
+    assert old.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == [name]
     save_checkpoint(target, [good], overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == [name]

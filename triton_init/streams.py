@@ -150,8 +150,9 @@ class TensorIndex:
         tensors whose storage and first name did not change are kept."""
         previous = getattr(self, "_entries", {})
         self.stale, self._pending = False, []
-        self._module_names = {id(m): name for name, m in self.module.named_modules()}
-        modules = list(self.module.modules())
+        named = list(self.module.named_modules())
+        self._module_names = {id(m): name for name, m in named}
+        modules = [m for _, m in named]
         self._tables = [t for m in modules for t in (m._modules, m._parameters, m._buffers)]
         self._tensor_tables = [t for m in modules for t in (m._parameters, m._buffers) if t]
         self._seen = self._snapshot()
